@@ -1,0 +1,281 @@
+"""Offload settings. Every value that varies between deployments is read here, and only here."""
+
+import logging
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+log = logging.getLogger("offload.settings")
+
+
+def env_str(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean, not {raw!r}")
+
+
+def env_int(name: str, default: int, minimum: int | None = None) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}") from None
+
+
+def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    return [part.strip() for part in raw.split(sep) if part.strip()]
+
+
+# --- Core -------------------------------------------------------------------
+
+_DEV_SECRET = "offload-development-secret-key-do-not-use-in-production"  # noqa: S105 (a placeholder, logged loudly)
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
+DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+if SECRET_KEY == _DEV_SECRET:
+    log.warning("SECRET_KEY is not set: using the development key. Never do this in production.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_q",
+    "channels",
+    "offload",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+# Without persistent connections django-q2's ORM broker reconnects before every
+# queue operation and the queue runs about ten times slower.
+CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
+
+_database_url = env_str("DATABASE_URL", "")
+if _database_url:
+    _default_db = dj_database_url.parse(_database_url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+else:
+    VAR_DIR.mkdir(exist_ok=True)
+    _default_db = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": VAR_DIR / "offload.sqlite3",
+        "CONN_MAX_AGE": CONN_MAX_AGE,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {
+            # The web process and the workers write at once: WAL lets readers go on
+            # during a write, IMMEDIATE takes the write lock at BEGIN (so a transaction
+            # never fails on upgrading a read lock), and the timeout waits for it.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=30000;PRAGMA foreign_keys=ON;"
+            ),
+        },
+    }
+if _default_db["ENGINE"].endswith("postgresql"):
+    _default_db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "test_offload")
+DATABASES = {"default": _default_db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis, cache and sessions ---------------------------------------------
+
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "offload")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+            # The cache fails open: with Redis away a read is a miss, never a 500.
+            "IGNORE_EXCEPTIONS": True,
+        },
+    },
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "offload.cache"
+
+# cached_db: a flushed or unreachable Redis logs nobody out.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+    },
+}
+
+# --- Search -----------------------------------------------------------------
+
+TYPESENSE_URL = env_str("TYPESENSE_URL", "")
+TYPESENSE_API_KEY = env_str("TYPESENSE_API_KEY", "offload-dev-key")
+
+# --- Files ------------------------------------------------------------------
+
+OFFLOAD_LIBRARY_ROOTS = [
+    Path(p).expanduser().resolve()
+    for p in env_list("OFFLOAD_LIBRARY_ROOTS", [str(VAR_DIR / "media" / "library")], sep=":")
+]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media" / "output"))).resolve()
+MEDIA_URL = "/media/"
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files are served from the app's own folders, so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = True
+
+# ffmpeg and ffprobe: a path, or found on PATH (then imageio-ffmpeg's ffmpeg).
+FFMPEG_BINARY = env_str("FFMPEG_BINARY", "")
+FFPROBE_BINARY = env_str("FFPROBE_BINARY", "")
+FFPROBE_TIMEOUT = env_float("FFPROBE_TIMEOUT", 30.0)
+
+# --- Jobs and django-q2 ------------------------------------------------------
+
+# A job's worker is presumed lost when its heartbeat is older than this.
+OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 60, minimum=2)
+OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
+OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
+
+_q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 3600, minimum=1)
+Q_CLUSTER = {
+    "name": env_str("OFFLOAD_Q_NAME", "offload"),
+    "orm": "default",
+    "workers": env_int("OFFLOAD_Q_WORKERS", 2, minimum=1),
+    # The longest any task may run; job kinds pass their own, shorter, timeouts.
+    "timeout": _q_timeout,
+    # A task whose worker died is delivered again after `retry`; it must exceed the
+    # timeout, or a slow but healthy task would be delivered twice.
+    "retry": env_int("OFFLOAD_Q_RETRY", _q_timeout + 60, minimum=1),
+    # Jobs handle their own retries (Job.attempts); a task that still fails in
+    # django-q2 is not run again and again.
+    "max_attempts": 1,
+    "catch_up": False,
+    # The Job table keeps results; django-q2's pruning of successes costs a
+    # SELECT ... FOR UPDATE per task.
+    "save_limit": -1,
+    "ack_failures": True,
+    "poll": env_float("OFFLOAD_Q_POLL", 0.05),
+    "bulk": 1,
+    "label": "Task queue",
+}
+
+# --- API --------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "offload.api.errors.exception_handler",
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Offload API",
+    "DESCRIPTION": "Media library operations offloaded to background workers.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "offload.models.JobStatus",
+        "MediaStatusEnum": "offload.models.MediaStatus",
+    },
+}
+
+# --- Misc -------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
+}

@@ -1,0 +1,20 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from offload import health
+from offload.api.errors import api_not_found
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("offload.api.urls")),
+    re_path(r"^api/", api_not_found),
+    path("healthz/live", health.live, name="healthz-live"),
+    path("healthz/ready", health.ready, name="healthz-ready"),
+    path("", include("django_prometheus.urls")),
+    # Renditions and thumbnails; a production deployment serves these from the proxy.
+    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+]
+
+handler500 = "offload.api.errors.server_error"

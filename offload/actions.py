@@ -1,0 +1,41 @@
+"""What users do, as plain functions shared by the API and the admin."""
+
+from typing import Any
+
+from django.db import transaction
+
+from offload import jobs
+from offload.models import Job, Library, MediaItem
+from offload.paths import resolve_library_path
+
+
+def create_library(user, name: str, path: str) -> Library:
+    """A library owned by the user, at a path checked against the library roots."""
+    return Library.objects.create(name=name.strip(), path=str(resolve_library_path(path)), owner=user)
+
+
+def request_scan(user, library: Library, idempotency_key: str = "") -> tuple[Job, bool]:
+    return jobs.enqueue("library.scan", target=library, user=user, idempotency_key=idempotency_key)
+
+
+def request_probe(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
+    return jobs.enqueue("media.probe", target=item, user=user, idempotency_key=idempotency_key)
+
+
+def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:
+    """Apply an operator's edit to descriptive fields and lock them against enrichment."""
+    fields = [f for f in changes if f in MediaItem.DESCRIPTIVE_FIELDS]
+    with transaction.atomic():
+        for field in fields:
+            setattr(item, field, changes[field])
+        item.locked_fields = sorted(set(item.locked_fields) | set(fields))
+        item.save(update_fields=[*fields, "locked_fields", "updated_at"])
+    return item
+
+
+def cancel_job(user, job: Job) -> Job:
+    return jobs.cancel(job, user)
+
+
+def retry_job(user, job: Job) -> Job:
+    return jobs.retry(job, user)

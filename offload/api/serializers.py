@@ -1,0 +1,144 @@
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from offload.jobs import job_payload
+from offload.models import Job, Library, MediaItem
+
+
+class LibrarySerializer(serializers.ModelSerializer):
+    item_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = Library
+        fields = ["id", "name", "path", "owner", "created_at", "last_scanned_at", "item_count"]
+        read_only_fields = ["id", "owner", "created_at", "last_scanned_at", "item_count"]
+        extra_kwargs = {"name": {"max_length": 200}, "path": {"max_length": 1024}}
+
+
+class JobTargetSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    id = serializers.IntegerField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """The CONTRACT's job JSON; the fields below exist for the OpenAPI schema."""
+
+    target = JobTargetSerializer(allow_null=True, read_only=True)
+    url = serializers.CharField(read_only=True)
+    params = serializers.DictField(read_only=True)
+    result = serializers.JSONField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "target",
+            "params",
+            "attempts",
+            "error",
+            "result",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "url",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance: Job) -> dict[str, Any]:
+        return job_payload(instance)
+
+
+class MediaListSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MediaItem
+        fields = [
+            "id",
+            "library",
+            "relative_path",
+            "kind",
+            "status",
+            "title",
+            "year",
+            "duration",
+            "width",
+            "height",
+            "size",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class TechnicalSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MediaItem
+        fields = [
+            "container",
+            "duration",
+            "width",
+            "height",
+            "bitrate",
+            "video_codec",
+            "audio_codec",
+            "audio_channels",
+            "languages",
+            "probed_at",
+        ]
+        read_only_fields = fields
+
+
+class DescriptiveSerializer(serializers.ModelSerializer):
+    genres = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
+    people = serializers.ListField(child=serializers.CharField(max_length=200), required=False, max_length=200)
+    tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=100)
+    year = serializers.IntegerField(min_value=1800, max_value=2200, allow_null=True, required=False)
+    season = serializers.IntegerField(min_value=0, max_value=9999, allow_null=True, required=False)
+    episode = serializers.IntegerField(min_value=0, max_value=9999, allow_null=True, required=False)
+
+    class Meta:
+        model = MediaItem
+        fields = list(MediaItem.DESCRIPTIVE_FIELDS)
+
+
+class MediaDetailSerializer(serializers.ModelSerializer):
+    technical = serializers.SerializerMethodField()
+    metadata = serializers.SerializerMethodField()
+    renditions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MediaItem
+        fields = [
+            "id",
+            "library",
+            "relative_path",
+            "kind",
+            "status",
+            "status_reason",
+            "size",
+            "mtime",
+            "fingerprint",
+            "technical",
+            "metadata",
+            "locked_fields",
+            "renditions",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(TechnicalSerializer)
+    def get_technical(self, item: MediaItem) -> dict[str, Any]:
+        return TechnicalSerializer(item).data
+
+    @extend_schema_field(DescriptiveSerializer)
+    def get_metadata(self, item: MediaItem) -> dict[str, Any]:
+        return DescriptiveSerializer(item).data
+
+    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    def get_renditions(self, item: MediaItem) -> list[dict[str, Any]]:
+        return []

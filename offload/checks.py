@@ -1,0 +1,54 @@
+"""System checks: django-q2 settings that would lose or duplicate work are refused at startup."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from offload.kinds import KINDS
+
+RETRY_MARGIN_SECONDS = 5
+
+
+@register()
+def check_q_cluster(app_configs=None, **kwargs) -> list:
+    errors = []
+    q = settings.Q_CLUSTER
+    timeout, retry = q.get("timeout"), q.get("retry")
+    if not isinstance(timeout, int) or timeout <= 0:
+        errors.append(Error("Q_CLUSTER['timeout'] must be a positive number of seconds.", id="offload.E001"))
+    elif not isinstance(retry, int) or retry < timeout + RETRY_MARGIN_SECONDS:
+        errors.append(
+            Error(
+                f"Q_CLUSTER['retry'] ({retry}) must exceed 'timeout' ({timeout}) by at least "
+                f"{RETRY_MARGIN_SECONDS} s, or a task still running is delivered a second time.",
+                hint="Set OFFLOAD_Q_RETRY above OFFLOAD_Q_TIMEOUT.",
+                id="offload.E002",
+            )
+        )
+    if "max_attempts" not in q:
+        errors.append(Error("Q_CLUSTER['max_attempts'] must be set explicitly.", id="offload.E003"))
+    if q.get("catch_up", True):
+        errors.append(
+            Error(
+                "Q_CLUSTER['catch_up'] must be False: a stopped cluster would replay every missed schedule.",
+                id="offload.E004",
+            )
+        )
+    if q.get("orm") != "default":
+        errors.append(
+            Error("Q_CLUSTER['orm'] must be 'default', so a job and its queue row commit together.", id="offload.E005")
+        )
+    if isinstance(timeout, int):
+        for kind in KINDS.values():
+            if kind.timeout > timeout:
+                errors.append(
+                    Warning(
+                        f"Job kind {kind.name} allows {kind.timeout} s but the cluster timeout is {timeout} s; "
+                        "it is cut to the cluster's.",
+                        id="offload.W001",
+                    )
+                )
+    if settings.CONN_MAX_AGE == 0:
+        errors.append(
+            Warning("CONN_MAX_AGE is 0: every queue poll opens a new database connection.", id="offload.W002")
+        )
+    return errors

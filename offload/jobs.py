@@ -1,0 +1,347 @@
+"""The job spine: every change of a Job's status goes through a function here.
+
+Each transition is one transaction that changes the row with a conditional UPDATE,
+appends its JobEvent and, where work must run, writes the django-q2 queue row. So a
+rollback leaves no trace, and a task delivered twice finds nothing to do the second time.
+"""
+
+import hashlib
+import json
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from offload.events import record_event
+from offload.kinds import get_kind
+from offload.models import ACTIVE_STATUSES, Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+EXECUTE = "offload.runner.execute"
+_broker = None
+
+
+class JobConflict(Exception):
+    """The job is not in a state that allows the request (HTTP 409)."""
+
+
+class IdempotencyKeyReused(Exception):
+    """An Idempotency-Key came back with a different request (HTTP 422)."""
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def target_of(obj: models.Model | None) -> tuple[str, int]:
+    """The (target_type, target_id) pair for a model instance, or the empty target."""
+    if obj is None:
+        return "", 0
+    return obj.JOB_TARGET_TYPE, obj.pk
+
+
+def job_payload(job: Job) -> dict[str, Any]:
+    """The CONTRACT's job JSON, the same in REST and on the websocket."""
+
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "target": job.target,
+        "params": job.params,
+        "attempts": job.attempts,
+        "error": job.error,
+        "result": job.result,
+        "requested_by": job.requested_by_id,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "url": f"/api/v1/jobs/{job.pk}/",
+    }
+
+
+def shared_broker():
+    """One broker per process: django-q2 builds a new one (and connection) per call otherwise."""
+    global _broker
+    if _broker is None:
+        _broker = get_broker()
+    return _broker
+
+
+def _push(job: Job, delay: float = 0) -> None:
+    """Write the queue row for the job's next attempt, in the caller's transaction."""
+    timeout = get_kind(job.kind).timeout_for(job)
+    if delay > 0:
+        # A ONCE schedule is django-q2's way of running a task later.
+        Schedule.objects.create(
+            name=f"job {job.pk} retry {job.attempts}",
+            func=EXECUTE,
+            args=repr((job.pk,)),
+            schedule_type=Schedule.ONCE,
+            repeats=-1,
+            next_run=timezone.now() + timedelta(seconds=delay),
+            q_options={"timeout": timeout},
+        )
+        task_id = ""
+    else:
+        task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=shared_broker())
+    Job.objects.filter(pk=job.pk).update(task_id=task_id)
+    job.task_id = task_id
+
+
+def _active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
+    return Job.objects.filter(
+        kind=kind,
+        target_type=target_type,
+        target_id=target_id,
+        params_hash=phash,
+        status__in=ACTIVE_STATUSES,
+    ).first()
+
+
+def _idempotent_replay(user, key: str, request: tuple) -> Job | None:
+    """The job an earlier request with this key made, if still within the TTL."""
+    earlier = Job.objects.filter(requested_by=user, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    ttl = timedelta(seconds=settings.OFFLOAD_IDEMPOTENCY_TTL_SECONDS)
+    if earlier.created_at < timezone.now() - ttl:
+        # Expired: free the key for this request.
+        Job.objects.filter(pk=earlier.pk).update(idempotency_key="")
+        return None
+    if (earlier.kind, earlier.target_type, earlier.target_id, earlier.params_hash) != request:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+    return earlier
+
+
+def enqueue(
+    kind: str,
+    *,
+    target: models.Model | None = None,
+    params: dict[str, Any] | None = None,
+    user=None,
+    idempotency_key: str = "",
+) -> tuple[Job, bool]:
+    """Create and queue a job; answer (job, created). An identical active job is returned instead."""
+    spec = get_kind(kind)
+    target_type, target_id = target_of(target)
+    if spec.target_type != target_type:
+        raise ValueError(f"{kind} needs a {spec.target_type or 'no'} target, not {target_type!r}")
+    params = params or {}
+    phash = params_hash(params)
+    key = idempotency_key.strip()[:255] if user is not None else ""
+    request = (kind, target_type, target_id, phash)
+    with transaction.atomic():
+        if key:
+            replay = _idempotent_replay(user, key, request)
+            if replay is not None:
+                return replay, False
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(
+                    kind=kind,
+                    target_type=target_type,
+                    target_id=target_id,
+                    params=params,
+                    params_hash=phash,
+                    requested_by=user,
+                    idempotency_key=key,
+                    max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+                )
+        except IntegrityError:
+            # Lost a race: to an identical active job, or to the same Idempotency-Key.
+            existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
+            if existing is None:
+                raise
+            return existing, False
+        record_event(job, JobStatus.QUEUED)
+        _push(job)
+    return job, True
+
+
+def claim(job_id: int) -> Job | None:
+    """Take the job for this worker: queued → running. None when another worker has it."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    with transaction.atomic():
+        # A running job whose heartbeat stopped lost its worker: a redelivered task
+        # may take it over.
+        claimed = (
+            Job.objects.filter(pk=job_id)
+            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale))
+            .update(
+                status=JobStatus.RUNNING,
+                attempts=F("attempts") + 1,
+                started_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+            )
+        )
+        if not claimed:
+            return None
+        job = Job.objects.get(pk=job_id)
+        if job.attempts > job.max_attempts:
+            # Every attempt so far died with its worker: stop here, not in a crash loop.
+            _finish(
+                job,
+                JobStatus.FAILED,
+                error=(
+                    f"Gave up after {job.max_attempts} attempts: the worker running this "
+                    "job stopped (killed or crashed) each time."
+                ),
+            )
+            return None
+        record_event(job, "started")
+    return job
+
+
+def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> bool:
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "heartbeat_at": None,
+        "result": result,
+        "error": error,
+    }
+    if status == JobStatus.SUCCEEDED:
+        changes["progress"] = 100.0
+    with transaction.atomic():
+        # Only the attempt that claimed the job may finish it.
+        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
+        if not done:
+            return False
+        job.refresh_from_db()
+        record_event(job, status)
+    return True
+
+
+def succeed(job: Job, result: dict[str, Any] | None) -> bool:
+    """Mark the claimed attempt succeeded with its result."""
+    return _finish(job, JobStatus.SUCCEEDED, result=result)
+
+
+def fail(job: Job, error: str) -> bool:
+    """Mark the claimed attempt failed for good, with a readable reason."""
+    return _finish(job, JobStatus.FAILED, error=error)
+
+
+def mark_cancelled(job: Job) -> bool:
+    """Mark a running job cancelled once its worker has stopped the work."""
+    return _finish(job, JobStatus.CANCELLED, error="Cancelled on request.")
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: 2, 4, 8 … seconds, at most 5 minutes."""
+    return random.uniform(0.5, 1.0) * min(300.0, 2.0**attempt)
+
+
+def fail_or_retry(job: Job, error: str) -> bool:
+    """After a transient failure: queue the next attempt, or fail when none are left."""
+    if job.attempts >= job.max_attempts:
+        return fail(job, f"{error} (after {job.attempts} attempts)")
+    with transaction.atomic():
+        requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+            status=JobStatus.QUEUED, error=error, heartbeat_at=None
+        )
+        if not requeued:
+            return False
+        job.refresh_from_db()
+        record_event(job, JobStatus.QUEUED)
+        _push(job, delay=backoff_seconds(job.attempts))
+    return True
+
+
+def heartbeat(job: Job, progress: float | None = None) -> bool:
+    """Record that the attempt is alive (and its progress). False when it lost the job."""
+    changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if progress is not None:
+        changes["progress"] = progress
+    with transaction.atomic():
+        alive = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
+        if alive and progress is not None:
+            job.progress = progress
+            record_event(job, "progress")
+    return bool(alive)
+
+
+def cancel_requested(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
+
+
+def cancel(job: Job, user) -> Job:
+    """Cancel a queued job at once, or ask a running job's worker to stop."""
+    now = timezone.now()
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            cancel_requested_at=now,
+            cancelled_by=user,
+            error="Cancelled before it started.",
+        ):
+            job.refresh_from_db()
+            record_event(job, JobStatus.CANCELLED)
+            return job
+        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, cancelled_by=user
+        )
+        job.refresh_from_db()
+    if job.is_finished:
+        raise JobConflict(f"Job {job.pk} already {job.status}; there is nothing to cancel.")
+    return job
+
+
+def retry(job: Job, user) -> Job:
+    """Run a failed or cancelled job again, from a fresh set of attempts."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                again = Job.objects.filter(pk=job.pk, status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
+                    status=JobStatus.QUEUED,
+                    attempts=0,
+                    progress=None,
+                    error=None,
+                    result=None,
+                    started_at=None,
+                    finished_at=None,
+                    heartbeat_at=None,
+                    cancel_requested_at=None,
+                    cancelled_by=None,
+                )
+        except IntegrityError:
+            twin = _active_twin(job.kind, job.target_type, job.target_id, job.params_hash)
+            raise JobConflict(f"An identical job is already active (job {twin.pk if twin else '?'}).") from None
+        job.refresh_from_db()
+        if not again:
+            raise JobConflict(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
+        record_event(job, JobStatus.QUEUED)
+        _push(job)
+    return job
+
+
+def reap_stale_jobs() -> int:
+    """Queue a new delivery for running jobs whose worker stopped beating; answer how many."""
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    ids = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))
+    for job_id in ids:
+        job = Job.objects.get(pk=job_id)
+        with transaction.atomic():
+            _push(job)
+    if ids:
+        log.warning("re-queued %d job(s) whose worker was lost: %s", len(ids), ids)
+    return len(ids)

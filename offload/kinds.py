@@ -1,0 +1,58 @@
+"""The registry of job kinds: what runs a kind, how long it may take, who may see it."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from offload.models import Job
+    from offload.runner import JobRun
+
+Handler = Callable[["Job", "JobRun"], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    handler_path: str
+    target_type: str = ""
+    # Seconds a single attempt may run; a callable may scale it with the job's target.
+    timeout: int = 600
+    # Internal kinds are listed in the API for staff only.
+    internal: bool = False
+
+    @property
+    def handler(self) -> Handler:
+        return import_string(self.handler_path)
+
+    def timeout_for(self, job: "Job") -> int:
+        """The attempt's timeout, never past the cluster's own."""
+        return min(self.timeout, int(settings.Q_CLUSTER["timeout"]))
+
+
+KINDS: dict[str, JobKind] = {
+    kind.name: kind
+    for kind in (
+        JobKind("library.scan", "offload.scan.run_scan", target_type="library", timeout=3600),
+        JobKind("media.probe", "offload.probe.run_probe", target_type="media", timeout=120),
+        JobKind("system.noop", "offload.system.run_noop", internal=True, timeout=60),
+        JobKind("system.sleep", "offload.system.run_sleep", internal=True, timeout=600),
+    )
+}
+
+PUBLIC_KINDS = tuple(name for name, kind in KINDS.items() if not kind.internal)
+INTERNAL_KINDS = tuple(name for name, kind in KINDS.items() if kind.internal)
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UnknownJobKind(name) from None

@@ -1,0 +1,251 @@
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Library(models.Model):
+    JOB_TARGET_TYPE = "library"
+
+    name = models.CharField(max_length=200)
+    # Stored resolved; offload.paths.resolve_library_path checks it lies inside
+    # OFFLOAD_LIBRARY_ROOTS before it is ever saved.
+    path = models.CharField(max_length=1024)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="libraries",
+        null=True,
+        blank=True,
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_scanned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name_plural = "libraries"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def root(self) -> Path:
+        return Path(self.path)
+
+
+class MediaKind(models.TextChoices):
+    MOVIE = "movie"
+    EPISODE = "episode"
+    TRACK = "track"
+    OTHER = "other"
+
+
+class MediaStatus(models.TextChoices):
+    NEW = "new"
+    READY = "ready"
+    CORRUPT = "corrupt"
+    MISSING = "missing"
+
+
+class MediaItem(models.Model):
+    JOB_TARGET_TYPE = "media"
+
+    library = models.ForeignKey(Library, on_delete=models.CASCADE, related_name="items")
+    relative_path = models.CharField(max_length=1024)
+    kind = models.CharField(max_length=16, choices=MediaKind.choices, default=MediaKind.OTHER)
+    status = models.CharField(max_length=16, choices=MediaStatus.choices, default=MediaStatus.NEW)
+    status_reason = models.TextField(blank=True, default="")
+    size = models.BigIntegerField(default=0)
+    mtime = models.DateTimeField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    # Technical metadata, from ffprobe.
+    container = models.CharField(max_length=64, blank=True, default="")
+    duration = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    bitrate = models.BigIntegerField(null=True, blank=True)
+    video_codec = models.CharField(max_length=64, blank=True, default="")
+    audio_codec = models.CharField(max_length=64, blank=True, default="")
+    audio_channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    languages = models.JSONField(default=list, blank=True)
+    probe = models.JSONField(null=True, blank=True)
+    probed_at = models.DateTimeField(null=True, blank=True)
+
+    # Descriptive metadata.
+    title = models.CharField(max_length=500, blank=True, default="")
+    original_title = models.CharField(max_length=500, blank=True, default="")
+    year = models.PositiveSmallIntegerField(null=True, blank=True)
+    overview = models.TextField(blank=True, default="")
+    genres = models.JSONField(default=list, blank=True)
+    people = models.JSONField(default=list, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    series_title = models.CharField(max_length=500, blank=True, default="")
+    season = models.PositiveSmallIntegerField(null=True, blank=True)
+    episode = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Names of descriptive fields an operator edited; enrichment never overwrites them.
+    locked_fields = models.JSONField(default=list, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    DESCRIPTIVE_FIELDS = (
+        "title",
+        "original_title",
+        "year",
+        "overview",
+        "genres",
+        "people",
+        "tags",
+        "series_title",
+        "season",
+        "episode",
+    )
+
+    class Meta:
+        ordering = ["library_id", "relative_path"]
+        constraints = [
+            models.UniqueConstraint(fields=["library", "relative_path"], name="media_unique_path_per_library"),
+        ]
+        indexes = [models.Index(fields=["kind"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return self.title or self.relative_path
+
+    @property
+    def absolute_path(self) -> Path:
+        return self.library.root / self.relative_path
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    kind = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.FloatField(null=True, blank=True)
+    # target_type "" and target_id 0 mean "no target", so that such jobs still
+    # take part in the unique index below (NULLs would never collide).
+    target_type = models.CharField(max_length=32, blank=True, default="")
+    target_id = models.BigIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    params_hash = models.CharField(max_length=64)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    error = models.TextField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="jobs",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Set by a cancel request on a running job; the worker polls it between steps.
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    task_id = models.CharField(max_length=64, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one active job per (kind, target, params): the database, not
+            # a read-then-write, decides a race between two requests.
+            models.UniqueConstraint(
+                fields=["kind", "target_type", "target_id", "params_hash"],
+                condition=Q(status__in=["queued", "running"]),
+                name="job_one_active_per_key",
+            ),
+            models.UniqueConstraint(
+                fields=["requested_by", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="job_unique_idempotency_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "kind"]),
+            models.Index(fields=["target_type", "target_id"]),
+            # serves the reaper's scan for running jobs with a stale heartbeat
+            models.Index(
+                fields=["heartbeat_at"],
+                name="job_running_heartbeat",
+                condition=Q(status="running"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def target(self) -> dict | None:
+        if not self.target_type:
+            return None
+        return {"type": self.target_type, "id": self.target_id}
+
+
+class JobEvent(models.Model):
+    """One job state change, as clients see it. Append-only."""
+
+    # Taken from EventSequence under its row lock, so seqs commit in order: a client
+    # resuming "after N" can never miss an event that commits later with a lower seq.
+    seq = models.BigIntegerField(unique=True)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="job_events",
+    )
+    event = models.CharField(max_length=16)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["user", "seq"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.event} job {self.job_id}"
+
+
+class EventSequence(models.Model):
+    """A single counter row handing out JobEvent.seq values."""
+
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"event sequence at {self.last_seq}"
