@@ -94,7 +94,7 @@ def _push(job: Job, delay: float = 0) -> None:
             schedule_type=Schedule.ONCE,
             repeats=-1,
             next_run=timezone.now() + timedelta(seconds=delay),
-            q_options={"timeout": timeout},
+            kwargs=repr({"q_options": {"timeout": timeout}}),
         )
         task_id = ""
     else:

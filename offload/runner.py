@@ -6,7 +6,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django_q.exceptions import TimeoutException
 
 from offload import jobs
@@ -89,11 +89,13 @@ class _Heartbeat(threading.Thread):
             if run is None:
                 continue
             try:
-                close_old_connections()
                 if jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
                     run.cancel_event.set()
             except Exception:
                 log.exception("heartbeat for job %s failed", run.job.pk)
+            finally:
+                # A beat every few seconds does not need a connection held open between
+                # beats, and an idle one would outlive the worker's own.
                 connection.close()
 
 

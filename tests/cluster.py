@@ -1,0 +1,80 @@
+"""A real `manage.py qcluster` against the test database, for end-to-end tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_database_url() -> str:
+    db = connection.settings_dict
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+class QCluster:
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "Q_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "QCluster":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the whole cluster, workers included: a host dying mid-job."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_for(
+    predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition", cluster: QCluster | None = None
+):
+    """Poll until predicate() is truthy; fail with the cluster log when it never is."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    detail = f"\n--- qcluster log ---\n{cluster.log()[-4000:]}" if cluster else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}")

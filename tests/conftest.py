@@ -1,0 +1,71 @@
+import pytest
+from django.core.cache import cache
+
+from tests.cluster import QCluster
+from tests.people import api_client_for, make_user
+
+
+@pytest.fixture
+def alice(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db):
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff(db):
+    return make_user("staff", staff=True)
+
+
+@pytest.fixture
+def alice_api(alice):
+    return api_client_for(alice)
+
+
+@pytest.fixture
+def bob_api(bob):
+    return api_client_for(bob)
+
+
+@pytest.fixture
+def staff_api(staff):
+    return api_client_for(staff)
+
+
+@pytest.fixture
+def anon_api():
+    return api_client_for(None)
+
+
+@pytest.fixture
+def library_root(tmp_path, settings):
+    """A fresh library root for this test; also the only allowed root."""
+    root = tmp_path / "library"
+    root.mkdir()
+    settings.OFFLOAD_LIBRARY_ROOTS = [root.resolve()]
+    settings.MEDIA_ROOT = (tmp_path / "output").resolve()
+    return root.resolve()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def qcluster(tmp_path, transactional_db, library_root):
+    """Start a real qcluster on the test database; extra env via qcluster_env()."""
+    started: list[QCluster] = []
+
+    def start(**env: str) -> QCluster:
+        cluster = QCluster(tmp_path / f"qcluster-{len(started)}.log", **env).start()
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()

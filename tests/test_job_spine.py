@@ -1,0 +1,283 @@
+"""The job spine, run inline: enqueue, dedupe, idempotency, claim, finish, retry, cancel."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from django_q.models import OrmQ, Schedule
+from django_q.scheduler import scheduler
+
+from offload import jobs, kinds
+from offload.models import Job, JobEvent, JobStatus
+from offload.runner import execute
+from tests.jobrunner import drain
+
+TEST_KINDS = {
+    "test.broken": kinds.JobKind("test.broken", "tests.kinds_for_tests.run_broken", internal=True),
+    "test.flaky": kinds.JobKind("test.flaky", "tests.kinds_for_tests.run_flaky", internal=True),
+    "test.crashing": kinds.JobKind("test.crashing", "tests.kinds_for_tests.run_crashing", internal=True),
+}
+
+
+@pytest.fixture(autouse=True)
+def test_kinds(monkeypatch):
+    monkeypatch.setattr(kinds, "KINDS", {**kinds.KINDS, **TEST_KINDS})
+
+
+def events_of(job):
+    return list(JobEvent.objects.filter(job=job).order_by("seq").values_list("event", flat=True))
+
+
+def test_enqueue_writes_job_event_and_queue_row_together(alice):
+    job, created = jobs.enqueue("system.noop", user=alice)
+    assert created
+    assert job.status == JobStatus.QUEUED
+    assert events_of(job) == ["queued"]
+    assert OrmQ.objects.count() == 1
+    assert job.task_id
+
+
+def test_rollback_leaves_neither_job_nor_queue_row(alice):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        jobs.enqueue("system.noop", user=alice)
+        raise Boom
+    assert Job.objects.count() == 0
+    assert OrmQ.objects.count() == 0
+    assert JobEvent.objects.count() == 0
+
+
+def test_asking_again_returns_the_active_job(alice):
+    first, created = jobs.enqueue("system.sleep", params={"seconds": 0.1}, user=alice)
+    again, created_again = jobs.enqueue("system.sleep", params={"seconds": 0.1}, user=alice)
+    assert created and not created_again
+    assert again.pk == first.pk
+    other, created_other = jobs.enqueue("system.sleep", params={"seconds": 0.2}, user=alice)
+    assert created_other and other.pk != first.pk
+
+
+def test_a_finished_job_does_not_block_a_new_one(alice):
+    first, _ = jobs.enqueue("system.noop", user=alice)
+    drain()
+    second, created = jobs.enqueue("system.noop", user=alice)
+    assert created and second.pk != first.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_threads_asking_at_once_get_one_job(alice):
+    barrier = threading.Barrier(2)
+    answers = []
+
+    def ask():
+        try:
+            barrier.wait()
+            answers.append(jobs.enqueue("system.sleep", params={"seconds": 5}, user=alice))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 2
+    assert answers[0][0].pk == answers[1][0].pk
+    assert sorted(created for _, created in answers) == [False, True]
+    assert Job.objects.count() == 1
+    assert OrmQ.objects.count() == 1
+
+
+def test_same_idempotency_key_answers_the_same_job_even_after_it_finished(alice):
+    job, created = jobs.enqueue("system.noop", user=alice, idempotency_key="k-1")
+    drain()
+    again, created_again = jobs.enqueue("system.noop", user=alice, idempotency_key="k-1")
+    assert created and not created_again
+    assert again.pk == job.pk
+    assert Job.objects.count() == 1
+
+
+def test_idempotency_key_is_per_user(alice, bob):
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice, idempotency_key="same")
+    drain()
+    other, created = jobs.enqueue("system.sleep", params={"seconds": 1}, user=bob, idempotency_key="same")
+    assert created and other.pk != job.pk
+
+
+def test_idempotency_key_expires_after_a_day(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice, idempotency_key="old")
+    drain()
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    fresh, created = jobs.enqueue("system.noop", user=alice, idempotency_key="old")
+    assert created and fresh.pk != job.pk
+
+
+def test_idempotency_key_reused_for_another_request_is_refused(alice):
+    jobs.enqueue("system.noop", user=alice, idempotency_key="k")
+    with pytest.raises(jobs.IdempotencyKeyReused):
+        jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice, idempotency_key="k")
+
+
+def test_a_task_delivered_twice_runs_the_job_once(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    assert execute(job.pk) == "succeeded"
+    assert execute(job.pk) == "not claimed"
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempts == 1
+    assert job.result == {"ok": True}
+    assert job.started_at and job.finished_at
+    assert events_of(job) == ["queued", "started", "succeeded"]
+
+
+def test_event_seqs_strictly_increase(alice):
+    for seconds in (0.1, 0.2):
+        jobs.enqueue("system.sleep", params={"seconds": seconds}, user=alice)
+    drain()
+    seqs = list(JobEvent.objects.filter(user=alice).order_by("id").values_list("seq", flat=True))
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+
+
+def test_progress_is_written_at_most_once_a_second(alice):
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 2.5}, user=alice)
+    drain()
+    progress_events = JobEvent.objects.filter(job=job, event="progress").count()
+    # 25 progress reports over 2.5 s: the first one writes, then one a second at most.
+    assert 1 <= progress_events <= 4
+    job.refresh_from_db()
+    assert job.progress == 100.0
+
+
+def test_permanent_failure_records_a_readable_error_and_is_not_retried(alice):
+    job, _ = jobs.enqueue("test.broken", user=alice)
+    drain()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The input is unusable: nothing to do."
+    assert job.attempts == 1
+    assert events_of(job) == ["queued", "started", "failed"]
+
+
+@pytest.mark.django_db(transaction=True)  # django-q2's scheduler closes the connection
+def test_transient_failure_goes_back_to_queued_with_a_delayed_retry(alice):
+    job, _ = jobs.enqueue("test.flaky", params={"succeed_on": 2}, user=alice)
+    drain()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.error == "upstream answered 503"
+    assert job.attempts == 1
+    retry_schedule = Schedule.objects.get(func="offload.runner.execute")
+    assert retry_schedule.next_run > timezone.now()
+    # django-q2's scheduler fires the retry once it is due: the second attempt succeeds.
+    Schedule.objects.filter(pk=retry_schedule.pk).update(next_run=timezone.now() - timedelta(seconds=1))
+    scheduler(broker=jobs.shared_broker())
+    assert not Schedule.objects.filter(pk=retry_schedule.pk).exists()
+    assert drain() == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.result == {"attempt": 2}
+    assert events_of(job) == ["queued", "started", "queued", "started", "succeeded"]
+
+
+def test_unexpected_errors_fail_for_good_after_max_attempts(alice, settings):
+    settings.OFFLOAD_JOB_MAX_ATTEMPTS = 2
+    job, _ = jobs.enqueue("test.crashing", user=alice)
+    drain()
+    execute(job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.attempts == 2
+    assert "ZeroDivisionError: division by zero" in job.error
+    assert "after 2 attempts" in job.error
+    assert execute(job.pk) == "not claimed"
+
+
+def test_cancel_a_queued_job(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    jobs.cancel(job, alice)
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert job.cancelled_by == alice
+    assert drain() == 1  # the task is delivered, finds nothing to do
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    assert events_of(job) == ["queued", "cancelled"]
+
+
+def test_cancel_a_finished_job_conflicts(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    drain()
+    with pytest.raises(jobs.JobConflict):
+        jobs.cancel(job, alice)
+
+
+def test_retry_a_failed_job_runs_it_again(alice):
+    job, _ = jobs.enqueue("test.broken", user=alice)
+    drain()
+    jobs.retry(job, alice)
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert job.attempts == 0 and job.error is None
+    drain()
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert events_of(job) == ["queued", "started", "failed", "queued", "started", "failed"]
+
+
+def test_retry_a_succeeded_job_conflicts(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    drain()
+    with pytest.raises(jobs.JobConflict):
+        jobs.retry(job, alice)
+
+
+def test_retry_conflicts_while_an_identical_job_is_active(alice):
+    job, _ = jobs.enqueue("test.broken", user=alice)
+    drain()
+    twin, created = jobs.enqueue("test.broken", user=alice)
+    assert created
+    with pytest.raises(jobs.JobConflict, match=f"job {twin.pk}"):
+        jobs.retry(job, alice)
+
+
+def test_a_running_job_with_a_stale_heartbeat_is_taken_over(alice, settings):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    claimed = jobs.claim(job.pk)
+    assert claimed is not None
+    # The worker died: its heartbeat stops.
+    Job.objects.filter(pk=job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
+    )
+    assert jobs.reap_stale_jobs() == 1
+    drain()
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.attempts == 2
+    # The lost attempt can no longer finish the job.
+    assert not jobs.succeed(claimed, {"late": True})
+    job.refresh_from_db()
+    assert job.result == {"ok": True}
+
+
+def test_a_fresh_running_job_is_not_taken_over(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    assert jobs.claim(job.pk) is not None
+    assert jobs.claim(job.pk) is None
+    assert jobs.reap_stale_jobs() == 0
+
+
+def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(alice, settings):
+    settings.OFFLOAD_JOB_MAX_ATTEMPTS = 2
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
+    for _ in range(2):
+        assert jobs.claim(job.pk) is not None
+        Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    assert jobs.claim(job.pk) is None
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "Gave up after 2 attempts" in job.error
