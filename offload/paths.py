@@ -125,18 +125,20 @@ class FoundFile:
 def walk_library(root: Path) -> Iterator[FoundFile]:
     """Regular files below root, following links only while they stay inside the roots.
 
-    Hidden entries are skipped; a directory reached twice through links is walked once.
+    Hidden entries are skipped. Linked folders are walked after the real ones, and a
+    folder reached twice is walked once, so a file is listed under its real path first.
     """
     seen_dirs: set[Path] = set()
     stack: list[tuple[Path, str]] = [(root, "")]
-    while stack:
-        directory, rel_dir = stack.pop()
+    linked: list[tuple[Path, str]] = []
+    while stack or linked:
+        directory, rel_dir = stack.pop() if stack else linked.pop(0)
         real_dir = directory.resolve()
         if real_dir in seen_dirs or not is_inside_roots(real_dir):
             continue
         seen_dirs.add(real_dir)
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            entries = sorted(os.scandir(directory), key=lambda e: e.name, reverse=True)
         except OSError:
             continue
         for entry in entries:
@@ -148,7 +150,7 @@ def walk_library(root: Path) -> Iterator[FoundFile]:
                 if not is_inside_roots(real):
                     continue
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append((Path(entry.path), rel + "/"))
+                    (linked if entry.is_symlink() else stack).append((Path(entry.path), rel + "/"))
                 elif entry.is_file(follow_symlinks=True):
                     st = real.stat()
                     yield FoundFile(rel, real, st.st_size, st.st_mtime)

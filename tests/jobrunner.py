@@ -8,19 +8,26 @@ from offload.jobs import shared_broker
 from offload.models import Job
 
 
+def run_next() -> bool:
+    """Deliver the oldest queued task, if any; answer whether one ran."""
+    broker = shared_broker()
+    batch = broker.dequeue()
+    if not batch:
+        return False
+    for ack_id, payload in batch:
+        task = SignedPackage.loads(payload)
+        pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
+        broker.acknowledge(ack_id)
+    return True
+
+
 def drain(max_tasks: int = 1000) -> int:
     """Deliver every task in the queue (including ones queued meanwhile); answer how many ran."""
-    broker = shared_broker()
     ran = 0
     while ran < max_tasks:
-        batch = broker.dequeue()
-        if not batch:
+        if not run_next():
             return ran
-        for ack_id, payload in batch:
-            task = SignedPackage.loads(payload)
-            pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
-            broker.acknowledge(ack_id)
-            ran += 1
+        ran += 1
     raise AssertionError(f"the queue did not drain within {max_tasks} tasks")
 
 
