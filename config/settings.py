@@ -195,8 +195,9 @@ OFFLOAD_LIBRARY_ROOTS = [
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media" / "output"))).resolve()
 MEDIA_URL = "/media/"
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files are served from the app's own folders, so no collectstatic step is needed.
+# Static files are served from the apps' own folders, so no collectstatic step is needed;
+# set STATIC_ROOT to collect them for a proxy instead.
+STATIC_ROOT = env_str("STATIC_ROOT", "") or None
 WHITENOISE_USE_FINDERS = True
 
 # ffmpeg and ffprobe: a path, or found on PATH (then imageio-ffmpeg's ffmpeg).

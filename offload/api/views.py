@@ -48,7 +48,7 @@ class LibraryViewSet(
     queryset = Library.objects.none()  # for the schema; get_queryset applies access
 
     def get_queryset(self):
-        return access.libraries_for(self.request.user).annotate(item_count=Count("items"))
+        return access.libraries_for(self.request.user).annotate(item_count=Count("items")).order_by("name", "id")
 
     def perform_create(self, serializer):
         data = serializer.validated_data
