@@ -9,8 +9,20 @@ from tests.jobrunner import drain
 from tests.media import make_video
 
 JOB_KEYS = {
-    "id", "kind", "status", "progress", "target", "params", "attempts", "error", "result",
-    "requested_by", "created_at", "started_at", "finished_at", "url",
+    "id",
+    "kind",
+    "status",
+    "progress",
+    "target",
+    "params",
+    "attempts",
+    "error",
+    "result",
+    "requested_by",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "url",
 }
 
 

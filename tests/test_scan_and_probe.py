@@ -125,7 +125,7 @@ def test_rescan_updates_changed_removes_vanished_and_follows_moves(alice, librar
 def test_scan_of_a_library_whose_folder_vanished_fails_readably(alice, library_root):
     lib = library_root / "gone"
     lib.mkdir()
-    library, job = scan(alice, lib)
+    _, job = scan(alice, lib)
     lib.rmdir()
     drain()
     job.refresh_from_db()
