@@ -121,9 +121,11 @@ def build_command(binary: str, spec: DemoFile, output: Path) -> list[str]:
     return [*args, "-f", muxer, ffmpeg.file_url(output)]
 
 
-def _stderr_reason(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "no message"
+def _failure_reason(done: subprocess.CompletedProcess) -> str:
+    lines = [line.strip() for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    if lines:
+        return lines[-1][:500]
+    return f"it exited with code {done.returncode} and no message"
 
 
 def generate(binary: str, spec: DemoFile, target: Path) -> None:
@@ -146,7 +148,7 @@ def generate(binary: str, spec: DemoFile, target: Path) -> None:
         raise DemoError(f"ffmpeg could not be started ({binary}): {exc}") from exc
     if done.returncode != 0 or not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
-        raise DemoError(f"ffmpeg could not make {spec.relative_path}: {_stderr_reason(done.stderr)}")
+        raise DemoError(f"ffmpeg could not make {spec.relative_path}: {_failure_reason(done)}")
     os.replace(partial, target)
 
 

