@@ -91,6 +91,19 @@ class MediaItem(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # The fields ffprobe fills, as the API and the admin show them.
+    TECHNICAL_FIELDS = (
+        "container",
+        "duration",
+        "width",
+        "height",
+        "bitrate",
+        "video_codec",
+        "audio_codec",
+        "audio_channels",
+        "languages",
+        "probed_at",
+    )
     DESCRIPTIVE_FIELDS = (
         "title",
         "original_title",

@@ -77,18 +77,7 @@ class MediaListSerializer(serializers.ModelSerializer):
 class TechnicalSerializer(serializers.ModelSerializer):
     class Meta:
         model = MediaItem
-        fields = [
-            "container",
-            "duration",
-            "width",
-            "height",
-            "bitrate",
-            "video_codec",
-            "audio_codec",
-            "audio_channels",
-            "languages",
-            "probed_at",
-        ]
+        fields = list(MediaItem.TECHNICAL_FIELDS)
         read_only_fields = fields
 
 
