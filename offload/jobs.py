@@ -43,10 +43,12 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def target_of(obj: models.Model | None) -> tuple[str, int]:
+def target_of(obj: models.Model | tuple[str, int] | None) -> tuple[str, int]:
     """The (target_type, target_id) pair for a model instance, or the empty target."""
     if obj is None:
         return "", 0
+    if isinstance(obj, tuple):
+        return obj
     return obj.JOB_TARGET_TYPE, obj.pk
 
 
@@ -131,10 +133,11 @@ def _idempotent_replay(user, key: str, request: tuple) -> Job | None:
 def enqueue(
     kind: str,
     *,
-    target: models.Model | None = None,
+    target: models.Model | tuple[str, int] | None = None,
     params: dict[str, Any] | None = None,
     user=None,
     idempotency_key: str = "",
+    then: list[str] | None = None,
 ) -> tuple[Job, bool]:
     """Create and queue a job; answer (job, created). An identical active job is returned instead."""
     spec = get_kind(kind)
@@ -161,6 +164,7 @@ def enqueue(
                     requested_by=user,
                     idempotency_key=key,
                     max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+                    then=list(then or []),
                 )
         except IntegrityError:
             # Lost a race: to an identical active job, or to the same Idempotency-Key.
@@ -227,7 +231,15 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             return False
         job.refresh_from_db()
         record_event(job, status)
+        if status == JobStatus.SUCCEEDED:
+            _queue_next_stages(job)
     return True
+
+
+def _queue_next_stages(job: Job) -> None:
+    """The pipeline: each stage that needed this one is queued with the same commit."""
+    for kind in job.then:
+        enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
 
 
 def succeed(job: Job, result: dict[str, Any] | None) -> bool:

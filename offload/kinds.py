@@ -19,8 +19,9 @@ class JobKind:
     name: str
     handler_path: str
     target_type: str = ""
-    # Seconds a single attempt may run; a callable may scale it with the job's target.
+    # Seconds a single attempt may run, plus this many per second of the target's media.
     timeout: int = 600
+    timeout_per_media_second: float = 0.0
     # Internal kinds are listed in the API for staff only.
     internal: bool = False
 
@@ -29,8 +30,14 @@ class JobKind:
         return import_string(self.handler_path)
 
     def timeout_for(self, job: "Job") -> int:
-        """The attempt's timeout, never past the cluster's own."""
-        return min(self.timeout, int(settings.Q_CLUSTER["timeout"]))
+        """The attempt's timeout, scaled with the media's duration, never past the cluster's own."""
+        seconds = float(self.timeout)
+        if self.timeout_per_media_second and job.target_type == "media":
+            from offload.models import MediaItem
+
+            duration = MediaItem.objects.filter(pk=job.target_id).values_list("duration", flat=True).first()
+            seconds += self.timeout_per_media_second * (duration or 0)
+        return min(int(seconds), int(settings.Q_CLUSTER["timeout"]))
 
 
 KINDS: dict[str, JobKind] = {
@@ -38,6 +45,23 @@ KINDS: dict[str, JobKind] = {
     for kind in (
         JobKind("library.scan", "offload.scan.run_scan", target_type="library", timeout=3600),
         JobKind("media.probe", "offload.probe.run_probe", target_type="media", timeout=120),
+        JobKind("media.enrich", "offload.enrich.run_enrich", target_type="media", timeout=300),
+        JobKind(
+            "media.thumbnail",
+            "offload.thumbnail.run_thumbnail",
+            target_type="media",
+            timeout=120,
+            timeout_per_media_second=0.5,
+        ),
+        # Real footage transcodes at 1.5-2x realtime on two cores; allow well past that.
+        JobKind(
+            "media.transcode",
+            "offload.transcode.run_transcode",
+            target_type="media",
+            timeout=300,
+            timeout_per_media_second=3.0,
+        ),
+        JobKind("search.reindex", "search.tasks.run_reindex", timeout=3600),
         JobKind("system.noop", "offload.system.run_noop", internal=True, timeout=60),
         JobKind("system.sleep", "offload.system.run_sleep", internal=True, timeout=600),
     )

@@ -87,6 +87,16 @@ class MediaItem(models.Model):
     episode = models.PositiveSmallIntegerField(null=True, blank=True)
     # Names of descriptive fields an operator edited; enrichment never overwrites them.
     locked_fields = models.JSONField(default=list, blank=True)
+    # Which provider set each descriptive field: {"title": "nfo", "year": "filename", ...}.
+    provenance = models.JSONField(default=dict, blank=True)
+    # A digest of everything enrichment read, so unchanged inputs mean no write.
+    enrichment_digest = models.CharField(max_length=64, blank=True, default="")
+    enriched_at = models.DateTimeField(null=True, blank=True)
+
+    # Thumbnails, relative to MEDIA_ROOT.
+    poster = models.CharField(max_length=1024, blank=True, default="")
+    sprite = models.CharField(max_length=1024, blank=True, default="")
+    sprite_index = models.CharField(max_length=1024, blank=True, default="")
 
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -130,6 +140,31 @@ class MediaItem(models.Model):
     @property
     def absolute_path(self) -> Path:
         return self.library.root / self.relative_path
+
+
+class Rendition(models.Model):
+    """One transcoded output of an item; at most one per (item, profile)."""
+
+    item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="renditions")
+    profile = models.CharField(max_length=64)
+    # Relative to MEDIA_ROOT: a file, or an HLS playlist inside its own folder.
+    path = models.CharField(max_length=1024)
+    size = models.BigIntegerField(default=0)
+    duration = models.FloatField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    bitrate = models.BigIntegerField(null=True, blank=True)
+    video_codec = models.CharField(max_length=64, blank=True, default="")
+    audio_codec = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["item_id", "profile"]
+        constraints = [models.UniqueConstraint(fields=["item", "profile"], name="rendition_one_per_profile")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} {self.profile}"
 
 
 class JobStatus(models.TextChoices):
@@ -179,6 +214,9 @@ class Job(models.Model):
         related_name="+",
     )
     task_id = models.CharField(max_length=64, blank=True, default="")
+    # Kinds to queue for the same target once this job succeeds (the item pipeline);
+    # kept out of params so a pipeline job and a manual one share the dedupe key.
+    then = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:

@@ -47,8 +47,12 @@ def _mtime(found: FoundFile) -> datetime:
     return datetime.fromtimestamp(found.mtime, tz=UTC)
 
 
+# After a probe, the stages that need only the probe; they do not wait on each other.
+PIPELINE_AFTER_PROBE = ["media.thumbnail"]
+
+
 def _queue_probe(job: Job, item: MediaItem) -> None:
-    jobs.enqueue("media.probe", target=item, user=job.requested_by)
+    jobs.enqueue("media.probe", target=item, user=job.requested_by, then=PIPELINE_AFTER_PROBE)
 
 
 def run_scan(job: Job, run: JobRun) -> dict[str, Any]:
