@@ -204,6 +204,9 @@ WHITENOISE_USE_FINDERS = True
 FFMPEG_BINARY = env_str("FFMPEG_BINARY", "")
 FFPROBE_BINARY = env_str("FFPROBE_BINARY", "")
 FFPROBE_TIMEOUT = env_float("FFPROBE_TIMEOUT", 30.0)
+# Sprite sheets: a frame every N seconds; the interval grows past the tile limit.
+OFFLOAD_SPRITE_INTERVAL = env_float("OFFLOAD_SPRITE_INTERVAL", 10.0)
+OFFLOAD_SPRITE_MAX_TILES = env_int("OFFLOAD_SPRITE_MAX_TILES", 100, minimum=1)
 
 # --- Jobs and django-q2 ------------------------------------------------------
 
@@ -234,6 +237,28 @@ Q_CLUSTER = {
     "bulk": 1,
     "label": "Task queue",
 }
+
+# --- Enrichment ---------------------------------------------------------------
+
+# Providers run in this order; where two set the same field, the later one wins.
+OFFLOAD_ENRICH_PROVIDERS = env_list("OFFLOAD_ENRICH_PROVIDERS", ["filename", "tags", "nfo", "tmdb"])
+# NFO sidecars larger than this are refused unread.
+OFFLOAD_NFO_MAX_BYTES = env_int("OFFLOAD_NFO_MAX_BYTES", 1024 * 1024, minimum=1024)
+# The TMDb provider runs only with a key (a v3 API key, or a v4 read access token).
+TMDB_API_KEY = env_str("TMDB_API_KEY", "")
+TMDB_BASE_URL = env_str("TMDB_BASE_URL", "https://api.themoviedb.org/3").rstrip("/")
+TMDB_LANGUAGE = env_str("TMDB_LANGUAGE", "en-US")
+# One limit for every worker on every host, kept in Redis.
+TMDB_RATE_LIMIT = env_int("TMDB_RATE_LIMIT", 40, minimum=1)
+TMDB_RATE_WINDOW = env_float("TMDB_RATE_WINDOW", 10.0)
+# A worker waits this long at most for a slot, then the job is retried later.
+TMDB_RATE_MAX_WAIT = env_float("TMDB_RATE_MAX_WAIT", 15.0)
+TMDB_CONNECT_TIMEOUT = env_float("TMDB_CONNECT_TIMEOUT", 3.05)
+TMDB_READ_TIMEOUT = env_float("TMDB_READ_TIMEOUT", 10.0)
+TMDB_CACHE_DETAILS_SECONDS = env_int("TMDB_CACHE_DETAILS_SECONDS", 24 * 3600, minimum=0)
+TMDB_CACHE_SEARCH_SECONDS = env_int("TMDB_CACHE_SEARCH_SECONDS", 15 * 60, minimum=0)
+TMDB_BREAKER_FAILURES = env_int("TMDB_BREAKER_FAILURES", 5, minimum=1)
+TMDB_BREAKER_COOLDOWN = env_float("TMDB_BREAKER_COOLDOWN", 30.0)
 
 # --- API --------------------------------------------------------------------
 

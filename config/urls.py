@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
 
 from offload import health
 from offload.api.errors import api_not_found
+from offload.outputs import serve_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,7 +13,7 @@ urlpatterns = [
     path("healthz/ready", health.ready, name="healthz-ready"),
     path("", include("django_prometheus.urls")),
     # Renditions and thumbnails; a production deployment serves these from the proxy.
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    re_path(r"^media/(?P<path>.*)$", serve_media),
 ]
 
 handler500 = "offload.api.errors.server_error"

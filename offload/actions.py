@@ -7,6 +7,7 @@ from django.db import transaction
 from offload import jobs
 from offload.models import Job, Library, MediaItem
 from offload.paths import resolve_library_path
+from offload.profiles import PROFILES
 
 
 def create_library(user, name: str, path: str) -> Library:
@@ -20,6 +21,19 @@ def request_scan(user, library: Library, idempotency_key: str = "") -> tuple[Job
 
 def request_probe(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
     return jobs.enqueue("media.probe", target=item, user=user, idempotency_key=idempotency_key)
+
+
+def request_thumbnail(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
+    return jobs.enqueue("media.thumbnail", target=item, user=user, idempotency_key=idempotency_key)
+
+
+def request_transcode(user, item: MediaItem, profile: str, idempotency_key: str = "") -> tuple[Job, bool]:
+    """Queue a transcode to a known profile (ValueError otherwise)."""
+    if profile not in PROFILES:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    return jobs.enqueue(
+        "media.transcode", target=item, params={"profile": profile}, user=user, idempotency_key=idempotency_key
+    )
 
 
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:

@@ -1,8 +1,15 @@
 """The one wrapper around ffmpeg and ffprobe. Commands are argument lists, never shell strings."""
 
+import ctypes
 import json
+import os
+import select
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -114,6 +121,17 @@ def probe(path: Path, *, timeout: float | None = None, quick: bool = False) -> d
     return data
 
 
+def image_size(path: Path, *, timeout: float = 10.0) -> tuple[int, int]:
+    """(width, height) of a still image such as a poster or sprite; ProbeError when unreadable."""
+    args = [ffprobe_binary(), "-v", "error", "-print_format", "json", "-show_streams", file_url(path)]
+    try:
+        done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        stream = (json.loads(done.stdout or b"{}").get("streams") or [{}])[0]
+        return int(stream["width"]), int(stream["height"])
+    except (subprocess.TimeoutExpired, ValueError, KeyError) as exc:
+        raise ProbeError(f"not a readable image: {type(exc).__name__}") from None
+
+
 def media_streams(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Audio and video streams, leaving out cover art (attached pictures)."""
     return [
@@ -168,3 +186,128 @@ def format_tags(data: dict[str, Any]) -> dict[str, str]:
     """Container tags with lower-case keys (title, artist, album, date, genre …)."""
     tags = (data.get("format") or {}).get("tags") or {}
     return {str(k).lower(): str(v) for k, v in tags.items()}
+
+
+# --- Running ffmpeg with progress --------------------------------------------
+
+STDERR_TAIL_LINES = 15
+WRITE_ERRORS = ("No space left on device", "Error writing trailer", "Input/output error", "Read-only file system")
+
+
+class FFmpegFailed(Exception):
+    """ffmpeg exited with an error; `tail` holds the last lines of its stderr."""
+
+    def __init__(self, message: str, tail: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.tail = tail or []
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return text + ("\n" + "\n".join(self.tail) if self.tail else "")
+
+
+class FFmpegStopped(Exception):
+    """ffmpeg was stopped on request (cancel, or a lock lost)."""
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: its own process group (so a cancel kills
+    # ffmpeg and anything it spawned), and death with the worker that started it, so a
+    # SIGKILLed worker leaves no ffmpeg writing behind.
+    os.setsid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def parse_progress_block(lines: list[str]) -> dict[str, str]:
+    """key=value lines from `-progress`, as a dict; pure."""
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def progress_of(block: dict[str, str], duration: float | None) -> tuple[float | None, float | None]:
+    """(percent done, seconds left) from one progress block; pure."""
+    out_us = block.get("out_time_us") or block.get("out_time_ms")
+    try:
+        done = max(0.0, int(out_us) / 1_000_000) if out_us not in (None, "N/A") else None
+    except ValueError:
+        done = None
+    if block.get("progress") == "end":
+        return 100.0, 0.0
+    if done is None or not duration:
+        return None, None
+    percent = min(99.9, 100.0 * done / duration)
+    speed_text = (block.get("speed") or "").rstrip("x").strip()
+    try:
+        speed = float(speed_text)
+    except ValueError:
+        speed = 0.0
+    eta = (duration - done) / speed if speed > 0 else None
+    return percent, (round(max(0.0, eta), 1) if eta is not None else None)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    duration: float | None,
+    timeout: float,
+    on_progress: Callable[[float | None, float | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Run ffmpeg with `-progress` on a pipe; FFmpegFailed or FFmpegStopped when it does not finish."""
+    # -loglevel error: stderr then holds what went wrong, which the job's error quotes.
+    command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-nostats"]
+    command += ["-progress", "pipe:1", *args]
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
+        deadline = time.monotonic() + timeout
+        block: list[str] = []
+        try:
+            assert proc.stdout is not None
+            while True:
+                if should_stop is not None and should_stop():
+                    _kill_group(proc)
+                    raise FFmpegStopped("stopped on request")
+                if time.monotonic() > deadline:
+                    _kill_group(proc)
+                    raise FFmpegFailed(f"ffmpeg did not finish within {timeout:.0f} s", _tail(stderr))
+                ready, _, _ = select.select([proc.stdout], [], [], 0.25)
+                if not ready:
+                    continue
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                text = line.decode("utf-8", "replace").strip()
+                block.append(text)
+                if text.startswith("progress="):
+                    if on_progress is not None:
+                        on_progress(*progress_of(parse_progress_block(block), duration))
+                    block = []
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+        if proc.returncode != 0:
+            raise FFmpegFailed(f"ffmpeg failed (exit {proc.returncode})", _tail(stderr))
+        # A full disk can end in "Error writing trailer" and exit status 0: still a failure.
+        tail = _tail(stderr)
+        if any(marker in line for line in tail for marker in WRITE_ERRORS):
+            raise FFmpegFailed("ffmpeg could not write its output", tail)
+
+
+def _tail(stderr) -> list[str]:
+    stderr.seek(0)
+    lines = stderr.read().decode("utf-8", "replace").splitlines()
+    return [ln for ln in lines if ln.strip()][-STDERR_TAIL_LINES:]

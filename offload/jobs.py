@@ -19,10 +19,13 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
 from django_q.tasks import async_task
+from redis.exceptions import RedisError
 
 from offload.events import record_event
 from offload.kinds import get_kind
 from offload.models import ACTIVE_STATUSES, Job, JobStatus
+from offload.redis_state import key as redis_key
+from offload.redis_state import state_redis
 
 log = logging.getLogger(__name__)
 
@@ -278,21 +281,42 @@ def fail_or_retry(job: Job, error: str) -> bool:
     return True
 
 
-def heartbeat(job: Job, progress: float | None = None) -> bool:
-    """Record that the attempt is alive (and its progress). False when it lost the job."""
+def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None) -> bool:
+    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job."""
     changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
     if progress is not None:
         changes["progress"] = progress
+    if partial_result is not None:
+        changes["result"] = partial_result
     with transaction.atomic():
         alive = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
         if alive and progress is not None:
             job.progress = progress
+            if partial_result is not None:
+                job.result = partial_result
             record_event(job, "progress")
     return bool(alive)
 
 
 def cancel_requested(job: Job) -> bool:
     return Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
+
+
+CANCEL_FLAG_TTL = 24 * 3600
+
+
+def _raise_cancel_flag(job_id: int) -> None:
+    # Workers on any host poll this flag every fraction of a second while ffmpeg runs;
+    # the database column stays the record, polled by the heartbeat.
+    try:
+        state_redis().set(redis_key("cancel", job_id), 1, ex=CANCEL_FLAG_TTL)
+    except RedisError as exc:
+        log.warning("cancel flag for job %s not set in Redis (%s); the heartbeat will see it", job_id, exc)
+
+
+def cancel_flagged(job_id: int) -> bool:
+    """Whether a cancel was requested, from the shared flag (fast) — raises when Redis is away."""
+    return bool(state_redis().exists(redis_key("cancel", job_id)))
 
 
 def cancel(job: Job, user) -> Job:
@@ -309,9 +333,11 @@ def cancel(job: Job, user) -> Job:
             job.refresh_from_db()
             record_event(job, JobStatus.CANCELLED)
             return job
-        Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now, cancelled_by=user
-        )
+        ):
+            job_id = job.pk
+            transaction.on_commit(lambda: _raise_cancel_flag(job_id))
         job.refresh_from_db()
     if job.is_finished:
         raise JobConflict(f"Job {job.pk} already {job.status}; there is nothing to cancel.")

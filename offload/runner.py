@@ -8,6 +8,7 @@ import time
 from django.conf import settings
 from django.db import connection
 from django_q.exceptions import TimeoutException
+from redis.exceptions import RedisError
 
 from offload import jobs
 from offload.kinds import get_kind
@@ -37,12 +38,16 @@ class JobLost(Exception):
 class JobRun:
     """The handle a handler gets: progress reports and cancellation."""
 
+    # How often a long-running step looks at the shared cancel flag.
+    CANCEL_POLL_INTERVAL = 0.25
+
     def __init__(self, job: Job) -> None:
         self.job = job
         self.cancel_event = threading.Event()
         self._last_write = 0.0
+        self._last_poll = 0.0
 
-    def progress(self, percent: float | None, *, force: bool = False) -> None:
+    def progress(self, percent: float | None, *, force: bool = False, partial_result: dict | None = None) -> None:
         """Report progress (0–100); written at most once a second. Raises JobCancelled."""
         self.check_cancelled()
         now = time.monotonic()
@@ -50,7 +55,7 @@ class JobRun:
             return
         self._last_write = now
         value = None if percent is None else round(max(0.0, min(100.0, percent)), 1)
-        if not jobs.heartbeat(self.job, progress=value):
+        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result):
             raise JobLost(f"job {self.job.pk} was taken from this attempt")
         if jobs.cancel_requested(self.job):
             self.cancel_event.set()
@@ -59,6 +64,21 @@ class JobRun:
     def check_cancelled(self) -> None:
         if self.cancel_event.is_set():
             raise JobCancelled()
+
+    def should_stop(self) -> bool:
+        """Whether a cancel was requested; polls the shared flag a few times a second."""
+        if self.cancel_event.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._last_poll >= self.CANCEL_POLL_INTERVAL:
+            self._last_poll = now
+            try:
+                if jobs.cancel_flagged(self.job.pk):
+                    self.cancel_event.set()
+            except RedisError as exc:
+                # The heartbeat still sees the database's record of the request.
+                log.warning("cancel flag unreadable for job %s: %s", self.job.pk, exc)
+        return self.cancel_event.is_set()
 
     @property
     def cancelled(self) -> bool:

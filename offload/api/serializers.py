@@ -4,7 +4,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from offload.jobs import job_payload
-from offload.models import Job, Library, MediaItem
+from offload.models import Job, Library, MediaItem, Rendition
+from offload.outputs import url_for
+from offload.profiles import PROFILES
 
 
 class LibrarySerializer(serializers.ModelSerializer):
@@ -94,10 +96,32 @@ class DescriptiveSerializer(serializers.ModelSerializer):
         fields = list(MediaItem.DESCRIPTIVE_FIELDS)
 
 
+class RenditionSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Rendition
+        fields = [
+            "id", "profile", "url", "path", "size", "duration", "width", "height", "bitrate",
+            "video_codec", "audio_codec", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_url(self, rendition: Rendition) -> str:
+        return url_for(rendition.path)
+
+
+class ThumbnailsSerializer(serializers.Serializer):
+    poster = serializers.CharField(allow_null=True)
+    sprite = serializers.CharField(allow_null=True)
+    sprite_index = serializers.CharField(allow_null=True)
+
+
 class MediaDetailSerializer(serializers.ModelSerializer):
     technical = serializers.SerializerMethodField()
     metadata = serializers.SerializerMethodField()
-    renditions = serializers.SerializerMethodField()
+    renditions = RenditionSerializer(many=True, read_only=True)
+    thumbnails = serializers.SerializerMethodField()
 
     class Meta:
         model = MediaItem
@@ -115,6 +139,7 @@ class MediaDetailSerializer(serializers.ModelSerializer):
             "metadata",
             "locked_fields",
             "renditions",
+            "thumbnails",
             "created_at",
             "updated_at",
         ]
@@ -128,6 +153,28 @@ class MediaDetailSerializer(serializers.ModelSerializer):
     def get_metadata(self, item: MediaItem) -> dict[str, Any]:
         return DescriptiveSerializer(item).data
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
-    def get_renditions(self, item: MediaItem) -> list[dict[str, Any]]:
-        return []
+    @extend_schema_field(ThumbnailsSerializer)
+    def get_thumbnails(self, item: MediaItem) -> dict[str, str | None]:
+        return {name: url_for(getattr(item, name)) or None for name in ("poster", "sprite", "sprite_index")}
+
+
+class TranscodeRequestSerializer(serializers.Serializer):
+    profile = serializers.ChoiceField(choices=list(PROFILES))
+
+
+class ProfileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    kind = serializers.CharField()
+    container = serializers.CharField()
+    extension = serializers.CharField()
+    height = serializers.IntegerField(allow_null=True)
+    video_codec = serializers.CharField()
+    crf = serializers.IntegerField()
+    preset = serializers.CharField()
+    maxrate = serializers.CharField()
+    audio_codec = serializers.CharField()
+    audio_bitrate = serializers.CharField()
+    audio_channels = serializers.IntegerField()
+    segment_seconds = serializers.IntegerField()
+    upscale_rule = serializers.CharField()

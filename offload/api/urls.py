@@ -12,5 +12,6 @@ router.register("jobs", views.JobViewSet, basename="job")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
+    path("profiles/", views.ProfileListView.as_view(), name="profiles"),
     path("", include(router.urls)),
 ]

@@ -7,6 +7,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from offload import access, actions
 from offload.api.serializers import (
@@ -15,9 +16,12 @@ from offload.api.serializers import (
     LibrarySerializer,
     MediaDetailSerializer,
     MediaListSerializer,
+    ProfileSerializer,
+    TranscodeRequestSerializer,
 )
 from offload.kinds import KINDS
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
+from offload.profiles import PROFILES
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -107,6 +111,31 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
     def probe(self, request: Request, pk=None) -> Response:
         item = access.get_item_for_user(request.user, pk)
         return job_response(*actions.request_probe(request.user, item, idempotency_key(request)))
+
+    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
+    @action(detail=True, methods=["post"])
+    def thumbnail(self, request: Request, pk=None) -> Response:
+        item = access.get_item_for_user(request.user, pk)
+        return job_response(*actions.request_thumbnail(request.user, item, idempotency_key(request)))
+
+    @extend_schema(request=TranscodeRequestSerializer, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
+    @action(detail=True, methods=["post"])
+    def transcode(self, request: Request, pk=None) -> Response:
+        item = access.get_item_for_user(request.user, pk)
+        body = TranscodeRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job, created = actions.request_transcode(
+            request.user, item, body.validated_data["profile"], idempotency_key(request)
+        )
+        return job_response(job, created)
+
+
+class ProfileListView(APIView):
+    """The transcode profiles and their settings."""
+
+    @extend_schema(responses=ProfileSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response([profile.as_dict() for profile in PROFILES.values()])
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
