@@ -2,8 +2,11 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db.models import Count
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -11,7 +14,9 @@ from django.utils.safestring import mark_safe
 from offload import actions
 from offload.jobs import IdempotencyKeyReused, JobConflict
 from offload.models import Job, JobEvent, Library, MediaItem
+from offload.outputs import url_for
 from offload.paths import InvalidPath, resolve_library_path
+from offload.profiles import PROFILES
 
 
 def _report_queued(modeladmin, request, outcomes: list[tuple[Job, bool]]) -> None:
@@ -80,7 +85,7 @@ class MediaItemAdmin(admin.ModelAdmin):
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]
     search_fields = ["title", "relative_path", "series_title"]
-    actions = ["probe"]
+    actions = ["probe", "thumbnail", "transcode"]
     readonly_fields = [
         "library",
         "relative_path",
@@ -92,6 +97,8 @@ class MediaItemAdmin(admin.ModelAdmin):
         *MediaItem.TECHNICAL_FIELDS,
         "probe_json",
         "jobs",
+        "renditions_table",
+        "poster_preview",
         "created_at",
         "updated_at",
     ]
@@ -100,6 +107,7 @@ class MediaItemAdmin(admin.ModelAdmin):
         (None, {"fields": ["library", "relative_path", "kind", "status", "status_reason"]}),
         ("Descriptive", {"fields": [*list(MediaItem.DESCRIPTIVE_FIELDS), "locked_fields"]}),
         ("Technical", {"fields": [*MediaItem.TECHNICAL_FIELDS, "size", "mtime", "fingerprint"]}),
+        ("Renditions and thumbnails", {"fields": ["renditions_table", "poster_preview"]}),
         ("Jobs", {"fields": ["jobs"]}),
         ("Raw probe", {"classes": ["collapse"], "fields": ["probe_json"]}),
         (None, {"fields": ["created_at", "updated_at"]}),
@@ -114,6 +122,39 @@ class MediaItemAdmin(admin.ModelAdmin):
         if not obj.probe:
             return "—"
         return format_html("<pre>{}</pre>", json.dumps(obj.probe, indent=2))
+
+    @admin.display(description="Renditions")
+    def renditions_table(self, obj: MediaItem) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td><a href='{}'>{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    url_for(r.path),
+                    r.profile,
+                    filesizeformat(r.size),
+                    " + ".join(c for c in (r.video_codec, r.audio_codec) if c),
+                    f"{r.width}×{r.height}" if r.height else "audio",
+                    f"{r.duration or 0:.1f} s",
+                )
+                for r in obj.renditions.all()
+            ),
+        )
+        if not rows:
+            return "No renditions yet."
+        return format_html(
+            "<table><thead><tr><th>Profile</th><th>Size</th><th>Codecs</th><th>Resolution</th>"
+            "<th>Duration</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Poster")
+    def poster_preview(self, obj: MediaItem) -> str:
+        if not obj.poster:
+            return "No poster yet."
+        extras = ((obj.sprite, "sprite sheet"), (obj.sprite_index, "WebVTT index"))
+        links = format_html_join(" · ", "<a href='{}'>{}</a>", ((url_for(p), label) for p, label in extras if p))
+        return format_html("<img src='{}' alt='poster' style='max-height:180px'><br>{}", url_for(obj.poster), links)
 
     @admin.display(description="Recent jobs")
     def jobs(self, obj: MediaItem) -> str:
@@ -154,6 +195,32 @@ class MediaItemAdmin(admin.ModelAdmin):
     @admin.action(description="Probe")
     def probe(self, request, queryset):
         _report_queued(self, request, [actions.request_probe(request.user, item) for item in queryset])
+
+    @admin.action(description="Make thumbnails")
+    def thumbnail(self, request, queryset):
+        _report_queued(self, request, [actions.request_thumbnail(request.user, item) for item in queryset])
+
+    @admin.action(description="Transcode…")
+    def transcode(self, request, queryset):
+        """Ask for the profile on an intermediate page, then queue one job per item."""
+        profile = request.POST.get("profile", "")
+        if request.POST.get("confirm") and profile in PROFILES:
+            _report_queued(self, request, [actions.request_transcode(request.user, item, profile) for item in queryset])
+            return None
+        return TemplateResponse(
+            request,
+            "admin/offload/transcode_confirm.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Transcode media",
+                "items": queryset,
+                "count": queryset.count(),
+                "profiles": PROFILES.values(),
+                "selected": profile,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            },
+        )
 
 
 @admin.register(Job)

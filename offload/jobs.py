@@ -17,7 +17,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.models import Schedule
+from django_q.brokers.orm import ORM
 from django_q.tasks import async_task
 from redis.exceptions import RedisError
 
@@ -87,23 +87,26 @@ def shared_broker():
     return _broker
 
 
+class _LaterBroker(ORM):
+    """The ORM broker, writing a queue row that no worker takes before `not_before`.
+
+    The ORM broker hands out rows whose `lock` has passed; a row born with its lock in
+    the future is a delayed task, precise to the broker's poll interval.
+    """
+
+    def __init__(self, not_before) -> None:
+        super().__init__()
+        self.not_before = not_before
+
+    def enqueue(self, task) -> int:
+        return self.get_connection().create(key=self.list_key, payload=task, lock=self.not_before).pk
+
+
 def _push(job: Job, delay: float = 0) -> None:
     """Write the queue row for the job's next attempt, in the caller's transaction."""
     timeout = get_kind(job.kind).timeout_for(job)
-    if delay > 0:
-        # A ONCE schedule is django-q2's way of running a task later.
-        Schedule.objects.create(
-            name=f"job {job.pk} retry {job.attempts}",
-            func=EXECUTE,
-            args=repr((job.pk,)),
-            schedule_type=Schedule.ONCE,
-            repeats=-1,
-            next_run=timezone.now() + timedelta(seconds=delay),
-            kwargs=repr({"q_options": {"timeout": timeout}}),
-        )
-        task_id = ""
-    else:
-        task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=shared_broker())
+    broker = _LaterBroker(timezone.now() + timedelta(seconds=delay)) if delay > 0 else shared_broker()
+    task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=broker)
     Job.objects.filter(pk=job.pk).update(task_id=task_id)
     job.task_id = task_id
 
@@ -278,6 +281,20 @@ def fail_or_retry(job: Job, error: str) -> bool:
         job.refresh_from_db()
         record_event(job, JobStatus.QUEUED)
         _push(job, delay=backoff_seconds(job.attempts))
+    return True
+
+
+def defer(job: Job, reason: str, delay: float) -> bool:
+    """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
+    with transaction.atomic():
+        deferred = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+            status=JobStatus.QUEUED, error=reason, heartbeat_at=None, attempts=F("attempts") - 1
+        )
+        if not deferred:
+            return False
+        job.refresh_from_db()
+        record_event(job, JobStatus.QUEUED)
+        _push(job, delay=delay)
     return True
 
 

@@ -27,6 +27,14 @@ class TransientJobError(Exception):
     """A failure worth another attempt later (a service away, a timeout upstream)."""
 
 
+class JobDeferred(Exception):
+    """Not now, and not the job's fault (a resource is busy): run again later, no attempt spent."""
+
+    def __init__(self, reason: str, delay: float = 5.0) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
 class JobCancelled(Exception):
     """Raised inside a handler once a cancel was requested."""
 
@@ -159,6 +167,9 @@ def _run_handler(job: Job, run: JobRun) -> str:
     except JobFailed as exc:
         jobs.fail(job, str(exc) or type(exc).__name__)
         return "failed"
+    except JobDeferred as exc:
+        jobs.defer(job, str(exc), exc.delay)
+        return "deferred"
     except TransientJobError as exc:
         jobs.fail_or_retry(job, str(exc))
         return "retrying"

@@ -12,12 +12,13 @@ from offload.locks import RedisLock
 from offload.models import Job, MediaItem, Rendition
 from offload.paths import InvalidPath, resolve_item_path
 from offload.profiles import PROFILES, TranscodeProfile, expected_width, target_height, transcode_args
-from offload.runner import JobCancelled, JobFailed, JobRun, TransientJobError
+from offload.runner import JobCancelled, JobDeferred, JobFailed, JobRun, TransientJobError
 
 log = logging.getLogger(__name__)
 
 DURATION_TOLERANCE = 1.0
-LOCK_TTL_SECONDS = 60
+# Kept alive every third of this while the transcode runs; a dead worker's lock frees itself soon.
+LOCK_TTL_SECONDS = 15
 
 
 def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
@@ -75,7 +76,7 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
 
     lock = RedisLock(f"transcode:{item.pk}:{profile.name}", ttl_seconds=LOCK_TTL_SECONDS)
     if not lock.acquire():
-        raise TransientJobError(f"Another transcode of item {item.pk} to {profile.name} is running.")
+        raise JobDeferred(f"Another transcode of item {item.pk} to {profile.name} is running.", LOCK_TTL_SECONDS / 3)
     lock.keep_alive()
     try:
         partial = outputs.fresh_partial_dir(job)

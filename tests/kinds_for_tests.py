@@ -1,6 +1,6 @@
 """Handlers for job kinds that exist only in tests, to drive the spine's failure paths."""
 
-from offload.runner import JobFailed, TransientJobError
+from offload.runner import JobDeferred, JobFailed, TransientJobError
 
 
 def run_broken(job, run):
@@ -15,3 +15,7 @@ def run_flaky(job, run):
 
 def run_crashing(job, run):
     raise ZeroDivisionError("division by zero")
+
+
+def run_deferring(job, run):
+    raise JobDeferred("the scanner is busy", delay=30)

@@ -123,3 +123,41 @@ def test_a_library_outside_the_roots_is_refused_in_the_admin(admin_client, libra
     assert response.status_code == 200
     assert b"must be inside the library roots" in response.content
     assert not Library.objects.filter(name="Evil").exists()
+
+
+def test_transcode_action_asks_for_the_profile_then_queues(admin_client, library):
+    items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b", "c")]
+    url = reverse("admin:offload_mediaitem_changelist")
+    selected = [i.pk for i in items]
+    page = admin_client.post(url, {"action": "transcode", "_selected_action": selected})
+    assert page.status_code == 200
+    assert b"This will queue <strong>3 transcode jobs</strong>" in page.content
+    assert b"hls-720p" in page.content
+    assert not Job.objects.exists()
+    done = admin_client.post(
+        url,
+        {"action": "transcode", "_selected_action": selected, "profile": "h264-480p", "confirm": "yes"},
+        follow=True,
+    )
+    assert "3 jobs queued." in messages_of(done)
+    assert Job.objects.filter(kind="media.transcode", params={"profile": "h264-480p"}).count() == 3
+
+
+def test_the_item_page_shows_renditions_and_the_poster(admin_client, library, alice):
+    item = MediaItem.objects.create(library=library, relative_path="clip.mp4", duration=1.0)
+    jobs.enqueue("media.transcode", target=item, params={"profile": "h264-480p"}, user=alice)
+    jobs.enqueue("media.thumbnail", target=item, user=alice)
+    drain()
+    page = admin_client.get(reverse("admin:offload_mediaitem_change", args=[item.pk]))
+    assert b"h264-480p" in page.content
+    assert f"/media/renditions/{item.pk}/h264-480p.mp4".encode() in page.content
+    assert f"/media/thumbnails/{item.pk}/poster.jpg".encode() in page.content
+
+
+def test_a_failed_transcode_shows_its_reason_on_the_job_page(admin_client, library, alice, library_root):
+    (library_root / "lib" / "fake.mp4").write_bytes(b"\x00" * 1000)
+    item = MediaItem.objects.create(library=library, relative_path="fake.mp4")
+    job, _ = jobs.enqueue("media.transcode", target=item, params={"profile": "h264-480p"}, user=alice)
+    drain()
+    page = admin_client.get(reverse("admin:offload_job_change", args=[job.pk]))
+    assert b"The source is not readable media" in page.content

@@ -200,6 +200,7 @@ def test_a_transcode_already_running_elsewhere_waits_for_the_lock(alice, clip):
     try:
         job = transcode(alice, clip, "h264-480p")
         assert job.status == JobStatus.QUEUED
+        assert job.attempts == 0
         assert job.error == f"Another transcode of item {clip.pk} to h264-480p is running."
     finally:
         held.release()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from offload.models import Job, JobEvent, JobStatus, Library, MediaItem
+from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, Rendition
 from tests.cluster import wait_for
 from tests.media import make_video
 
@@ -93,3 +93,63 @@ def test_a_job_whose_cluster_is_killed_mid_run_reruns_and_finishes_once(qcluster
         JobEvent.objects.filter(job=job).exclude(event="progress").order_by("seq").values_list("event", flat=True)
     )
     assert events == ["queued", "started", "started", "succeeded"]
+
+
+def ffmpeg_processes_of(job_id: int) -> list[str]:
+    """Command lines of running ffmpeg processes writing this job's partial output."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "ffmpeg" in cmdline and f"/.partial/job-{job_id}/" in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.fixture
+def long_clip(alice, library_root):
+    from tests.media import make_video
+
+    make_video(library_root / "long.mp4", seconds=40, size="640x360")
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    return MediaItem.objects.create(library=library, relative_path="long.mp4", duration=40.0)
+
+
+def test_cancel_stops_a_running_transcode_and_leaves_nothing(qcluster, alice_api, alice, long_clip, settings):
+    cluster = qcluster()
+    response = alice_api.post(f"/api/v1/media/{long_clip.pk}/transcode/", {"profile": "h264-1080p"}, format="json")
+    job_id = response.json()["id"]
+    wait_for(lambda: ffmpeg_processes_of(job_id), what="ffmpeg to start", cluster=cluster)
+    cancel = alice_api.post(f"/api/v1/jobs/{job_id}/cancel/")
+    assert cancel.status_code == 202
+    wait_for(lambda: job_status(job_id) == JobStatus.CANCELLED, timeout=10, what="the cancel", cluster=cluster)
+    assert ffmpeg_processes_of(job_id) == []
+    assert not (settings.MEDIA_ROOT / ".partial" / f"job-{job_id}").exists()
+    assert not Rendition.objects.exists()
+    assert Job.objects.get(pk=job_id).cancelled_by == alice
+
+
+def test_a_transcode_whose_cluster_is_killed_reruns_and_leaves_no_half_file(qcluster, alice, long_clip, settings):
+    from offload import jobs
+
+    env = {"OFFLOAD_Q_TIMEOUT": "120", "OFFLOAD_Q_RETRY": "130", "OFFLOAD_JOB_STALE_SECONDS": "3"}
+    settings.OFFLOAD_JOB_STALE_SECONDS = 3
+    first = qcluster(**env)
+    job, _ = jobs.enqueue("media.transcode", target=long_clip, params={"profile": "h264-480p"}, user=alice)
+    wait_for(lambda: ffmpeg_processes_of(job.pk), what="ffmpeg to start", cluster=first)
+    first.kill()
+    # ffmpeg dies with the worker that started it: nothing goes on writing.
+    wait_for(lambda: not ffmpeg_processes_of(job.pk), timeout=10, what="ffmpeg to die with its worker")
+    assert not (settings.MEDIA_ROOT / "renditions").exists()
+
+    second = qcluster(**env)
+    # The dead attempt's heartbeat goes stale; the reaper hands the job to the new cluster.
+    wait_for(lambda: jobs.reap_stale_jobs() or job_status(job.pk) != JobStatus.RUNNING, timeout=20, what="a stale job")
+    wait_for(lambda: job_status(job.pk) == JobStatus.SUCCEEDED, timeout=120, what="the re-run", cluster=second)
+    job.refresh_from_db()
+    assert job.attempts == 2
+    assert Rendition.objects.filter(item=long_clip).count() == 1
+    assert not (settings.MEDIA_ROOT / ".partial" / f"job-{job.pk}").exists()
+    output = settings.MEDIA_ROOT / Rendition.objects.get().path
+    assert sorted(p.name for p in output.parent.iterdir()) == ["h264-480p.mp4"]
