@@ -177,7 +177,12 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_KEY_PREFIX}:asgi"},
+        "CONFIG": {
+            # redis-py's default 5 s socket timeout equals channels-redis' 5 s blocking
+            # pop, so an idle consumer's read would time out; give the pop room.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+        },
     },
 }
 
@@ -185,6 +190,14 @@ CHANNEL_LAYERS = {
 
 TYPESENSE_URL = env_str("TYPESENSE_URL", "")
 TYPESENSE_API_KEY = env_str("TYPESENSE_API_KEY", "offload-dev-key")
+
+# --- Websockets ---------------------------------------------------------------
+
+OFFLOAD_WS_AUTH_TIMEOUT = env_float("OFFLOAD_WS_AUTH_TIMEOUT", 5.0)
+OFFLOAD_WS_HEARTBEAT_SECONDS = env_float("OFFLOAD_WS_HEARTBEAT_SECONDS", 20.0)
+OFFLOAD_WS_MAX_CONNECTIONS_PER_USER = env_int("OFFLOAD_WS_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
+# Job events are kept this long for clients resuming after a disconnect.
+OFFLOAD_EVENT_RETENTION_HOURS = env_int("OFFLOAD_EVENT_RETENTION_HOURS", 24, minimum=1)
 
 # --- Files ------------------------------------------------------------------
 
@@ -237,6 +250,43 @@ Q_CLUSTER = {
     "bulk": 1,
     "label": "Task queue",
 }
+
+# --- Search sync -------------------------------------------------------------
+
+# Index writes run on a lane of their own, a second django-q2 cluster whose name is its
+# queue, so a sync never waits behind a long transcode. Start it with
+# `Q_CLUSTER_NAME=search python manage.py qcluster` (the name below).
+SEARCH_Q_CLUSTER = env_str("OFFLOAD_SEARCH_Q_NAME", "search")
+SEARCH_SYNC_TASK_TIMEOUT = 60
+Q_CLUSTER["ALT_CLUSTERS"] = {
+    SEARCH_Q_CLUSTER: {
+        "workers": env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1),
+        "timeout": 120,
+        "retry": 180,
+        # A sync that failed is retried from the outbox, not by django-q2.
+        "max_attempts": 1,
+        "poll": env_float("OFFLOAD_SEARCH_Q_POLL", 0.05),
+    },
+}
+# The alias searches use; collections behind it are named <alias>_v<milliseconds>.
+SEARCH_ALIAS = env_str("OFFLOAD_SEARCH_ALIAS", "media")
+SEARCH_READ_TIMEOUT = env_float("OFFLOAD_SEARCH_READ_TIMEOUT", 0.5)
+# After a failed read, searches answer from the database for this long without asking.
+SEARCH_READ_PAUSE_SECONDS = env_float("OFFLOAD_SEARCH_READ_PAUSE", 2.0)
+SEARCH_WRITE_TIMEOUT = env_float("OFFLOAD_SEARCH_WRITE_TIMEOUT", 10.0)
+SEARCH_SYNC_BATCH = env_int("OFFLOAD_SEARCH_SYNC_BATCH", 250, minimum=1)
+SEARCH_SYNC_LEASE_SECONDS = 60
+SEARCH_SYNC_BUDGET_SECONDS = 30.0
+SEARCH_SYNC_RETRY_SECONDS = env_float("OFFLOAD_SEARCH_SYNC_RETRY", 2.0)
+SEARCH_SYNC_RETRY_MAX_SECONDS = 30.0
+# /healthz/ready says search is degraded when a write has waited longer than this.
+SEARCH_SYNC_STALE_SECONDS = env_int("OFFLOAD_SEARCH_SYNC_STALE_SECONDS", 60, minimum=1)
+SEARCH_REINDEX_BATCH = env_int("OFFLOAD_SEARCH_REINDEX_BATCH", 1000, minimum=1)
+# A build whose heartbeat is older than this lost its process; the next reindex takes over.
+SEARCH_REINDEX_STALE_SECONDS = 300
+# Seconds to cache identical search answers (0: off); see search/cache.py for the trade-off.
+SEARCH_CACHE_SECONDS = env_int("OFFLOAD_SEARCH_CACHE_SECONDS", 0, minimum=0)
+SEARCH_RECONCILE_MINUTES = env_int("OFFLOAD_SEARCH_RECONCILE_MINUTES", 15, minimum=1)
 
 # --- Enrichment ---------------------------------------------------------------
 

@@ -1,9 +1,14 @@
 """JobEvent: the append-only log of job state changes that clients replay."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from offload.models import EventSequence, Job, JobEvent
+from offload.notifications.publisher import publish_job_event
 
 
 def next_seq() -> int:
@@ -24,4 +29,18 @@ def record_event(job: Job, event: str) -> JobEvent:
         raise RuntimeError("record_event must run inside the transaction that changed the job")
     # Taken last, so the sequence row stays locked for as short a time as possible.
     seq = next_seq()
-    return JobEvent.objects.create(seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job))
+    record = JobEvent.objects.create(
+        seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
+    )
+    # Only committed state leaves the process: a rolled-back change is never announced.
+    transaction.on_commit(
+        lambda: publish_job_event(record.seq, record.event, record.user_id, record.payload), robust=True
+    )
+    return record
+
+
+def prune_events() -> int:
+    """Delete events older than the retention window; run by a django-q2 schedule."""
+    cutoff = timezone.now() - timedelta(hours=settings.OFFLOAD_EVENT_RETENTION_HOURS)
+    deleted, _ = JobEvent.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -3,6 +3,7 @@ from django.core.cache import cache
 
 from tests.cluster import QCluster
 from tests.people import api_client_for, make_user
+from tests.servers import AsgiServer
 from tests.services import API_KEY, TypesenseServer
 
 
@@ -85,3 +86,18 @@ def qcluster(tmp_path, transactional_db, library_root):
     yield start
     for cluster in started:
         cluster.stop()
+
+
+@pytest.fixture
+def asgi_server(tmp_path, transactional_db, library_root):
+    """Start real uvicorn servers on the test database; extra env per call."""
+    started: list[AsgiServer] = []
+
+    def start(**env: str) -> AsgiServer:
+        server = AsgiServer(tmp_path / f"uvicorn-{len(started)}.log", **env).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

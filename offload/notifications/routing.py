@@ -1,3 +1,7 @@
 """Websocket routes, mounted by config.asgi under the origin check and session auth."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from offload.notifications.consumers import JobEventsConsumer
+
+websocket_urlpatterns = [path("ws/events/", JobEventsConsumer.as_asgi())]

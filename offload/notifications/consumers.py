@@ -1,0 +1,166 @@
+"""`/ws/events/`: a user's job events, live and resumable (see CONTRACT, WebSocket)."""
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from offload.kinds import INTERNAL_KINDS
+from offload.notifications import connections, streams
+from offload.notifications.publisher import STAFF_GROUP, user_group
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_TOO_MANY = 4429
+MAX_MESSAGE_BYTES = 4096
+
+
+class JobEventsConsumer(AsyncWebsocketConsumer):
+    user = None
+    last_seq = 0
+
+    async def connect(self) -> None:
+        self.user = None
+        self.groups_joined: list[str] = []
+        self.tasks: list[asyncio.Task] = []
+        # Replays and live events both go out under this lock, so seqs leave in order.
+        self.send_lock = asyncio.Lock()
+        await self.accept()
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            await self.start(user)
+        else:
+            self.tasks.append(asyncio.create_task(self.auth_deadline()))
+
+    async def auth_deadline(self) -> None:
+        await asyncio.sleep(settings.OFFLOAD_WS_AUTH_TIMEOUT)
+        if self.user is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def start(self, user) -> None:
+        try:
+            allowed = await connections.register(user.pk, self.channel_name)
+        except RedisError:
+            log.warning("connection count unavailable; letting user %s connect", user.pk)
+            allowed = True
+        if not allowed:
+            await self.send_json(
+                {
+                    "type": "error",
+                    "detail": f"Too many connections (at most {settings.OFFLOAD_WS_MAX_CONNECTIONS_PER_USER}).",
+                }
+            )
+            await self.close(code=CLOSE_TOO_MANY)
+            return
+        self.user = user
+        self.groups_joined = [STAFF_GROUP] if user.is_staff else [user_group(user.pk)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        # Joined first, then read where the stream stands: nothing can fall in between.
+        self.last_seq = await database_sync_to_async(streams.latest_seq)(user)
+        await self.send_json({"type": "hello", "user": user.pk, "staff": user.is_staff, "seq": self.last_seq})
+        self.tasks.append(asyncio.create_task(self.heartbeat()))
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.OFFLOAD_WS_HEARTBEAT_SECONDS)
+            await self.send_json({"type": "heartbeat", "seq": self.last_seq})
+            try:
+                await connections.register(self.user.pk, self.channel_name)
+            except RedisError as exc:
+                log.warning("could not refresh connection lease: %s", exc)
+
+    async def disconnect(self, code: int) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for group in self.groups_joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.user is not None:
+            try:
+                await connections.unregister(self.user.pk, self.channel_name)
+            except RedisError as exc:
+                log.warning("could not unregister connection: %s", exc)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if bytes_data is not None:
+            await self.error("Binary frames are not supported; send JSON text.")
+            return
+        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+            await self.error(f"Messages must be JSON text of at most {MAX_MESSAGE_BYTES} bytes.")
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            if self.user is None:
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
+            await self.error('Expected a JSON object with a "type".')
+            return
+        kind = message["type"]
+        if self.user is None:
+            # The first message must authenticate.
+            await self.authenticate(message)
+        elif kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "resume":
+            await self.resume(message.get("after"))
+        elif kind == "auth":
+            await self.error("Already authenticated.")
+        else:
+            await self.error(f"Unknown message type {kind[:50]!r}; expected ping or resume.")
+
+    async def authenticate(self, message: dict[str, Any]) -> None:
+        user = None
+        if message.get("type") == "auth":
+            user = await database_sync_to_async(streams.user_for_token)(message.get("token"))
+        if user is None:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.start(user)
+
+    async def resume(self, after: Any) -> None:
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            await self.error('"after" must be a non-negative integer seq.')
+            return
+        async with self.send_lock:
+            missed = await database_sync_to_async(streams.events_between)(self.user, after)
+            for event in missed:
+                await self.send_json(event)
+            if missed:
+                self.last_seq = max(self.last_seq, missed[-1]["seq"])
+            await self.send_json({"type": "resumed", "after": after, "count": len(missed), "seq": self.last_seq})
+
+    async def job_event(self, message: dict[str, Any]) -> None:
+        """A live event from the channel layer; delivered in seq order, each once."""
+        if self.user is None:
+            return
+        seq = message["seq"]
+        async with self.send_lock:
+            if seq <= self.last_seq:
+                return
+            visible = self.user.is_staff or (
+                message["user_id"] == self.user.pk and message["job"]["kind"] not in INTERNAL_KINDS
+            )
+            if seq == self.last_seq + 1 and visible:
+                events = [streams.message(seq, message["event"], message["job"])]
+            else:
+                # Publishes from several processes may arrive out of order; the log is in
+                # order, and every seq below a committed one is committed too.
+                events = await database_sync_to_async(streams.events_between)(self.user, self.last_seq, seq)
+            for event in events:
+                await self.send_json(event)
+            self.last_seq = seq
+
+    async def error(self, detail: str) -> None:
+        await self.send_json({"type": "error", "detail": detail})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))

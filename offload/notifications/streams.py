@@ -1,0 +1,44 @@
+"""What a websocket user's event stream holds, read from the JobEvent log."""
+
+from typing import Any
+
+from rest_framework.authtoken.models import Token
+
+from offload.kinds import INTERNAL_KINDS
+from offload.models import JobEvent
+
+REPLAY_LIMIT = 5000
+
+
+def user_for_token(key: str):
+    """The active user behind a DRF token, or None."""
+    if not isinstance(key, str) or not key or len(key) > 64:
+        return None
+    token = Token.objects.select_related("user").filter(key=key).first()
+    return token.user if token and token.user.is_active else None
+
+
+def _stream(user):
+    events = JobEvent.objects.all()
+    if user.is_staff:
+        return events
+    return events.filter(user=user).exclude(job__kind__in=INTERNAL_KINDS)
+
+
+def latest_seq(user) -> int:
+    """The newest seq in the user's stream, 0 when there is none."""
+    return _stream(user).order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def events_between(user, after: int, upto: int | None = None) -> list[dict[str, Any]]:
+    """The stream's events with after < seq <= upto, as websocket messages, oldest first."""
+    events = _stream(user).filter(seq__gt=after)
+    if upto is not None:
+        events = events.filter(seq__lte=upto)
+    rows = events.order_by("seq").values_list("seq", "event", "payload")[:REPLAY_LIMIT]
+    return [message(seq, event, payload) for seq, event, payload in rows]
+
+
+def message(seq: int, event: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The CONTRACT's websocket job message."""
+    return {"type": "job", "event": event, "seq": seq, "job": job}

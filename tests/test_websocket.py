@@ -1,0 +1,221 @@
+"""`/ws/events/` end to end: a real uvicorn, a real qcluster, a real websocket client."""
+
+import json
+import time
+
+import pytest
+from django.contrib.sessions.backends.cached_db import SessionStore
+from rest_framework.authtoken.models import Token
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from offload.models import Job, JobEvent, Library, MediaItem
+from tests.cluster import wait_for
+from tests.media import make_video
+
+pytestmark = pytest.mark.slow
+
+
+class Client:
+    """A websocket client that reads JSON messages with a deadline."""
+
+    def __init__(self, server, *, token: str | None = None, cookie: str | None = None) -> None:
+        headers = {"Cookie": cookie} if cookie else None
+        self.ws = connect(f"{server.ws_url}/ws/events/", origin=server.url, additional_headers=headers, open_timeout=10)
+        self.messages: list[dict] = []
+        if token:
+            self.send({"type": "auth", "token": token})
+
+    def send(self, message) -> None:
+        self.ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+    def recv(self, timeout: float = 15.0) -> dict:
+        message = json.loads(self.ws.recv(timeout=timeout))
+        self.messages.append(message)
+        return message
+
+    def until(self, predicate, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                message = self.recv(timeout=max(0.1, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+            if predicate(message):
+                return message
+        raise AssertionError(f"no matching message within {timeout} s; got {self.messages[-8:]}")
+
+    def job_events(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "job"]
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def token_of(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+def finished(job_id):
+    return lambda m: m["type"] == "job" and m["job"]["id"] == job_id and m["event"] in ("succeeded", "failed")
+
+
+@pytest.fixture
+def clips(alice, bob, library_root):
+    alice_lib = Library.objects.create(name="A", path=str(library_root), owner=alice)
+    bob_dir = library_root / "bob"
+    bob_lib = Library.objects.create(name="B", path=str(bob_dir), owner=bob)
+    make_video(library_root / "a.mp4", seconds=8, size="320x180")
+    make_video(bob_dir / "b.mp4", seconds=8, size="320x180")
+    return (
+        MediaItem.objects.create(library=alice_lib, relative_path="a.mp4", duration=8.0),
+        MediaItem.objects.create(library=bob_lib, relative_path="b.mp4", duration=8.0),
+    )
+
+
+def test_a_job_requested_through_the_api_is_seen_queued_started_progress_succeeded(
+    asgi_server, qcluster, alice, alice_api, clips
+):
+    server = asgi_server()
+    qcluster()
+    client = Client(server, token=token_of(alice))
+    hello = client.recv()
+    assert hello["type"] == "hello" and hello["user"] == alice.pk
+    job_id = alice_api.post(f"/api/v1/media/{clips[0].pk}/transcode/", {"profile": "h264-480p"}, format="json").json()[
+        "id"
+    ]
+    client.until(finished(job_id), timeout=60)
+    events = [m["event"] for m in client.job_events()]
+    assert events[0] == "queued" and events[1] == "started" and events[-1] == "succeeded"
+    assert set(events[2:-1]) == {"progress"} and len(events) > 3
+    seqs = [m["seq"] for m in client.job_events()]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert client.job_events()[-1]["job"]["status"] == "succeeded"
+    assert set(client.job_events()[-1]["job"]) >= {"id", "kind", "status", "progress", "target", "url"}
+    client.close()
+
+
+def test_bob_never_receives_alices_events(asgi_server, qcluster, alice, bob, staff, alice_api, bob_api, clips):
+    server = asgi_server()
+    qcluster()
+    alices, bobs, staffs = (Client(server, token=token_of(u)) for u in (alice, bob, staff))
+    for client in (alices, bobs, staffs):
+        client.recv()
+    jobs = []
+    for profile in ("h264-480p", "audio-aac-128k"):
+        jobs.append(
+            alice_api.post(f"/api/v1/media/{clips[0].pk}/transcode/", {"profile": profile}, format="json").json()["id"]
+        )
+        jobs.append(
+            bob_api.post(f"/api/v1/media/{clips[1].pk}/transcode/", {"profile": profile}, format="json").json()["id"]
+        )
+    wait_for(lambda: Job.objects.filter(pk__in=jobs, status="succeeded").count() == 4, timeout=120, what="four jobs")
+    alices.until(finished(jobs[2]))
+    bobs.until(finished(jobs[3]))
+    staffs.until(lambda m: m["type"] == "job" and m["event"] == "succeeded" and m["job"]["id"] == max(jobs))
+    assert {m["job"]["requested_by"] for m in alices.job_events()} == {alice.pk}
+    assert {m["job"]["requested_by"] for m in bobs.job_events()} == {bob.pk}
+    assert {m["job"]["requested_by"] for m in staffs.job_events()} == {alice.pk, bob.pk}
+    for client in (alices, bobs, staffs):
+        client.close()
+
+
+def test_a_resume_after_a_disconnect_gets_exactly_the_missed_events(asgi_server, qcluster, alice, alice_api, clips):
+    server = asgi_server()
+    qcluster()
+    first = Client(server, token=token_of(alice))
+    before = first.recv()["seq"]
+    first.close()
+    job_id = alice_api.post(f"/api/v1/media/{clips[0].pk}/probe/").json()["id"]
+    wait_for(lambda: Job.objects.get(pk=job_id).status == "succeeded", what="the probe")
+    missed = list(JobEvent.objects.filter(user=alice, seq__gt=before).order_by("seq").values_list("seq", "event"))
+    assert [e for _, e in missed][:3] == ["queued", "started", "succeeded"]
+
+    again = Client(server, token=token_of(alice))
+    assert again.recv()["type"] == "hello"
+    again.send({"type": "resume", "after": before})
+    done = again.until(lambda m: m["type"] == "resumed")
+    assert [(m["seq"], m["event"]) for m in again.job_events()] == missed
+    assert done["count"] == len(missed)
+    # Live events carry on after the replay, with no gap and no repeat.
+    second_id = alice_api.post(f"/api/v1/media/{clips[0].pk}/thumbnail/").json()["id"]
+    again.until(finished(second_id), timeout=60)
+    seqs = [m["seq"] for m in again.job_events()]
+    assert seqs == sorted(set(seqs))
+    logged = list(JobEvent.objects.filter(user=alice, seq__gt=before).order_by("seq").values_list("seq", flat=True))
+    assert seqs == logged
+    again.close()
+
+
+def test_session_cookie_authenticates(asgi_server, alice):
+    server = asgi_server()
+    session = SessionStore()
+    session["_auth_user_id"] = str(alice.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = alice.get_session_auth_hash()
+    session.create()
+    client = Client(server, cookie=f"sessionid={session.session_key}")
+    assert client.recv()["user"] == alice.pk
+    client.send({"type": "ping"})
+    assert client.recv() == {"type": "pong"}
+    client.close()
+
+
+@pytest.mark.parametrize(
+    "first_message",
+    [{"type": "auth", "token": "not-a-token"}, {"type": "ping"}, "not json", {"type": "auth", "token": ["x"]}],
+)
+def test_bad_auth_closes_with_4401(asgi_server, first_message):
+    server = asgi_server()
+    client = Client(server)
+    client.send(first_message)
+    with pytest.raises(ConnectionClosed) as closed:
+        client.recv()
+    assert closed.value.rcvd.code == 4401
+
+
+def test_no_auth_within_the_deadline_closes_with_4401(asgi_server):
+    server = asgi_server(OFFLOAD_WS_AUTH_TIMEOUT="1")
+    client = Client(server)
+    with pytest.raises(ConnectionClosed) as closed:
+        client.recv(timeout=10)
+    assert closed.value.rcvd.code == 4401
+
+
+def test_garbage_is_answered_with_errors_and_the_connection_lives_on(asgi_server, alice):
+    server = asgi_server()
+    client = Client(server, token=token_of(alice))
+    client.recv()
+    for garbage in ["{", "[]", "42", '"text"', json.dumps({"no": "type"}), json.dumps({"type": "dance"}),
+                    json.dumps({"type": "resume", "after": "yesterday"}), json.dumps({"type": "resume", "after": -1}),
+                    b"\x00\xff binary", "x" * 10000, json.dumps({"type": "auth", "token": "again"})]:  # fmt: skip
+        client.send(garbage)
+        answer = client.recv()
+        assert answer["type"] == "error", (garbage, answer)
+        assert answer["detail"]
+    client.send({"type": "ping"})
+    assert client.recv() == {"type": "pong"}
+    client.close()
+
+
+def test_connections_per_user_are_capped_with_4429(asgi_server, alice):
+    server = asgi_server(OFFLOAD_WS_MAX_CONNECTIONS_PER_USER="2")
+    open_ones = [Client(server, token=token_of(alice)) for _ in range(2)]
+    for client in open_ones:
+        assert client.recv()["type"] == "hello"
+    third = Client(server, token=token_of(alice))
+    assert third.recv()["type"] == "error"
+    with pytest.raises(ConnectionClosed) as closed:
+        third.recv()
+    assert closed.value.rcvd.code == 4429
+    open_ones[0].close()
+    time.sleep(0.5)
+    fourth = Client(server, token=token_of(alice))
+    assert fourth.recv()["type"] == "hello"
+
+
+def test_a_foreign_origin_is_refused(asgi_server, alice):
+    server = asgi_server()
+    with pytest.raises(Exception) as refused:
+        connect(f"{server.ws_url}/ws/events/", origin="http://evil.example", open_timeout=10).recv(timeout=5)
+    assert "403" in str(refused.value) or isinstance(refused.value, ConnectionClosed)
