@@ -11,12 +11,12 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	OFFLOAD_LIBRARY_ROOTS=$(CURDIR)/var/test/library \
 	MEDIA_ROOT=$(CURDIR)/var/test/output
 
-.PHONY: run test lint schema venv system-deps services clean
+.PHONY: run test lint schema venv system-deps test-system-deps services clean
 
 run: venv system-deps
 	$(PY) scripts/run.py
 
-test: venv system-deps services lint
+test: venv test-system-deps services lint
 	mkdir -p var/test/library var/test/output
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file var/test/schema.yml
@@ -33,9 +33,13 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-# ffprobe comes from the system's ffmpeg package (imageio-ffmpeg ships ffmpeg alone).
+# ffprobe comes from the system's ffmpeg package (imageio-ffmpeg ships ffmpeg alone);
+# the tests also drive Debian's chromium.
 system-deps:
-	@bash scripts/ensure_ffmpeg.sh
+	@bash scripts/ensure_system_packages.sh
+
+test-system-deps:
+	@bash scripts/ensure_system_packages.sh --test
 
 services:
 	@bash scripts/ensure_services.sh

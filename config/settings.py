@@ -69,7 +69,7 @@ if SECRET_KEY == _DEV_SECRET:
     log.warning("SECRET_KEY is not set: using the development key. Never do this in production.")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "offload.admin_site.OffloadAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

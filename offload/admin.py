@@ -42,6 +42,18 @@ def progress_bar(job: Job) -> str:
     )
 
 
+class LiveJobsMedia:
+    """The script that keeps statuses and progress bars current over the websocket."""
+
+    js = ["offload/live.js"]
+
+
+def status_badge(job: Job) -> str:
+    return format_html(
+        '<span class="offload-status offload-status-{}" data-job="{}">{}</span>', job.status, job.pk, job.status
+    )
+
+
 class LibraryAdminForm(forms.ModelForm):
     class Meta:
         model = Library
@@ -81,6 +93,7 @@ class LibraryAdmin(admin.ModelAdmin):
 
 @admin.register(MediaItem)
 class MediaItemAdmin(admin.ModelAdmin):
+    Media = LiveJobsMedia
     list_display = ["__str__", "library", "kind", "status", "duration", "resolution", "updated_at"]
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]
@@ -169,7 +182,7 @@ class MediaItemAdmin(admin.ModelAdmin):
                     reverse("admin:offload_job_change", args=[job.pk]),
                     job.pk,
                     job.kind,
-                    job.status,
+                    status_badge(job),
                     progress_bar(job),
                     job.error or "",
                 )
@@ -225,10 +238,11 @@ class MediaItemAdmin(admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    Media = LiveJobsMedia
     list_display = [
         "id",
         "kind",
-        "status",
+        "status_display",
         "progress_display",
         "target_link",
         "requested_by",
@@ -269,6 +283,10 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Progress")
     def progress_display(self, obj: Job) -> str:
         return progress_bar(obj)
+
+    @admin.display(description="Status", ordering="status")
+    def status_display(self, obj: Job) -> str:
+        return status_badge(obj)
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:

@@ -42,3 +42,8 @@ def events_between(user, after: int, upto: int | None = None) -> list[dict[str, 
 def message(seq: int, event: str, job: dict[str, Any]) -> dict[str, Any]:
     """The CONTRACT's websocket job message."""
     return {"type": "job", "event": event, "seq": seq, "job": job}
+
+
+def recent_events(user, limit: int = 15) -> list[JobEvent]:
+    """The newest state changes (no progress ticks) in the user's stream, for the admin index."""
+    return list(_stream(user).exclude(event="progress").order_by("-seq")[:limit])

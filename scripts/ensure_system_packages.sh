@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System tools Offload needs, from Debian's packages, installed when missing (as root).
+#   ffmpeg/ffprobe: media work (imageio-ffmpeg ships ffmpeg alone, without ffprobe)
+#   chromium + chromedriver: the browser test of the live admin (tests only)
+set -euo pipefail
+want=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || want+=(ffmpeg)
+if [ "${1:-}" = "--test" ]; then
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
+fi
+[ ${#want[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "Installing ${want[*]} (Debian packages)…"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null
+  exit 0
+fi
+echo "Please install: ${want[*]} (e.g. sudo apt-get install ${want[*]})." >&2
+exit 1
