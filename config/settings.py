@@ -312,6 +312,9 @@ TMDB_BREAKER_COOLDOWN = env_float("TMDB_BREAKER_COOLDOWN", 30.0)
 
 # --- API --------------------------------------------------------------------
 
+# GET answers are cached per user in Redis and invalidated on commit (offload/api/caching.py).
+OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

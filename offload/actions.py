@@ -36,14 +36,34 @@ def request_transcode(user, item: MediaItem, profile: str, idempotency_key: str 
     )
 
 
+def request_enrich(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
+    return jobs.enqueue("media.enrich", target=item, user=user, idempotency_key=idempotency_key)
+
+
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:
     """Apply an operator's edit to descriptive fields and lock them against enrichment."""
     fields = [f for f in changes if f in MediaItem.DESCRIPTIVE_FIELDS]
     with transaction.atomic():
+        # Provenance is re-read under the row lock: an enrichment may have committed
+        # since the item was fetched, and what it recorded must not be lost.
+        provenance = MediaItem.objects.select_for_update().values_list("provenance", flat=True).get(pk=item.pk)
         for field in fields:
             setattr(item, field, changes[field])
         item.locked_fields = sorted(set(item.locked_fields) | set(fields))
-        item.save(update_fields=[*fields, "locked_fields", "updated_at"])
+        item.provenance = {**(provenance or {}), **dict.fromkeys(fields, "user")}
+        item.save(update_fields=[*fields, "locked_fields", "provenance", "updated_at"])
+    return item
+
+
+def unlock_fields(user, item: MediaItem, fields: list[str]) -> MediaItem:
+    """Let enrichment set these fields again; they keep their values until it does."""
+    unknown = sorted(set(fields) - set(MediaItem.DESCRIPTIVE_FIELDS))
+    if unknown:
+        raise ValueError(f"Not descriptive fields: {', '.join(unknown)}.")
+    with transaction.atomic():
+        locked = MediaItem.objects.select_for_update().values_list("locked_fields", flat=True).get(pk=item.pk)
+        item.locked_fields = [f for f in locked if f not in fields]
+        item.save(update_fields=["locked_fields", "updated_at"])
     return item
 
 

@@ -6,4 +6,4 @@ class OffloadConfig(AppConfig):
     verbose_name = "Offload"
 
     def ready(self) -> None:
-        from offload import checks  # noqa: F401  (registers the system checks)
+        from offload import checks, signals  # noqa: F401  (registers the system checks and receivers)

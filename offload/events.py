@@ -7,6 +7,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from offload.api.caching import bump_on_commit
 from offload.models import EventSequence, Job, JobEvent
 from offload.notifications.publisher import publish_job_event
 
@@ -32,6 +33,9 @@ def record_event(job: Job, event: str) -> JobEvent:
     record = JobEvent.objects.create(
         seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
     )
+    # Every job change passes here, queryset.update() ones included: the API's job
+    # answers for this owner (and staff) are stale from this commit on.
+    bump_on_commit("jobs", [job.requested_by_id])
     # Only committed state leaves the process: a rolled-back change is never announced.
     transaction.on_commit(
         lambda: publish_job_event(record.seq, record.event, record.user_id, record.payload), robust=True

@@ -120,6 +120,8 @@ class ThumbnailsSerializer(serializers.Serializer):
 class MediaDetailSerializer(serializers.ModelSerializer):
     technical = serializers.SerializerMethodField()
     metadata = serializers.SerializerMethodField()
+    # Which provider (or "user") set each descriptive field.
+    provenance = serializers.DictField(child=serializers.CharField(), read_only=True)
     renditions = RenditionSerializer(many=True, read_only=True)
     thumbnails = serializers.SerializerMethodField()
 
@@ -138,6 +140,7 @@ class MediaDetailSerializer(serializers.ModelSerializer):
             "technical",
             "metadata",
             "locked_fields",
+            "provenance",
             "renditions",
             "thumbnails",
             "created_at",

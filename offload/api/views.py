@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from offload import access, actions
+from offload.api.caching import cached_get
 from offload.api.serializers import (
     DescriptiveSerializer,
     JobSerializer,
@@ -45,10 +46,25 @@ def idempotency_key(request: Request) -> str:
     return request.headers.get("Idempotency-Key", "")
 
 
+class CachedReadMixin:
+    """GET list and detail answers come from the per-user API cache (offload/api/caching.py)."""
+
+    cache_namespaces: tuple[str, ...] = ()
+
+    def list(self, request, *args, **kwargs):
+        compute = lambda: super(CachedReadMixin, self).list(request, *args, **kwargs)  # noqa: E731
+        return cached_get(request, self.cache_namespaces, compute, expensive=True)
+
+    def retrieve(self, request, *args, **kwargs):
+        compute = lambda: super(CachedReadMixin, self).retrieve(request, *args, **kwargs)  # noqa: E731
+        return cached_get(request, self.cache_namespaces, compute)
+
+
 class LibraryViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+    CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = LibrarySerializer
+    cache_namespaces = ("libraries",)
     queryset = Library.objects.none()  # for the schema; get_queryset applies access
 
     def get_queryset(self):
@@ -65,9 +81,16 @@ class LibraryViewSet(
         return job_response(*actions.request_scan(request.user, library, idempotency_key(request)))
 
 
-class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class MediaViewSet(
+    CachedReadMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
     http_method_names = ["get", "patch", "post", "head", "options"]
     queryset = MediaItem.objects.none()  # for the schema; get_queryset applies access
+    cache_namespaces = ("media",)
 
     def get_serializer_class(self):
         if self.action == "list":
@@ -114,6 +137,12 @@ class MediaViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upda
 
     @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     @action(detail=True, methods=["post"])
+    def enrich(self, request: Request, pk=None) -> Response:
+        item = access.get_item_for_user(request.user, pk)
+        return job_response(*actions.request_enrich(request.user, item, idempotency_key(request)))
+
+    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
+    @action(detail=True, methods=["post"])
     def thumbnail(self, request: Request, pk=None) -> Response:
         item = access.get_item_for_user(request.user, pk)
         return job_response(*actions.request_thumbnail(request.user, item, idempotency_key(request)))
@@ -135,12 +164,14 @@ class ProfileListView(APIView):
 
     @extend_schema(responses=ProfileSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response([profile.as_dict() for profile in PROFILES.values()])
+        # Static: no namespace to invalidate, but clients still get an ETag and 304s.
+        return cached_get(request, [], lambda: Response([profile.as_dict() for profile in PROFILES.values()]))
 
 
-class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
     queryset = Job.objects.none()  # for the schema; get_queryset applies access
+    cache_namespaces = ("jobs",)
 
     def get_queryset(self):
         qs = access.jobs_for(self.request.user)
