@@ -9,12 +9,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from offload import ffmpeg, jobs
+from offload.locks import RedisLock
 from offload.models import Job, Library, MediaItem, MediaStatus
 from offload.paths import FoundFile, has_media_suffix, is_inside_roots, is_sidecar, walk_library
-from offload.runner import JobFailed, JobRun
+from offload.runner import JobDeferred, JobFailed, JobRun
 
 FINGERPRINT_CHUNK = 64 * 1024
 SNIFF_TIMEOUT = 10.0
+SCAN_LOCK_TTL = 30
 
 
 def fingerprint(path: Path, size: int) -> str:
@@ -64,8 +66,20 @@ def run_scan(job: Job, run: JobRun) -> dict[str, Any]:
         raise JobFailed(f"The library folder {root} is outside the library roots.")
     if not root.is_dir():
         raise JobFailed(f"The library folder {root} does not exist or is not a folder.")
-    run.progress(0, force=True)
+    # One scan per library at a time, across hosts: a run taken over from a lost worker
+    # must not race the old one, whose lock lapses within its TTL.
+    lock = RedisLock(f"scan:{library.pk}", ttl_seconds=SCAN_LOCK_TTL)
+    if not lock.acquire():
+        raise JobDeferred(f"Another scan of library {library.pk} is running.", SCAN_LOCK_TTL / 3)
+    lock.keep_alive()
+    try:
+        return _reconcile(job, run, library, root)
+    finally:
+        lock.release()
 
+
+def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
+    run.progress(0, force=True)
     files = list(walk_library(root))
     existing = {item.relative_path: item for item in library.items.all()}
     counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)

@@ -190,3 +190,22 @@ def test_technical_metadata_reads_streams_and_skips_cover_art():
 )
 def test_guess_kind(path, technical, kind):
     assert guess_kind(path, technical) == kind
+
+
+def test_a_scan_waits_while_another_scan_of_the_library_holds_its_lock(alice, library_root):
+    from offload.locks import RedisLock
+
+    lib = library_root / "lib"
+    make_video(lib / "a.mp4")
+    library, job = scan(alice, lib)
+    held = RedisLock(f"scan:{library.pk}")
+    assert held.acquire()
+    try:
+        drain()
+        job.refresh_from_db()
+        assert job.status == JobStatus.QUEUED
+        assert job.attempts == 0
+        assert "Another scan of library" in job.error
+        assert not library.items.exists()
+    finally:
+        held.release()

@@ -1,0 +1,52 @@
+"""Redis locks: exclusive, owned, expiring, extendable."""
+
+import time
+
+from offload.locks import RedisLock
+
+
+def test_a_lock_is_exclusive_until_released():
+    first, second = RedisLock("thing"), RedisLock("thing")
+    assert first.acquire()
+    assert not second.acquire()
+    assert first.release()
+    assert second.acquire()
+    second.release()
+
+
+def test_only_the_owner_releases_or_extends():
+    owner, other = RedisLock("owned"), RedisLock("owned")
+    assert owner.acquire()
+    assert not other.release()
+    assert not other.extend()
+    assert owner.owner() == owner.token
+    assert owner.release()
+
+
+def test_a_lock_expires_by_itself():
+    lock = RedisLock("short", ttl_seconds=0.3)
+    assert lock.acquire()
+    time.sleep(0.5)
+    assert RedisLock("short").acquire()
+
+
+def test_keep_alive_extends_past_the_ttl_and_stops_on_release():
+    lock = RedisLock("kept", ttl_seconds=0.6)
+    assert lock.acquire()
+    lock.keep_alive()
+    time.sleep(1.5)
+    assert not RedisLock("kept").acquire()
+    assert not lock.lost.is_set()
+    lock.release()
+    assert RedisLock("kept").acquire()
+
+
+def test_a_lock_taken_over_after_expiry_marks_the_old_holder_lost():
+    old = RedisLock("stolen", ttl_seconds=0.3)
+    assert old.acquire()
+    time.sleep(0.5)
+    thief = RedisLock("stolen", ttl_seconds=5)
+    assert thief.acquire()
+    assert not old.extend()
+    assert not old.release()
+    assert thief.owner() == thief.token
