@@ -93,6 +93,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "offload.throttle.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
@@ -156,7 +157,8 @@ REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "offload")
 
 CACHES = {
     "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
+        # django-redis' backend, counting hits and misses for /metrics.
+        "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
         "OPTIONS": {
@@ -312,6 +314,19 @@ TMDB_BREAKER_COOLDOWN = env_float("TMDB_BREAKER_COOLDOWN", 30.0)
 
 # --- API --------------------------------------------------------------------
 
+# Rate limits, "count/seconds", exact across processes (offload/limits.py, offload/throttle.py).
+OFFLOAD_RATE_LIMITS = {
+    "api_user": env_str("OFFLOAD_RATE_API_USER", "300/60"),
+    "api_anon": env_str("OFFLOAD_RATE_API_ANON", "60/60"),
+    "jobs_user": env_str("OFFLOAD_RATE_JOBS_USER", "60/60"),
+    "login": env_str("OFFLOAD_RATE_LOGIN", "10/60"),
+    "ws_connect": env_str("OFFLOAD_RATE_WS_CONNECT", "30/60"),
+}
+# With Redis away these refuse (the others let requests through).
+OFFLOAD_RATE_LIMITS_FAIL_CLOSED = env_list("OFFLOAD_RATE_LIMITS_FAIL_CLOSED", ["login"])
+# Proxies whose X-Forwarded-For is believed, as addresses or CIDR networks.
+OFFLOAD_TRUSTED_PROXIES = env_list("OFFLOAD_TRUSTED_PROXIES", [])
+
 # GET answers are cached per user in Redis and invalidated on commit (offload/api/caching.py).
 OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
 
@@ -342,6 +357,45 @@ SPECTACULAR_SETTINGS = {
         "MediaStatusEnum": "offload.models.MediaStatus",
     },
 }
+
+# --- Production security -----------------------------------------------------
+
+# With DEBUG off, cookies go over HTTPS only and browsers are told to stay on HTTPS (set
+# these to 0 to serve the admin over plain HTTP). Redirecting plain HTTP to HTTPS is the
+# TLS proxy's job: the app itself also answers probes, scrapes and internal clients on
+# plain HTTP, hence W008 is silenced; SECURE_SSL_REDIRECT=1 makes the app redirect too.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 3600, minimum=0)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/", r"^metrics$"]
+if env_bool("TRUST_X_FORWARDED_PROTO", False):
+    # Only behind a proxy that sets X-Forwarded-Proto itself and never passes a client's on.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS for subdomains and the browsers' preload list bind the whole domain: its owner opts
+# in (W005, W021 are silenced until then).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
+
+# --- Metrics and health --------------------------------------------------------
+
+# /metrics is open unless this is set; then it wants `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Every process (web, workers, commands) writes its samples to files in this folder and a
+# scrape sums them (prometheus_client's multiprocess mode). prometheus_client reads the
+# variable once, when first imported; the settings load before anything imports it, so
+# setting it here reaches every process and their children. `make run` empties the folder
+# before it starts them; a deployment does the same when it starts a host's processes.
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))).resolve()
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# A gauge per process would repeat once per pid; `manage.py migrate --check` answers this.
+PROMETHEUS_EXPORT_MIGRATIONS = False
+# Each /healthz/ready check answers within this many seconds or is reported as timed out.
+HEALTH_CHECK_TIMEOUT = env_float("OFFLOAD_HEALTH_CHECK_TIMEOUT", 1.0)
+# The admin's operations dashboard is recomputed at most this often.
+OFFLOAD_DASHBOARD_CACHE_SECONDS = env_int("OFFLOAD_DASHBOARD_CACHE_SECONDS", 5, minimum=0)
 
 # --- Misc -------------------------------------------------------------------
 

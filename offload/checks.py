@@ -9,6 +9,23 @@ RETRY_MARGIN_SECONDS = 5
 
 
 @register()
+def check_rate_limits(app_configs=None, **kwargs) -> list:
+    from offload.throttle import parse_rate
+
+    errors = []
+    for name, text in settings.OFFLOAD_RATE_LIMITS.items():
+        try:
+            count, seconds = parse_rate(text)
+            if count < 1 or seconds <= 0:
+                raise ValueError
+        except ValueError:
+            errors.append(
+                Error(f"Rate limit {name}={text!r} must look like '300/60' (count/seconds).", id="offload.E006")
+            )
+    return errors
+
+
+@register()
 def check_q_cluster(app_configs=None, **kwargs) -> list:
     errors = []
     q = settings.Q_CLUSTER

@@ -219,3 +219,16 @@ def test_a_foreign_origin_is_refused(asgi_server, alice):
     with pytest.raises(Exception) as refused:
         connect(f"{server.ws_url}/ws/events/", origin="http://evil.example", open_timeout=10).recv(timeout=5)
     assert "403" in str(refused.value) or isinstance(refused.value, ConnectionClosed)
+
+
+def test_websocket_connects_are_rate_limited_per_user(asgi_server, alice):
+    server = asgi_server(OFFLOAD_RATE_WS_CONNECT="2/60")
+    for _ in range(2):
+        client = Client(server, token=token_of(alice))
+        assert client.recv()["type"] == "hello"
+        client.close()
+    third = Client(server, token=token_of(alice))
+    assert "Too many connection attempts" in third.recv()["detail"]
+    with pytest.raises(ConnectionClosed) as closed:
+        third.recv()
+    assert closed.value.rcvd.code == 4429

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import math
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -10,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from offload import metrics, throttle
 from offload.kinds import INTERNAL_KINDS
 from offload.notifications import connections, streams
 from offload.notifications.publisher import STAFF_GROUP, user_group
@@ -26,6 +28,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
     last_seq = 0
 
     async def connect(self) -> None:
+        metrics.ws_connected()
         self.user = None
         self.groups_joined: list[str] = []
         self.tasks: list[asyncio.Task] = []
@@ -44,6 +47,11 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def start(self, user) -> None:
+        decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_connect"), f"user:{user.pk}")
+        if decision is not None and not decision.allowed:
+            await self.error(f"Too many connection attempts; try again in {math.ceil(decision.retry_after)} s.")
+            await self.close(code=CLOSE_TOO_MANY)
+            return
         try:
             allowed = await connections.register(user.pk, self.channel_name)
         except RedisError:
@@ -77,6 +85,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
                 log.warning("could not refresh connection lease: %s", exc)
 
     async def disconnect(self, code: int) -> None:
+        metrics.ws_disconnected()
         for task in self.tasks:
             task.cancel()
         for group in self.groups_joined:
