@@ -9,7 +9,8 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
 	REDIS_KEY_PREFIX=offload-test \
 	OFFLOAD_LIBRARY_ROOTS=$(CURDIR)/var/test/library \
-	MEDIA_ROOT=$(CURDIR)/var/test/output
+	MEDIA_ROOT=$(CURDIR)/var/test/output \
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/test/prometheus
 
 .PHONY: run test lint schema venv system-deps test-system-deps services clean
 
@@ -20,6 +21,9 @@ test: venv test-system-deps services lint
 	mkdir -p var/test/library var/test/output
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file var/test/schema.yml
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts.test.yml
+	promtool check config deploy/prometheus/prometheus.yml
 	$(TEST_ENV) $(PY) -m pytest
 
 lint: venv
@@ -34,7 +38,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 # ffprobe comes from the system's ffmpeg package (imageio-ffmpeg ships ffmpeg alone);
-# the tests also drive Debian's chromium.
+# the tests also drive Debian's chromium, and check the alerting rules with promtool.
 system-deps:
 	@bash scripts/ensure_system_packages.sh
 

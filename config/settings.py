@@ -145,6 +145,14 @@ else:
             ),
         },
     }
+# The ASGI web process runs each request's sync code in a thread of its own, so a
+# persistent connection per thread piles up until PostgreSQL refuses clients. The web
+# process takes a small pool instead (DATABASE_POOL_SIZE, set for it alone: pooled
+# connections do not survive the qcluster's fork).
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0, minimum=0)
+if DATABASE_POOL_SIZE and _default_db["ENGINE"].endswith("postgresql"):
+    _default_db["CONN_MAX_AGE"] = 0
+    _default_db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}
 if _default_db["ENGINE"].endswith("postgresql"):
     _default_db.setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME", "test_offload")
 DATABASES = {"default": _default_db}
@@ -240,14 +248,15 @@ Q_CLUSTER = {
     # A task whose worker died is delivered again after `retry`; it must exceed the
     # timeout, or a slow but healthy task would be delivered twice.
     "retry": env_int("OFFLOAD_Q_RETRY", _q_timeout + 60, minimum=1),
-    # Jobs handle their own retries (Job.attempts); a task that still fails in
-    # django-q2 is not run again and again.
-    "max_attempts": 1,
+    # Jobs count their own attempts (Job.attempts, OFFLOAD_JOB_MAX_ATTEMPTS) and the runner
+    # records every failure it can catch; a task that still raises (the database away
+    # during claim or finish) must come back after `retry`, not vanish: 0 = no cap here.
+    "max_attempts": 0,
     "catch_up": False,
     # The Job table keeps results; django-q2's pruning of successes costs a
     # SELECT ... FOR UPDATE per task.
     "save_limit": -1,
-    "ack_failures": True,
+    "ack_failures": False,
     "poll": env_float("OFFLOAD_Q_POLL", 0.05),
     "bulk": 1,
     "label": "Task queue",

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.db import transaction
 
-from offload import jobs
-from offload.models import Job, Library, MediaItem
+from offload import audit, jobs
+from offload.models import Job, JobStatus, Library, MediaItem
 from offload.paths import resolve_library_path
 from offload.profiles import PROFILES
 
@@ -68,8 +68,17 @@ def unlock_fields(user, item: MediaItem, fields: list[str]) -> MediaItem:
 
 
 def cancel_job(user, job: Job) -> Job:
-    return jobs.cancel(job, user)
+    """Cancel a queued job, or ask a running one's worker to stop; written to the admin log."""
+    with transaction.atomic():
+        job = jobs.cancel(job, user)
+        done = "Cancelled." if job.status == JobStatus.CANCELLED else "Asked its worker to cancel it."
+        audit.log_job_action(user, [job], done)
+    return job
 
 
-def retry_job(user, job: Job) -> Job:
-    return jobs.retry(job, user)
+def retry_job(user, job: Job, *, reason: str = "") -> Job:
+    """Run a failed or cancelled job again; written to the admin log."""
+    with transaction.atomic():
+        job = jobs.retry(job, user)
+        audit.log_job_action(user, [job], f"Retried{f' ({reason})' if reason else ''}.")
+    return job

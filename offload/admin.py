@@ -11,7 +11,8 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from offload import actions
+from offload import actions, audit
+from offload.admin_enrich import EnrichAdminMixin
 from offload.jobs import IdempotencyKeyReused, JobConflict
 from offload.models import Job, JobEvent, Library, MediaItem
 from offload.outputs import url_for
@@ -20,6 +21,7 @@ from offload.profiles import PROFILES
 
 
 def _report_queued(modeladmin, request, outcomes: list[tuple[Job, bool]]) -> None:
+    audit.log_job_action(request.user, [job for job, created in outcomes if created], "Queued.", added=True)
     queued = sum(1 for _, created in outcomes if created)
     already = len(outcomes) - queued
     text = f"{queued} job{'s' if queued != 1 else ''} queued."
@@ -92,13 +94,13 @@ class LibraryAdmin(admin.ModelAdmin):
 
 
 @admin.register(MediaItem)
-class MediaItemAdmin(admin.ModelAdmin):
+class MediaItemAdmin(EnrichAdminMixin, admin.ModelAdmin):
     Media = LiveJobsMedia
     list_display = ["__str__", "library", "kind", "status", "duration", "resolution", "updated_at"]
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]
     search_fields = ["title", "relative_path", "series_title"]
-    actions = ["probe", "thumbnail", "transcode"]
+    actions = ["probe", "enrich", "unlock_all_fields", "thumbnail", "transcode"]
     readonly_fields = [
         "library",
         "relative_path",
@@ -112,13 +114,15 @@ class MediaItemAdmin(admin.ModelAdmin):
         "jobs",
         "renditions_table",
         "poster_preview",
+        "provenance_table",
+        "locked_fields",
         "created_at",
         "updated_at",
     ]
     exclude = ["probe"]
     fieldsets = [
         (None, {"fields": ["library", "relative_path", "kind", "status", "status_reason"]}),
-        ("Descriptive", {"fields": [*list(MediaItem.DESCRIPTIVE_FIELDS), "locked_fields"]}),
+        ("Descriptive", {"fields": [*list(MediaItem.DESCRIPTIVE_FIELDS), "provenance_table"]}),
         ("Technical", {"fields": [*MediaItem.TECHNICAL_FIELDS, "size", "mtime", "fingerprint"]}),
         ("Renditions and thumbnails", {"fields": ["renditions_table", "poster_preview"]}),
         ("Jobs", {"fields": ["jobs"]}),

@@ -1,4 +1,4 @@
-"""The admin site: Django's, with the recent-activity panel on its index."""
+"""The admin site: Django's, with the recent-activity panel on its index and the operations pages."""
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
@@ -14,6 +14,20 @@ class OffloadAdminSite(admin.AdminSite):
 
         context = {"offload_recent_events": recent_events(request.user, limit=15), **(extra_context or {})}
         return super().index(request, extra_context=context)
+
+    def get_urls(self):
+        from offload import admin_cache, dashboard
+
+        return dashboard.urls(self) + admin_cache.urls(self) + super().get_urls()
+
+    def get_app_list(self, request, app_label=None):
+        """The apps, headed by "Operations": the dashboard and the failure groups."""
+        from offload import dashboard
+
+        app_list = super().get_app_list(request, app_label)
+        if app_label is None and request.user.has_perm("offload.view_job"):
+            app_list.insert(0, dashboard.app_list_entry(self))
+        return app_list
 
 
 class OffloadAdminConfig(AdminConfig):

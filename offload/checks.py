@@ -26,6 +26,22 @@ def check_rate_limits(app_configs=None, **kwargs) -> list:
 
 
 @register()
+def check_enrich_providers(app_configs=None, **kwargs) -> list:
+    from offload.enrich.providers import PROVIDERS
+
+    unknown = [name for name in settings.OFFLOAD_ENRICH_PROVIDERS if name not in PROVIDERS]
+    if not unknown:
+        return []
+    return [
+        Error(
+            f"OFFLOAD_ENRICH_PROVIDERS names unknown providers: {', '.join(unknown)}.",
+            hint=f"Choose from {', '.join(PROVIDERS)}.",
+            id="offload.E007",
+        )
+    ]
+
+
+@register()
 def check_q_cluster(app_configs=None, **kwargs) -> list:
     errors = []
     q = settings.Q_CLUSTER

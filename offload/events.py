@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from offload.api.caching import bump_on_commit
@@ -14,12 +13,17 @@ from offload.notifications.publisher import publish_job_event
 
 def next_seq() -> int:
     """Take the next event seq; the row lock is held until the caller's transaction ends."""
-    updated = EventSequence.objects.filter(pk=1).update(last_seq=F("last_seq") + 1)
-    if not updated:
+    connection = transaction.get_connection()
+    table = connection.ops.quote_name(EventSequence._meta.db_table)
+    # One round trip: the UPDATE takes the row lock and RETURNING hands back the new value.
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")  # noqa: S608
+        row = cursor.fetchone()
+    if row is None:
         # The row is created by a data migration; this covers a database flushed by tests.
         EventSequence.objects.get_or_create(pk=1)
-        EventSequence.objects.filter(pk=1).update(last_seq=F("last_seq") + 1)
-    return EventSequence.objects.values_list("last_seq", flat=True).get(pk=1)
+        return next_seq()
+    return row[0]
 
 
 def record_event(job: Job, event: str) -> JobEvent:

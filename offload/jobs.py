@@ -21,6 +21,7 @@ from django_q.brokers.orm import ORM
 from django_q.tasks import async_task
 from redis.exceptions import RedisError
 
+from offload import metrics
 from offload.events import record_event
 from offload.kinds import get_kind
 from offload.models import ACTIVE_STATUSES, Job, JobStatus
@@ -179,6 +180,7 @@ def enqueue(
                 raise
             return existing, False
         record_event(job, JobStatus.QUEUED)
+        metrics.job_enqueued(kind)
         _push(job)
     return job, True
 
@@ -216,6 +218,7 @@ def claim(job_id: int) -> Job | None:
             )
             return None
         record_event(job, "started")
+        metrics.job_started(job)
     return job
 
 
@@ -235,8 +238,11 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
         if not done:
             return False
-        job.refresh_from_db()
+        # The row now holds exactly these values, and this attempt owns it: no need to read it back.
+        for name, value in changes.items():
+            setattr(job, name, value)
         record_event(job, status)
+        metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
             _queue_next_stages(job)
     return True
@@ -268,8 +274,8 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0.5, 1.0) * min(300.0, 2.0**attempt)
 
 
-def fail_or_retry(job: Job, error: str) -> bool:
-    """After a transient failure: queue the next attempt, or fail when none are left."""
+def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> bool:
+    """After a transient failure: queue the next attempt (not before retry_after), or fail when none are left."""
     if job.attempts >= job.max_attempts:
         return fail(job, f"{error} (after {job.attempts} attempts)")
     with transaction.atomic():
@@ -280,7 +286,11 @@ def fail_or_retry(job: Job, error: str) -> bool:
             return False
         job.refresh_from_db()
         record_event(job, JobStatus.QUEUED)
-        _push(job, delay=backoff_seconds(job.attempts))
+        delay = backoff_seconds(job.attempts)
+        if retry_after:
+            # Honour the other side's Retry-After, spread a little so workers do not return together.
+            delay = max(delay, retry_after * random.uniform(1.0, 1.1))
+        _push(job, delay=delay)
     return True
 
 
@@ -349,6 +359,7 @@ def cancel(job: Job, user) -> Job:
         ):
             job.refresh_from_db()
             record_event(job, JobStatus.CANCELLED)
+            metrics.job_finished(job)
             return job
         if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now, cancelled_by=user
@@ -385,6 +396,7 @@ def retry(job: Job, user) -> Job:
         if not again:
             raise JobConflict(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
         record_event(job, JobStatus.QUEUED)
+        metrics.job_enqueued(job.kind)
         _push(job)
     return job
 

@@ -26,6 +26,11 @@ class JobFailed(Exception):
 class TransientJobError(Exception):
     """A failure worth another attempt later (a service away, a timeout upstream)."""
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        # Seconds the other side asked us to wait (Retry-After); the next attempt waits at least that.
+        self.retry_after = retry_after
+
 
 class JobDeferred(Exception):
     """Not now, and not the job's fault (a resource is busy): run again later, no attempt spent."""
@@ -171,7 +176,7 @@ def _run_handler(job: Job, run: JobRun) -> str:
         jobs.defer(job, str(exc), exc.delay)
         return "deferred"
     except TransientJobError as exc:
-        jobs.fail_or_retry(job, str(exc))
+        jobs.fail_or_retry(job, str(exc), retry_after=exc.retry_after)
         return "retrying"
     except TimeoutException:
         jobs.fail(job, f"Timed out after {spec.timeout_for(job)} seconds.")

@@ -50,7 +50,7 @@ def _mtime(found: FoundFile) -> datetime:
 
 
 # After a probe, the stages that need only the probe; they do not wait on each other.
-PIPELINE_AFTER_PROBE = ["media.thumbnail"]
+PIPELINE_AFTER_PROBE = ["media.enrich", "media.thumbnail"]
 
 
 def _queue_probe(job: Job, item: MediaItem) -> None:

@@ -119,7 +119,10 @@ def headers(decision: limits.Decision) -> dict[str, str]:
     }
 
 
-def too_many(decision: limits.Decision, what: str) -> JsonResponse:
+def too_many(decision: limits.Decision, what: str, scope: str, who: str) -> JsonResponse:
+    from offload.admin_cache import record_denial
+
+    record_denial(scope, who)
     retry_after = max(1, math.ceil(decision.retry_after))
     response = JsonResponse(
         {"detail": f"Too many {what}: at most {decision.limit}. Try again in {retry_after} s."}, status=429
@@ -155,7 +158,7 @@ class RateLimitMiddleware:
             if decision is None:
                 continue
             if not decision.allowed:
-                return too_many(decision, "job requests" if name == "jobs_user" else "requests")
+                return too_many(decision, "job requests" if name == "jobs_user" else "requests", name, who)
             if shown is None or decision.remaining < shown.remaining:
                 shown = decision
         response = self.get_response(request)
@@ -165,10 +168,11 @@ class RateLimitMiddleware:
         return response
 
     def _login(self, request: HttpRequest) -> HttpResponse:
+        who = f"ip:{client_ip(request)}"
         try:
-            decision = check(limit_for("login"), f"ip:{client_ip(request)}")
+            decision = check(limit_for("login"), who)
         except RedisError:
             return JsonResponse({"detail": "Logins are paused: the rate limiter is unavailable."}, status=503)
         if decision is not None and not decision.allowed:
-            return too_many(decision, "login attempts")
+            return too_many(decision, "login attempts", "login", who)
         return self.get_response(request)

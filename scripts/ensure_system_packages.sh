@@ -2,12 +2,14 @@
 # System tools Offload needs, from Debian's packages, installed when missing (as root).
 #   ffmpeg/ffprobe: media work (imageio-ffmpeg ships ffmpeg alone, without ffprobe)
 #   chromium + chromedriver: the browser test of the live admin (tests only)
+#   promtool (Debian's prometheus package): checks deploy/prometheus/ (tests only)
 set -euo pipefail
 want=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || want+=(ffmpeg)
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
+  command -v promtool >/dev/null || want+=(prometheus)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -43,6 +43,17 @@ APP_TIER = 1
 SERVICE_TIER = 0
 
 
+def web_database_env(env: dict[str, str]) -> dict[str, str]:
+    """The web process's database settings: a small pool on PostgreSQL, no persistent ones otherwise.
+
+    Under ASGI each request's sync code runs in a thread of its own; persistent per-thread
+    connections would pile up. The workers keep their persistent connections.
+    """
+    if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        return {**env, "DATABASE_POOL_SIZE": env.get("DATABASE_POOL_SIZE") or "4"}
+    return {**env, "CONN_MAX_AGE": "0"}
+
+
 class Stop(BaseException):
     """Ctrl-C, SIGTERM or SIGHUP arrived; a BaseException so that no handler swallows it."""
 
@@ -370,6 +381,14 @@ def manage(env: dict[str, str], *args: str, capture: bool = False) -> subprocess
     )
 
 
+def reset_metrics_dir(folder: Path) -> None:
+    """Create the metrics folder, emptied of the sample files a previous run's processes left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    # Only prometheus_client's own files: the folder may be one the operator named.
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+
+
 def ensure_admin(env: dict[str, str]) -> dict:
     done = manage(env, "ensure_admin", "--reset-password", "--json", capture=True)
     if done.returncode != 0:
@@ -407,6 +426,11 @@ def run(sup: Supervisor) -> int:
     env["PYTHONUNBUFFERED"] = "1"
     for folder in (VAR_DIR, LOG_DIR):
         folder.mkdir(parents=True, exist_ok=True)
+    # Every child writes its Prometheus samples here and /metrics sums them (the settings'
+    # default, made explicit); a previous run's counts must not be summed in again.
+    metrics_dir = local_path(env_value(env, "PROMETHEUS_MULTIPROC_DIR") or str(VAR_DIR / "prometheus"))
+    reset_metrics_dir(metrics_dir)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
     raw_port = env_value(env, "PORT") or "8000"
     try:
@@ -490,7 +514,7 @@ def run(sup: Supervisor) -> int:
             "--timeout-graceful-shutdown",
             "5",
         ],
-        env=env,
+        env=web_database_env(env),
         grace=10.0,
     )
     # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
@@ -517,6 +541,7 @@ def run(sup: Supervisor) -> int:
     say(f"  Login:      {login['username']} / {login['password']}")
     say(f"  API token:  {login['token']}   (header  Authorization: Token {login['token']})")
     say(f"  API:        {base_url}/api/v1/   health: {base_url}/healthz/ready")
+    say(f"  Operations: {base_url}/admin/operations/   metrics: {base_url}/metrics")
     for name, state in services:
         say(f"  {name + ':':<11} {state}")
     demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"

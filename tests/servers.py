@@ -25,6 +25,8 @@ class AsgiServer:
             "DATABASE_URL": test_database_url(),
             "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            # As in production: the ASGI process pools its database connections.
+            "DATABASE_POOL_SIZE": "4",
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -289,3 +289,17 @@ def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(alice, sett
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "Gave up after 2 attempts" in job.error
+
+
+def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, monkeypatch):
+    from tests import kinds_for_tests
+
+    def run_throttled(job, run):
+        raise kinds_for_tests.TransientJobError("upstream said 429", retry_after=120)
+
+    monkeypatch.setattr(kinds_for_tests, "run_flaky", run_throttled)
+    job, _ = jobs.enqueue("test.flaky", user=alice)
+    drain()
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert OrmQ.objects.get().lock >= timezone.now() + timedelta(seconds=115)

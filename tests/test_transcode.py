@@ -245,12 +245,17 @@ def test_thumbnails_for_an_audio_track_without_cover_art(alice, library, library
     assert job.result == {"poster": None, "sprite": None, "sprite_index": None}
 
 
-def test_a_probe_in_the_scan_pipeline_is_followed_by_thumbnails(alice, library, library_root):
+def test_a_probe_in_the_scan_pipeline_is_followed_by_enrichment_and_thumbnails(alice, library, library_root):
     make_video(library_root / "new.mp4", seconds=2)
     jobs.enqueue("library.scan", target=library, user=alice)
     drain()
     kinds = dict(Job.objects.values_list("kind", "status"))
-    assert kinds == {"library.scan": "succeeded", "media.probe": "succeeded", "media.thumbnail": "succeeded"}
+    assert kinds == {
+        "library.scan": "succeeded",
+        "media.probe": "succeeded",
+        "media.enrich": "succeeded",
+        "media.thumbnail": "succeeded",
+    }
     assert MediaItem.objects.get().poster
 
 

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from offload.api import views
+from search.api import SearchView
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -13,5 +14,6 @@ router.register("jobs", views.JobViewSet, basename="job")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("profiles/", views.ProfileListView.as_view(), name="profiles"),
+    path("search/", SearchView.as_view(), name="search"),
     path("", include(router.urls)),
 ]

@@ -1,0 +1,20 @@
+"""The admin log of what people did to jobs: cancels, retries, jobs queued from the admin.
+
+Entries are written in the caller's transaction, so a refused or rolled-back action leaves
+none. They show in the admin's "Recent actions" and in each job's history.
+"""
+
+from collections.abc import Iterable
+
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+
+from offload.models import Job
+
+
+def log_job_action(user, jobs: Iterable[Job], message: str, *, added: bool = False) -> None:
+    """One admin-log entry per job for a signed-in user (there is nobody to name otherwise)."""
+    if user is None or not user.is_authenticated:
+        return
+    jobs = list(jobs)
+    if jobs:
+        LogEntry.objects.log_actions(user.pk, jobs, ADDITION if added else CHANGE, change_message=message)

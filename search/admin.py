@@ -1,0 +1,76 @@
+"""Operators' view of search: pending writes, index builds, the reindex button and the drift page."""
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
+
+from offload import jobs
+from search import drift
+from search import typesense as ts
+from search.models import IndexBuild, PendingSync
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting an outbox row loses a write; builds are history.
+        return False
+
+
+@admin.register(PendingSync)
+class PendingSyncAdmin(ReadOnlyAdmin):
+    list_display = ["item_id", "enqueued_at", "marked_at", "attempts", "claimed_until", "last_error"]
+    search_fields = ["=item_id"]
+
+
+@admin.register(IndexBuild)
+class IndexBuildAdmin(ReadOnlyAdmin):
+    list_display = ["collection", "status", "started_at", "finished_at", "documents", "replayed", "error"]
+    list_filter = ["status"]
+    change_list_template = "search/admin/indexbuild_change_list.html"
+
+    def get_urls(self):
+        own = [
+            path("reindex/", self.admin_site.admin_view(require_POST(self.reindex_view)), name="search_reindex"),
+            path("drift/", self.admin_site.admin_view(self.drift_view), name="search_drift"),
+        ]
+        return own + super().get_urls()
+
+    def reindex_view(self, request: HttpRequest) -> HttpResponse:
+        """Queue a search.reindex job (the worker builds; the request only enqueues)."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        job, created = jobs.enqueue("search.reindex", user=request.user)
+        text = f"Reindex job {job.pk} queued." if created else f"Reindex job {job.pk} is already active."
+        self.message_user(request, text, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:offload_job_change", args=[job.pk]))
+
+    def drift_view(self, request: HttpRequest) -> HttpResponse:
+        """Missing, orphaned and stale documents; POST queues their repair."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        try:
+            report = drift.find_drift()
+        except (ts.SearchUnavailable, *ts.ERRORS) as exc:
+            self.message_user(request, f"Typesense cannot be read: {exc}", messages.ERROR)
+            report = None
+        if request.method == "POST" and report is not None:
+            # The repair writes run on the search lane; the request only marks the items.
+            queued = drift.repair(report, now=False)
+            self.message_user(request, f"{queued} item(s) queued for re-indexing.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:search_drift"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Search index drift",
+            "opts": self.model._meta,
+            "report": report,
+            "summary": report.summary() if report else None,
+        }
+        return render(request, "search/admin/drift.html", context)
