@@ -12,11 +12,12 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from offload import actions
+from offload import actions, audit
 from offload.models import Job, MediaItem
 
 
 def _report_enrich(modeladmin: admin.ModelAdmin, request: HttpRequest, outcomes: list[tuple[Job, bool]]) -> None:
+    audit.log_job_action(request.user, [job for job, created in outcomes if created], "Queued.", added=True)
     queued = sum(1 for _, created in outcomes if created)
     text = f"{queued} enrichment job{'s' if queued != 1 else ''} queued."
     if len(outcomes) > queued:

@@ -27,7 +27,7 @@ def test_ready_says_degraded_when_typesense_is_unreachable(anon_api, settings):
     settings.TYPESENSE_URL = "http://127.0.0.1:9"
     body = anon_api.get("/healthz/ready").json()
     assert body["status"] == "degraded"
-    assert body["checks"]["search"].startswith("error")
+    assert body["checks"]["search"].startswith("degraded: unreachable")
 
 
 @pytest.mark.django_db
