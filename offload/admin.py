@@ -130,6 +130,12 @@ class MediaItemAdmin(EnrichAdminMixin, admin.ModelAdmin):
         (None, {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def get_search_results(self, request, queryset, search_term):
+        """Search through Typesense, falling back to the database when it is away."""
+        from search.changelist import changelist_search
+
+        return changelist_search(request, queryset, search_term, fallback=super().get_search_results)
+
     @admin.display(description="Resolution")
     def resolution(self, obj: MediaItem) -> str:
         return f"{obj.width}×{obj.height}" if obj.width and obj.height else "—"

@@ -520,6 +520,12 @@ def run(sup: Supervisor) -> int:
     # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
     # ignore it themselves (SIGTERM to the whole group would kill the workers mid-task).
     workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
+    # The search lane: a second cluster whose name is its queue, so index writes never wait
+    # behind a long transcode. django-q2 reads Q_CLUSTER_NAME at import time.
+    search_env = {**env, "Q_CLUSTER_NAME": env.get("OFFLOAD_SEARCH_Q_NAME", "search")}
+    search_lane = sup.start(
+        "search-lane", [py, "manage.py", "qcluster"], env=search_env, stop_signal=signal.SIGINT, grace=20.0
+    )
     base_url = f"http://{HOST}:{web_port}"
     say(f"Starting the web server on {base_url} and the workers…")
     wait_until(
@@ -531,6 +537,9 @@ def run(sup: Supervisor) -> int:
     if not workers.alive:
         report_death(workers)
         raise StartupFailed("The workers stopped while starting.")
+    if not search_lane.alive:
+        report_death(search_lane)
+        raise StartupFailed("The search lane stopped while starting.")
 
     logs = ", ".join(str(c.log_path.relative_to(BASE_DIR)) for c in sup.children)
     rule = "─" * 72
