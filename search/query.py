@@ -105,6 +105,10 @@ def build_params(request: SearchRequest, visible: list[int] | None) -> dict[str,
         "sort_by": SORTS[request.sort],
         "include_fields": ",".join(HIT_FIELDS),
         "highlight_fields": ",".join(ts.QUERY_FIELDS),
+        # Typesense returns the text around a match as it is stored; it is escaped below,
+        # and these markers (no HTML in them) become the only markup: <mark>.
+        "highlight_start_tag": MARK_START,
+        "highlight_end_tag": MARK_END,
         "page": request.page,
         "per_page": request.per_page,
     }
@@ -113,13 +117,22 @@ def build_params(request: SearchRequest, visible: list[int] | None) -> dict[str,
     return params
 
 
+MARK_START = "[[offload-mark]]"
+MARK_END = "[[/offload-mark]]"
+
+
+def safe_snippet(snippet: str) -> str:
+    """A highlight as HTML: the stored text escaped, the matches in <mark>; pure."""
+    return escape(snippet).replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+
+
 def _highlight(hit: dict[str, Any]) -> dict[str, Any]:
     marked: dict[str, Any] = {}
     for entry in hit.get("highlights", []):
         if "snippet" in entry:
-            marked[entry["field"]] = entry["snippet"]
+            marked[entry["field"]] = safe_snippet(entry["snippet"])
         elif "snippets" in entry:
-            marked[entry["field"]] = entry["snippets"]
+            marked[entry["field"]] = [safe_snippet(s) for s in entry["snippets"]]
     return marked
 
 

@@ -209,3 +209,15 @@ def test_the_admin_changelist_search_falls_back_to_the_database(catalogue, staff
     typo, _ = changelist_search(request, MediaItem.objects.all(), "Incepton", fallback=model_admin.get_search_results)
     assert not typo.exists()
     assert any("degraded" in str(message) for message in request._messages)
+
+
+def test_script_in_a_title_is_escaped_in_highlights(
+    alice_api, alice, index, tmp_path, django_capture_on_commit_callbacks
+):
+    library = Library.objects.create(name="L", path=str(tmp_path / "x"), owner=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        MediaItem.objects.create(library=library, relative_path="x.mkv", title='Zebra <script>alert("x")</script>')
+    drain_search_lane()
+    hit = search(alice_api, q="zebra")["hits"][0]
+    assert hit["title"] == 'Zebra <script>alert("x")</script>'  # data, as stored
+    assert hit["highlight"]["title"] == "<mark>Zebra</mark> &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
