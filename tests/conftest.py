@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from django.core.cache import cache
 
@@ -13,6 +15,17 @@ def typesense_server(tmp_path_factory):
     server = TypesenseServer(tmp_path_factory.mktemp("typesense")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def index(typesense, settings):
+    """A search alias (and collection) of this test's own, dropped afterwards."""
+    from search.testing import drop_index
+
+    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
+    yield settings.SEARCH_ALIAS
+    settings.TYPESENSE_URL = typesense.url  # a test may have pointed it elsewhere
+    drop_index(settings.SEARCH_ALIAS)
 
 
 @pytest.fixture

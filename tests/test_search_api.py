@@ -1,7 +1,5 @@
 """GET /api/v1/search/ per CONTRACT: typos, prefixes, facets, highlights, filters, access, fallback."""
 
-import uuid
-
 import pytest
 from django.contrib.admin.sites import site as admin_site
 from django.contrib.messages.storage.cookie import CookieStorage
@@ -9,7 +7,7 @@ from django.test import RequestFactory
 
 from offload.models import Library, MediaItem
 from search.changelist import changelist_search
-from search.testing import drain_search_lane, drop_index
+from search.testing import drain_search_lane
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +19,6 @@ CATALOGUE = [
     ("Pilot", "episode", 2008, ["Drama"], {"series_title": "Breaking Bad"}),
     ("Blue in Green", "track", 1959, ["Jazz"], {}),
 ]
-
-
-@pytest.fixture
-def index(typesense, settings):
-    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
-    yield settings.SEARCH_ALIAS
-    settings.TYPESENSE_URL = typesense.url  # a test may have pointed it elsewhere
-    drop_index(settings.SEARCH_ALIAS)
 
 
 @pytest.fixture

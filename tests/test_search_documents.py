@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from search import typesense as ts
 from search.documents import DOCUMENT_FIELDS, build_document, epoch_us, names, resolution_label
-from search.query import SearchRequest, build_params, map_answer
+from search.query import MARK_END, MARK_START, SearchRequest, build_params, map_answer
 
 
 def row(**fields) -> dict:
@@ -136,8 +136,13 @@ def test_answers_take_the_contract_shape():
             {
                 "document": {"id": "5", "title": "The Matrix", "kind": "movie", "year": 1999, "genres": ["Sci-Fi"]},
                 "highlights": [
-                    {"field": "title", "snippet": "The <mark>Matrix</mark>", "matched_tokens": ["Matrix"]},
-                    {"field": "people", "snippets": ["<mark>Keanu</mark> Reeves"], "matched_tokens": [["Keanu"]]},
+                    # As Typesense answers with the query's highlight tags.
+                    {"field": "title", "snippet": f"The {MARK_START}Matrix{MARK_END}", "matched_tokens": ["Matrix"]},
+                    {
+                        "field": "people",
+                        "snippets": [f"{MARK_START}Keanu{MARK_END} Reeves"],
+                        "matched_tokens": [["Keanu"]],
+                    },
                 ],
             }
         ],

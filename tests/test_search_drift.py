@@ -1,6 +1,5 @@
 """Drift between index and database: reported by command, admin page and schedule, and repaired."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -13,17 +12,8 @@ from offload.models import Job, Library, MediaItem
 from search import sync, tasks
 from search import typesense as ts
 from search.models import PendingSync
-from search.testing import drop_index
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def index(typesense, settings):
-    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
-    yield settings.SEARCH_ALIAS
-    settings.TYPESENSE_URL = typesense.url
-    drop_index(settings.SEARCH_ALIAS)
 
 
 @pytest.fixture

@@ -9,19 +9,10 @@ from offload import jobs
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import typesense as ts
 from search.models import PendingSync
-from search.testing import drop_index
 from tests.cluster import wait_for
 from tests.services import API_KEY, TypesenseServer
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def index(typesense, settings):
-    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
-    yield settings.SEARCH_ALIAS
-    settings.TYPESENSE_URL = typesense.url
-    drop_index(settings.SEARCH_ALIAS)
 
 
 def lane_env(settings) -> dict[str, str]:

@@ -3,7 +3,6 @@
 import random
 import threading
 import time
-import uuid
 
 import pytest
 from django.core.management import call_command
@@ -14,19 +13,10 @@ from offload.models import Job, JobStatus, Library, MediaItem
 from search import drift, reindex, sync
 from search import typesense as ts
 from search.models import BuildStatus, IndexBuild, PendingSync
-from search.testing import drop_index
 from tests.jobrunner import drain
 from tests.people import api_client_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def index(typesense, settings):
-    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
-    yield settings.SEARCH_ALIAS
-    settings.TYPESENSE_URL = typesense.url
-    drop_index(settings.SEARCH_ALIAS)
 
 
 @pytest.fixture

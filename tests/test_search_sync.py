@@ -2,7 +2,6 @@
 
 import json
 import threading
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,17 +13,9 @@ from offload.models import Library, MediaItem, Rendition
 from search import sync
 from search import typesense as ts
 from search.models import PendingSync
-from search.testing import drain_search_lane, drop_index
+from search.testing import drain_search_lane
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def index(typesense, settings):
-    settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
-    yield settings.SEARCH_ALIAS
-    settings.TYPESENSE_URL = typesense.url
-    drop_index(settings.SEARCH_ALIAS)
 
 
 @pytest.fixture
