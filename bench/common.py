@@ -3,6 +3,7 @@
 import contextlib
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -436,3 +437,63 @@ def format_trace(trace: SqlTrace, indent: str = "    ") -> str:
         f"{trace.health_checks} health checks: {trace.round_trips} round trips"
     )
     return "\n".join(lines)
+
+
+# --- Servers, users and metrics for the transcode, notification and cache benchmarks ---------------
+
+# Django's psycopg pool for web servers only: the qcluster forks, and pooled connections do not
+# survive a fork (scripts/run.py web_database_env does the same).
+WEB_POOL_SIZE = _bench_setting("POOL_MAX", "4")
+
+
+def prepare_run(name: str) -> Path:
+    """Call after configure_environment, before Django loads: own metrics folder, no inherited pool size.
+
+    The run's processes get an empty prometheus multiprocess folder of their own, so they never
+    write into the app's. DATABASE_POOL_SIZE from the shell is dropped: only web servers get it
+    (web_env), never the qcluster or this process.
+    """
+    os.environ.pop("DATABASE_POOL_SIZE", None)
+    folder = VAR / "prometheus" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    # config.settings reads this and exports it to every child.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    return folder
+
+
+def web_env(**extra: str) -> dict[str, str]:
+    """A web server's own environment: the app's settings with a small pool, never given to qcluster."""
+    return {"DATABASE_POOL_SIZE": WEB_POOL_SIZE, **extra}
+
+
+def start_uvicorn(
+    children: Children,
+    name: str,
+    port: int,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    app: str = "config.asgi:application",
+) -> subprocess.Popen:
+    """uvicorn on 127.0.0.1:port with no access log; workers=1 serves from the started process itself."""
+    args = [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    args += ["--no-access-log", "--lifespan", "off", "--log-level", "warning"]
+    return children.start(name, args, env=web_env(**(env or {})))
+
+
+def start_qcluster(children: Children, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """One `manage.py qcluster` on the bench cluster name, with persistent connections and no pool."""
+    return children.start(name, [PYTHON, "manage.py", "qcluster"], env=env)
+
+
+def user_with_token(username: str, *, staff: bool = False) -> tuple[Any, str]:
+    """A bench user (staff or not) and its DRF token key, created when missing."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    user, _ = get_user_model().objects.update_or_create(username=username, defaults={"is_staff": staff})
+    token, _ = Token.objects.get_or_create(user=user)
+    return user, token.key

@@ -18,6 +18,23 @@ from offload.notifications.publisher import STAFF_GROUP, user_group
 
 log = logging.getLogger(__name__)
 
+# Redis commands this process's sockets may have in flight at once. redis-py's asyncio pools
+# (channels-redis' and connections.py's) hold at most 100 connections each and raise
+# MaxConnectionsError past that instead of waiting, so a burst of connects or disconnects (a
+# deploy, a proxy restart) would fail half-way; the gate makes the burst queue instead.
+REDIS_CONCURRENCY = 50
+_gates: dict[int, asyncio.Semaphore] = {}
+
+
+def redis_gate() -> asyncio.Semaphore:
+    """This event loop's gate (an asyncio.Semaphore belongs to one loop)."""
+    loop_id = id(asyncio.get_running_loop())
+    gate = _gates.get(loop_id)
+    if gate is None:
+        gate = _gates[loop_id] = asyncio.Semaphore(REDIS_CONCURRENCY)
+    return gate
+
+
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY = 4429
 MAX_MESSAGE_BYTES = 4096
@@ -53,7 +70,8 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY)
             return
         try:
-            allowed = await connections.register(user.pk, self.channel_name)
+            async with redis_gate():
+                allowed = await connections.register(user.pk, self.channel_name)
         except RedisError:
             log.warning("connection count unavailable; letting user %s connect", user.pk)
             allowed = True
@@ -68,8 +86,9 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.groups_joined = [STAFF_GROUP] if user.is_staff else [user_group(user.pk)]
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
+        async with redis_gate():
+            for group in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
         # Joined first, then read where the stream stands: nothing can fall in between.
         self.last_seq = await database_sync_to_async(streams.latest_seq)(user)
         await self.send_json({"type": "hello", "user": user.pk, "staff": user.is_staff, "seq": self.last_seq})
@@ -80,7 +99,8 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.OFFLOAD_WS_HEARTBEAT_SECONDS)
             await self.send_json({"type": "heartbeat", "seq": self.last_seq})
             try:
-                await connections.register(self.user.pk, self.channel_name)
+                async with redis_gate():
+                    await connections.register(self.user.pk, self.channel_name)
             except RedisError as exc:
                 log.warning("could not refresh connection lease: %s", exc)
 
@@ -88,15 +108,24 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         metrics.ws_disconnected()
         for task in self.tasks:
             task.cancel()
-        for group in self.groups_joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if self.user is not None:
-            try:
-                await connections.unregister(self.user.pk, self.channel_name)
-            except RedisError as exc:
-                log.warning("could not unregister connection: %s", exc)
+        async with redis_gate():
+            # Each step on its own: a failed discard must not leave the connection counted.
+            for group in self.groups_joined:
+                try:
+                    await self.channel_layer.group_discard(group, self.channel_name)
+                except RedisError as exc:
+                    log.warning("could not leave %s: %s", group, exc)
+            if self.user is not None:
+                try:
+                    await connections.unregister(self.user.pk, self.channel_name)
+                except RedisError as exc:
+                    log.warning("could not unregister connection: %s", exc)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.user is None and (bytes_data is not None or text_data is None or len(text_data) > MAX_MESSAGE_BYTES):
+            # The first message must authenticate, and this one cannot.
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
         if bytes_data is not None:
             await self.error("Binary frames are not supported; send JSON text.")
             return
@@ -105,7 +134,9 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than Python's recursion limit ("[" * 2000 fits
+            # the size limit); uncaught, it killed the connection without a close frame.
             message = None
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
             if self.user is None:
