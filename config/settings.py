@@ -198,6 +198,7 @@ CHANNEL_LAYERS = {
 
 # --- Search -----------------------------------------------------------------
 
+# One URL, or every node of a Typesense cluster as comma-separated URLs (docs/scaling.md).
 TYPESENSE_URL = env_str("TYPESENSE_URL", "")
 TYPESENSE_API_KEY = env_str("TYPESENSE_API_KEY", "offload-dev-key")
 
@@ -261,6 +262,14 @@ Q_CLUSTER = {
     "bulk": 1,
     "label": "Task queue",
 }
+# The broker: "orm" (the default database; a job and its queue row commit together) or
+# "redis" (REDIS_URL; more throughput, pushed after commit, see docs/scaling.md).
+OFFLOAD_Q_BROKER = env_str("OFFLOAD_Q_BROKER", "orm")
+if OFFLOAD_Q_BROKER == "redis":
+    del Q_CLUSTER["orm"]
+    Q_CLUSTER["redis"] = REDIS_URL
+elif OFFLOAD_Q_BROKER != "orm":
+    raise ImproperlyConfigured(f"OFFLOAD_Q_BROKER must be orm or redis, not {OFFLOAD_Q_BROKER!r}")
 
 # --- Search sync -------------------------------------------------------------
 
@@ -347,7 +356,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's AutoSchema, plus the error answers each operation can give.
+    "DEFAULT_SCHEMA_CLASS": "offload.api.schema.OffloadAutoSchema",
     "EXCEPTION_HANDLER": "offload.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -419,5 +429,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django_q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
+    # django-q2 logs as "django-q".
+    "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
 }

@@ -14,11 +14,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
-from django_q.tasks import async_task
+from django_q.models import OrmQ, Schedule
+from django_q.tasks import async_task, schedule
 from redis.exceptions import RedisError
 
 from offload import metrics
@@ -104,12 +105,45 @@ class _LaterBroker(ORM):
 
 
 def _push(job: Job, delay: float = 0) -> None:
-    """Write the queue row for the job's next attempt, in the caller's transaction."""
+    """Queue the job's next attempt: in the caller's transaction (ORM broker), or once it commits."""
     timeout = get_kind(job.kind).timeout_for(job)
+    if not settings.Q_CLUSTER.get("orm"):
+        _push_after_commit(job, timeout, delay)
+        return
     broker = _LaterBroker(timezone.now() + timedelta(seconds=delay)) if delay > 0 else shared_broker()
     task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=broker)
     Job.objects.filter(pk=job.pk).update(task_id=task_id)
     job.task_id = task_id
+
+
+def _push_after_commit(job: Job, timeout: int, delay: float) -> None:
+    """A broker outside the database (OFFLOAD_Q_BROKER=redis): the task leaves only once the job commits."""
+    if delay > 0:
+        # Redis cannot hold a task back: a one-off schedule, written in this transaction, is
+        # handed to the broker by the cluster's scheduler (about every 30 s) once it is due.
+        due = schedule(
+            EXECUTE,
+            job.pk,
+            schedule_type=Schedule.ONCE,
+            next_run=timezone.now() + timedelta(seconds=delay),
+            q_options={"timeout": timeout},
+        )
+        job.task_id = f"schedule:{due.pk}"
+        Job.objects.filter(pk=job.pk).update(task_id=job.task_id)
+        return
+    if job.task_id:
+        # Empty until the push below records its task: how reap_stale_jobs finds a lost push.
+        Job.objects.filter(pk=job.pk).update(task_id="")
+        job.task_id = ""
+    job_id = job.pk
+
+    def push() -> None:
+        task_id = async_task(EXECUTE, job_id, timeout=timeout, broker=shared_broker())
+        Job.objects.filter(pk=job_id, task_id="").update(task_id=task_id)
+
+    # robust: the job is committed whatever happens here; a failed push is logged and the
+    # reaper pushes the job again.
+    transaction.on_commit(push, robust=True)
 
 
 def _active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
@@ -402,9 +436,15 @@ def retry(job: Job, user) -> Job:
 
 
 def reap_stale_jobs() -> int:
-    """Queue a new delivery for running jobs whose worker stopped beating; answer how many."""
+    """Queue a new delivery for running jobs whose worker stopped beating (and lost pushes); answer how many."""
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
     ids = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))
+    if not settings.Q_CLUSTER.get("orm"):
+        # A push after commit that failed (Redis away) left its job queued with no task.
+        unpushed = Job.objects.filter(status=JobStatus.QUEUED, task_id="", created_at__lt=stale)
+        ids += unpushed.values_list("pk", flat=True)
+    else:
+        ids += _taken_by_a_lost_cluster(stale)
     for job_id in ids:
         job = Job.objects.get(pk=job_id)
         with transaction.atomic():
@@ -412,3 +452,27 @@ def reap_stale_jobs() -> int:
     if ids:
         log.warning("re-queued %d job(s) whose worker was lost: %s", len(ids), ids)
     return len(ids)
+
+
+def _taken_by_a_lost_cluster(stale) -> list[int]:
+    """Queued jobs whose task a cluster took before `stale` and never started (ORM broker).
+
+    A cluster takes tasks ahead of its workers (django-q2's queue_limit, plus one its pusher
+    holds) and locks their rows for `retry` seconds, an hour by default: when it dies, those
+    jobs would wait that long, still queued, out of the reaper's sight. A pusher locks a row
+    `retry` or more after its job was queued; a delayed row (backoff, deferral) is locked only
+    its delay after, which is shorter, so the two are told apart. A live but busy cluster's
+    job may be pushed again as well: the first delivery claims it, the other does nothing.
+    """
+    retry = timedelta(seconds=settings.Q_CLUSTER["retry"])
+    taken = {}
+    rows = OrmQ.objects.filter(key=shared_broker().list_key, lock__gt=timezone.now(), lock__lt=stale + retry)
+    for row in rows:
+        if row.task.get("func") == EXECUTE:
+            taken[row.task["id"]] = row.lock - retry
+    queued = (
+        Job.objects.filter(status=JobStatus.QUEUED, task_id__in=list(taken))
+        .annotate(queued_at=Max("events__created_at", filter=Q(events__event=JobStatus.QUEUED)))
+        .values_list("pk", "task_id", "queued_at")
+    )
+    return [pk for pk, task_id, queued_at in queued if queued_at is not None and taken[task_id] >= queued_at]

@@ -273,6 +273,18 @@ def forget_dead_processes(path: str) -> None:
         match = _LIVE_GAUGE_FILE.match(entry.name)
         if match and not psutil.pid_exists(int(match.group(1))):
             multiprocess.mark_process_dead(int(match.group(1)), path)
+        elif entry.suffix == ".db" and _is_empty_file_of_dead_process(entry):
+            # A process killed while creating its file leaves it empty, and one empty file
+            # makes every scrape fail; it held no samples, so nothing is lost.
+            entry.unlink(missing_ok=True)
+
+
+def _is_empty_file_of_dead_process(entry: Path) -> bool:
+    pid = entry.stem.rpartition("_")[2]
+    try:
+        return entry.stat().st_size == 0 and pid.isdigit() and not psutil.pid_exists(int(pid))
+    except FileNotFoundError:
+        return False
 
 
 class _Everything(Collector):

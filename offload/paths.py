@@ -90,15 +90,24 @@ def resolve_library_path(raw: str) -> Path:
     if "\x00" in raw:
         raise InvalidPath("The path contains a NUL byte.")
     roots = library_roots()
-    candidate = Path(raw.strip()).expanduser()
-    if not candidate.is_absolute():
-        candidate = roots[0] / candidate
-    # resolve() follows links, so a link inside a root pointing out of it is caught here.
-    resolved = candidate.resolve()
+    try:
+        candidate = Path(raw.strip()).expanduser()
+        if not candidate.is_absolute():
+            candidate = roots[0] / candidate
+        # resolve() follows links, so a link inside a root pointing out of it is caught here.
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as exc:
+        # "~someone" unknown here, a link loop, a name longer than the filesystem allows.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidPath(f"The path cannot be resolved: {reason}") from None
     allowed = ", ".join(str(r) for r in roots)
     if not is_inside_roots(resolved):
         raise InvalidPath(f"The path must be inside the library roots ({allowed}).")
-    if not resolved.is_dir():
+    try:
+        is_dir = resolved.is_dir()
+    except OSError as exc:
+        raise InvalidPath(f"The path cannot be used: {exc.strerror or exc}.") from None
+    if not is_dir:
         raise InvalidPath(f"{resolved} is not an existing directory.")
     return resolved
 

@@ -1,5 +1,6 @@
 """GET /api/v1/search/: parse, search what the user may see, answer the CONTRACT's JSON."""
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -61,7 +62,14 @@ class SearchAnswerSerializer(serializers.Serializer):
 class SearchView(APIView):
     """Full-text search over the media the user may see."""
 
-    @extend_schema(parameters=[SearchParamsSerializer], responses=SearchAnswerSerializer)
+    @extend_schema(
+        parameters=[SearchParamsSerializer],
+        responses={
+            200: SearchAnswerSerializer,
+            # SearchParamsSerializer's field errors, e.g. per_page above the maximum.
+            400: OpenApiTypes.OBJECT,
+        },
+    )
     def get(self, request: Request) -> Response:
         params = SearchParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)

@@ -43,6 +43,11 @@ _clients_lock = threading.Lock()
 _read_paused_until: dict[str, float] = {}
 
 
+def nodes(url: str) -> list[dict[str, Any]]:
+    """TYPESENSE_URL's nodes: one URL, or a Typesense cluster's nodes as comma-separated URLs."""
+    return [_node(part.strip()) for part in url.split(",") if part.strip()]
+
+
 def _node(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     scheme = parts.scheme or "http"
@@ -67,7 +72,9 @@ def _client(role: str) -> typesense.Client | None:
                     timeout, retries, interval = settings.SEARCH_WRITE_TIMEOUT, 2, 0.25
                 client = typesense.Client(
                     {
-                        "nodes": [_node(url)],
+                        # With several nodes the client moves on to the next one when a node
+                        # fails, and leaves a failed node alone for a minute.
+                        "nodes": nodes(url),
                         "api_key": settings.TYPESENSE_API_KEY,
                         "connection_timeout_seconds": timeout,
                         "num_retries": retries,

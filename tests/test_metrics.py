@@ -426,3 +426,13 @@ def test_the_websocket_gauge_follows_open_connections(asgi_server, alice, shared
         ws.close()
         scraped_when(server, lambda s: value(s, "offload_ws_connections") == 1, what="the closed socket", cluster=None)
     scraped_when(server, lambda s: value(s, "offload_ws_connections") == 0, what="no socket open", cluster=None)
+
+
+def test_an_empty_sample_file_left_by_a_killed_process_does_not_break_the_scrape(tmp_path, monkeypatch, db):
+    from offload import metrics as offload_metrics
+
+    monkeypatch.setattr(offload_metrics, "multiprocess_dir", lambda: str(tmp_path))
+    (tmp_path / "histogram_999999.db").write_bytes(b"")
+    text = offload_metrics.scrape().decode()
+    assert "offload_queue_depth" in text or "offload_database_up" in text
+    assert not (tmp_path / "histogram_999999.db").exists()

@@ -31,7 +31,12 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     required=False,
     description="The same key from the same user within 24 h answers the same job.",
 )
-JOB_RESPONSES = {202: JobSerializer, 200: JobSerializer}
+JOB_RESPONSES = {
+    202: JobSerializer,
+    200: JobSerializer,
+    # An Idempotency-Key the user already sent with a different request (offload.api.errors).
+    422: inline_serializer("IdempotencyKeyReused", {"detail": serializers.CharField()}),
+}
 
 
 def job_response(job, created: bool) -> Response:

@@ -1,0 +1,43 @@
+"""The OpenAPI schema's errors: each status the API answers is declared where it can happen.
+
+drf-spectacular documents success answers only. Clients (and the schema fuzzer in
+tests/fuzz/) rely on the schema listing the errors too, so every operation gains the ones
+its middleware and views produce, each with the JSON body offload.api.errors writes.
+"""
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+
+DETAIL = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+# DRF's validation errors: field name → messages, or {"detail": …} for a body that does not parse.
+FIELD_ERRORS = {
+    "type": "object",
+    "additionalProperties": {},
+    "description": "Field name → list of messages (`non_field_errors` for the whole input), or `detail`.",
+}
+
+
+class OffloadAutoSchema(AutoSchema):
+    """AutoSchema plus 400, 401, 404 and 429 on the operations that can answer them."""
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        errors: dict[str, tuple[dict[str, Any], str]] = {}
+        if self._get_request_body() is not None:
+            errors["400"] = (FIELD_ERRORS, "The input is invalid.")
+        if self.get_auth() and {} not in self.get_auth():
+            errors["401"] = (DETAIL, "No credentials, or invalid ones.")
+        # A missing (or not visible) object, or a page past the last one.
+        if "{" in self.path or (self.method == "GET" and self._get_paginator() and self._is_list_view()):
+            errors["404"] = (DETAIL, "Not found.")
+        # Every API request passes the rate limiter (offload/throttle.py).
+        errors["429"] = (DETAIL, "Over the rate limit; see the Retry-After header.")
+        for code, (schema, description) in errors.items():
+            if code not in responses:
+                responses[code] = {**self._get_response_for_code(dict(schema), code), "description": description}
+        return responses

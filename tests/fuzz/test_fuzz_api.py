@@ -1,0 +1,118 @@
+"""Every API operation fuzzed from its OpenAPI schema: never a 5xx, every answer as the schema says."""
+
+import hypothesis
+import pytest
+import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.utils import timezone
+from hypothesis import HealthCheck
+from rest_framework.authtoken.models import Token
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from config.wsgi import application
+from offload.models import Job, JobStatus, Library, MediaItem
+from search import sync
+from search.query import SearchRequest, search_media
+from tests.people import make_user
+
+pytestmark = pytest.mark.django_db
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# Enough to reach every parameter and both generation modes (valid and invalid input) per
+# operation, within a minute for the whole API.
+EXAMPLES_PER_OPERATION = 25
+FUZZ_SETTINGS = hypothesis.settings(
+    max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction():
+    """As Django's test client does: a request must not close the connection holding the test's transaction."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(library_root, settings):
+    """Alice with a library, items and jobs in every status, so generated ids can hit real rows."""
+    # The fuzzer sends hundreds of requests a minute; the limits themselves are tested elsewhere.
+    settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "api_user": "100000/60", "jobs_user": "100000/60"}
+    alice = make_user("alice")
+    (library_root / "films").mkdir()
+    library = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
+    items = [
+        MediaItem.objects.create(library=library, relative_path=f"film-{n}.mkv", title=f"Film {n}", kind="movie")
+        for n in range(3)
+    ]
+    now = timezone.now()
+    jobs = [
+        Job.objects.create(
+            kind="media.probe",
+            target_type="media",
+            target_id=items[n % len(items)].pk,
+            params={"n": n},
+            params_hash=f"fuzz-{n}",
+            status=status,
+            requested_by=alice,
+            error="boom" if status == JobStatus.FAILED else None,
+            finished_at=now if status not in (JobStatus.QUEUED, JobStatus.RUNNING) else None,
+        )
+        for n, status in enumerate(JobStatus.values)
+    ]
+    return {
+        "user": alice,
+        "token": Token.objects.get_or_create(user=alice)[0].key,
+        "ids": {
+            "libraries": [library.pk],
+            "media": [item.pk for item in items],
+            "jobs": [job.pk for job in jobs],
+        },
+    }
+
+
+@pytest.fixture
+def indexed_world(world, index):
+    """The same world, with Alice's items in a real Typesense index: searches are answered by it."""
+    assert sync.sync_pending().upserted == len(world["ids"]["media"])
+    # Asked directly: Django's test client would reconnect what _keep_the_test_transaction disconnected.
+    answer = search_media(world["user"], SearchRequest(q="film"))
+    assert answer["degraded"] is False and answer["found"] == len(world["ids"]["media"])
+    return world
+
+
+# Loaded at collection: one test per operation. The schema view needs no database.
+schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", application)
+
+
+def aim_at_real_rows(case, ids: dict[str, list[int]]) -> None:
+    """Point most generated ids at Alice's rows; every fifth stays as generated (a 404, or bad input)."""
+    value = case.path_parameters.get("id") if case.path_parameters else None
+    if not isinstance(value, int) or isinstance(value, bool) or value % 5 == 0:
+        return
+    resource = case.path.split("/")[3]
+    known = ids[resource]
+    case.path_parameters["id"] = known[value % len(known)]
+
+
+@schema.parametrize()
+@FUZZ_SETTINGS
+def test_the_api_answers_every_generated_request_as_its_schema_says(case, world):
+    aim_at_real_rows(case, world["ids"])
+    case.call_and_validate(headers={"Authorization": f"Token {world['token']}"}, checks=CHECKS)
+
+
+# Without TYPESENSE_URL the test above searches the database fallback; this one, Typesense itself.
+@schema.include(path="/api/v1/search/").parametrize()
+@FUZZ_SETTINGS
+def test_search_answers_every_generated_query_from_typesense_as_its_schema_says(case, indexed_world):
+    case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"}, checks=CHECKS)
