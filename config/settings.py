@@ -162,12 +162,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "offload")
+# The cache may live on an instance of its own (allkeys-lru); state stays on REDIS_URL (noeviction).
+REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
 
 CACHES = {
     "default": {
         # django-redis' backend, counting hits and misses for /metrics.
         "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": REDIS_KEY_PREFIX,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
