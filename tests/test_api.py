@@ -270,3 +270,13 @@ def test_bad_requests_answer_4xx_json(alice_api, alices_item, method, path, body
     assert 400 <= response.status_code < 500, (response.status_code, response.content[:200])
     assert response["Content-Type"].startswith("application/json")
     response.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/media/?q=a%00b", "/api/v1/media/?kind=%00", "/api/v1/jobs/?status=%00", "/api/v1/jobs/?kind=x%00"],
+)
+def test_nul_bytes_in_query_parameters_answer_400(alice_api, alices_item, path):
+    response = alice_api.get(path)
+    assert response.status_code == 400
+    assert "NUL" in response.json()["detail"]

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.db import DataError
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -20,6 +21,9 @@ def exception_handler(exc, context):
         return JsonResponse({"detail": str(exc)}, status=422)
     if isinstance(exc, InvalidPath):
         return JsonResponse({"path": [str(exc)]}, status=400)
+    if isinstance(exc, ValueError | DataError) and "NUL (0x00)" in str(exc):
+        # PostgreSQL refuses NUL in text; it can only have come from the request (a query parameter).
+        return JsonResponse({"detail": "Text may not contain NUL (0x00) characters."}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None and isinstance(exc, Http404):
         return JsonResponse({"detail": str(exc) or "Not found."}, status=404)

@@ -91,6 +91,9 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
         # Joined first, then read where the stream stands: nothing can fall in between.
         self.last_seq = await database_sync_to_async(streams.latest_seq)(user)
+        # What the client may ask to be replayed is what came before this hello; what came
+        # after it has been (or will be) sent live on this connection.
+        self.hello_seq = self.last_seq
         await self.send_json({"type": "hello", "user": user.pk, "staff": user.is_staff, "seq": self.last_seq})
         self.tasks.append(asyncio.create_task(self.heartbeat()))
 
@@ -172,6 +175,8 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             return
         async with self.send_lock:
             missed = await database_sync_to_async(streams.events_between)(self.user, after)
+            # Events sent live since the hello are not sent twice.
+            missed = [e for e in missed if e["seq"] <= self.hello_seq or e["seq"] > self.last_seq]
             for event in missed:
                 await self.send_json(event)
             if missed:
