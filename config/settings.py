@@ -241,7 +241,8 @@ OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 60, minimum=2)
 OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
 OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
 
-_q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 3600, minimum=1)
+# Eight hours: a transcode may take 300 s plus 3 s per second of media, and a film runs two or three hours.
+_q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 8 * 3600, minimum=1)
 Q_CLUSTER = {
     "name": env_str("OFFLOAD_Q_NAME", "offload"),
     "orm": "default",

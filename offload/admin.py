@@ -276,6 +276,7 @@ class JobAdmin(admin.ModelAdmin):
         "result_json",
         "requested_by",
         "created_at",
+        "queued_at",
         "started_at",
         "finished_at",
         "heartbeat_at",

@@ -126,12 +126,13 @@ def _throughput(now: datetime) -> dict[str, Any]:
 def _oldest_queued(now: datetime) -> dict[str, Any] | None:
     job = (
         Job.objects.filter(status=JobStatus.QUEUED)
-        .order_by("created_at", "id")
-        .values("pk", "kind", "created_at", "attempts", "error")
+        .order_by("queued_at", "id")
+        .values("pk", "kind", "queued_at", "attempts", "error")
         .first()
     )
     if job is not None:
-        job["age"] = (now - job["created_at"]).total_seconds()
+        # A job waiting out a backoff is due later: it has not waited yet.
+        job["age"] = max(0.0, (now - job["queued_at"]).total_seconds())
     return job
 
 

@@ -26,9 +26,9 @@ def _check_database() -> str:
 
 
 def _check_redis() -> str:
-    from django_redis import get_redis_connection
+    from offload.redis_state import ping_both
 
-    get_redis_connection("default").ping()
+    ping_both()
     return "ok"
 
 

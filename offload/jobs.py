@@ -9,12 +9,12 @@ import hashlib
 import json
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
@@ -22,7 +22,7 @@ from django_q.models import OrmQ, Schedule
 from django_q.tasks import async_task, schedule
 from redis.exceptions import RedisError
 
-from offload import metrics
+from offload import metrics, outputs
 from offload.events import record_event
 from offload.kinds import get_kind
 from offload.models import ACTIVE_STATUSES, Job, JobStatus
@@ -104,28 +104,28 @@ class _LaterBroker(ORM):
         return self.get_connection().create(key=self.list_key, payload=task, lock=self.not_before).pk
 
 
-def _push(job: Job, delay: float = 0) -> None:
+def _push(job: Job, not_before: datetime | None = None) -> None:
     """Queue the job's next attempt: in the caller's transaction (ORM broker), or once it commits."""
     timeout = get_kind(job.kind).timeout_for(job)
     if not settings.Q_CLUSTER.get("orm"):
-        _push_after_commit(job, timeout, delay)
+        _push_after_commit(job, timeout, not_before)
         return
-    broker = _LaterBroker(timezone.now() + timedelta(seconds=delay)) if delay > 0 else shared_broker()
+    broker = _LaterBroker(not_before) if not_before is not None else shared_broker()
     task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=broker)
     Job.objects.filter(pk=job.pk).update(task_id=task_id)
     job.task_id = task_id
 
 
-def _push_after_commit(job: Job, timeout: int, delay: float) -> None:
+def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> None:
     """A broker outside the database (OFFLOAD_Q_BROKER=redis): the task leaves only once the job commits."""
-    if delay > 0:
+    if not_before is not None:
         # Redis cannot hold a task back: a one-off schedule, written in this transaction, is
         # handed to the broker by the cluster's scheduler (about every 30 s) once it is due.
         due = schedule(
             EXECUTE,
             job.pk,
             schedule_type=Schedule.ONCE,
-            next_run=timezone.now() + timedelta(seconds=delay),
+            next_run=not_before,
             q_options={"timeout": timeout},
         )
         job.task_id = f"schedule:{due.pk}"
@@ -171,6 +171,25 @@ def _idempotent_replay(user, key: str, request: tuple) -> Job | None:
     return earlier
 
 
+def _adopt_key(job: Job, key: str) -> None:
+    """Give the key to the user's identical job that answered it: a retry with the key must find that job."""
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk, idempotency_key="").update(idempotency_key=key)
+    except IntegrityError:
+        pass  # a concurrent request with the same key made its own job first; it answers that key
+    else:
+        job.idempotency_key = key
+
+
+def _add_stages(job: Job, then: list[str]) -> None:
+    """The active job stands in for a pipeline's stage: the stages after it follow it too."""
+    merged = job.then + [kind for kind in then if kind not in job.then]
+    if merged != job.then:
+        Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(then=merged)
+        job.then = merged
+
+
 def enqueue(
     kind: str,
     *,
@@ -212,6 +231,10 @@ def enqueue(
             existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
             if existing is None:
                 raise
+            if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
+                _adopt_key(existing, key)
+            if then:
+                _add_stages(existing, then)
             return existing, False
         record_event(job, JobStatus.QUEUED)
         metrics.job_enqueued(kind)
@@ -250,6 +273,8 @@ def claim(job_id: int) -> Job | None:
                     "job stopped (killed or crashed) each time."
                 ),
             )
+            # No later attempt will clear what the dead ones left half written.
+            transaction.on_commit(lambda: outputs.remove_partial_dir(job), robust=True)
             return None
         record_event(job, "started")
         metrics.job_started(job)
@@ -278,6 +303,8 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         record_event(job, status)
         metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
+            # Read again: a pipeline may have added stages to this job while it ran.
+            job.then = Job.objects.filter(pk=job.pk).values_list("then", flat=True).get()
             _queue_next_stages(job)
     return True
 
@@ -312,33 +339,39 @@ def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> boo
     """After a transient failure: queue the next attempt (not before retry_after), or fail when none are left."""
     if job.attempts >= job.max_attempts:
         return fail(job, f"{error} (after {job.attempts} attempts)")
+    delay = backoff_seconds(job.attempts)
+    if retry_after:
+        # Honour the other side's Retry-After, spread a little so workers do not return together.
+        delay = max(delay, retry_after * random.uniform(1.0, 1.1))
+    due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
-            status=JobStatus.QUEUED, error=error, heartbeat_at=None
+            status=JobStatus.QUEUED, error=error, heartbeat_at=None, queued_at=due
         )
         if not requeued:
             return False
         job.refresh_from_db()
         record_event(job, JobStatus.QUEUED)
-        delay = backoff_seconds(job.attempts)
-        if retry_after:
-            # Honour the other side's Retry-After, spread a little so workers do not return together.
-            delay = max(delay, retry_after * random.uniform(1.0, 1.1))
-        _push(job, delay=delay)
+        _push(job, not_before=due)
     return True
 
 
 def defer(job: Job, reason: str, delay: float) -> bool:
     """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
+    due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         deferred = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
-            status=JobStatus.QUEUED, error=reason, heartbeat_at=None, attempts=F("attempts") - 1
+            status=JobStatus.QUEUED,
+            error=reason,
+            heartbeat_at=None,
+            attempts=F("attempts") - 1,
+            queued_at=due,
         )
         if not deferred:
             return False
         job.refresh_from_db()
         record_event(job, JobStatus.QUEUED)
-        _push(job, delay=delay)
+        _push(job, not_before=due)
     return True
 
 
@@ -413,6 +446,7 @@ def retry(job: Job, user) -> Job:
             with transaction.atomic():
                 again = Job.objects.filter(pk=job.pk, status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
                     status=JobStatus.QUEUED,
+                    queued_at=timezone.now(),
                     attempts=0,
                     progress=None,
                     error=None,
@@ -441,13 +475,14 @@ def reap_stale_jobs() -> int:
     ids = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))
     if not settings.Q_CLUSTER.get("orm"):
         # A push after commit that failed (Redis away) left its job queued with no task.
-        unpushed = Job.objects.filter(status=JobStatus.QUEUED, task_id="", created_at__lt=stale)
+        unpushed = Job.objects.filter(status=JobStatus.QUEUED, task_id="", queued_at__lt=stale)
         ids += unpushed.values_list("pk", flat=True)
     else:
         ids += _taken_by_a_lost_cluster(stale)
     for job_id in ids:
         job = Job.objects.get(pk=job_id)
         with transaction.atomic():
+            Job.objects.filter(pk=job_id).update(queued_at=timezone.now())
             _push(job)
     if ids:
         log.warning("re-queued %d job(s) whose worker was lost: %s", len(ids), ids)
@@ -458,7 +493,7 @@ def _taken_by_a_lost_cluster(stale) -> list[int]:
     """Queued jobs whose task a cluster took before `stale` and never started (ORM broker).
 
     A cluster takes tasks ahead of its workers (django-q2's queue_limit, plus one its pusher
-    holds) and locks their rows for `retry` seconds, an hour by default: when it dies, those
+    holds) and locks their rows for `retry` seconds, eight hours by default: when it dies, those
     jobs would wait that long, still queued, out of the reaper's sight. A pusher locks a row
     `retry` or more after its job was queued; a delayed row (backoff, deferral) is locked only
     its delay after, which is shorter, so the two are told apart. A live but busy cluster's
@@ -470,9 +505,7 @@ def _taken_by_a_lost_cluster(stale) -> list[int]:
     for row in rows:
         if row.task.get("func") == EXECUTE:
             taken[row.task["id"]] = row.lock - retry
-    queued = (
-        Job.objects.filter(status=JobStatus.QUEUED, task_id__in=list(taken))
-        .annotate(queued_at=Max("events__created_at", filter=Q(events__event=JobStatus.QUEUED)))
-        .values_list("pk", "task_id", "queued_at")
+    queued = Job.objects.filter(status=JobStatus.QUEUED, task_id__in=list(taken)).values_list(
+        "pk", "task_id", "queued_at"
     )
-    return [pk for pk, task_id, queued_at in queued if queued_at is not None and taken[task_id] >= queued_at]
+    return [pk for pk, task_id, queued_at in queued if taken[task_id] >= queued_at]

@@ -31,13 +31,17 @@ class JobKind:
 
     def timeout_for(self, job: "Job") -> int:
         """The attempt's timeout, scaled with the media's duration, never past the cluster's own."""
+        longest = int(settings.Q_CLUSTER["timeout"])
         seconds = float(self.timeout)
         if self.timeout_per_media_second and job.target_type == "media":
             from offload.models import MediaItem
 
             duration = MediaItem.objects.filter(pk=job.target_id).values_list("duration", flat=True).first()
-            seconds += self.timeout_per_media_second * (duration or 0)
-        return min(int(seconds), int(settings.Q_CLUSTER["timeout"]))
+            if duration is None:
+                # Not probed yet (the job probes it first): a feature film must not time out.
+                return longest
+            seconds += self.timeout_per_media_second * duration
+        return min(int(seconds), longest)
 
 
 KINDS: dict[str, JobKind] = {

@@ -78,7 +78,7 @@ JOB_DURATION = Histogram(
 )
 JOB_QUEUE_WAIT = Histogram(
     "offload_job_queue_wait_seconds",
-    "Seconds from a job's creation to the start of its first attempt.",
+    "Seconds from when an attempt became due (enqueue, retry, end of a backoff) to its start.",
     ["kind"],
     buckets=WAIT_BUCKETS,
 )
@@ -149,11 +149,10 @@ def job_enqueued(kind: str) -> None:
 
 
 def job_started(job) -> None:
-    """Observe the queue wait of a claimed job's first attempt, once the claim commits."""
-    if job.attempts != 1 or job.started_at is None:
-        # Later attempts waited out a backoff, not the queue.
+    """Observe how long a claimed attempt waited in the queue once due, once the claim commits."""
+    if job.started_at is None:
         return
-    kind, wait = job.kind, max(0.0, (job.started_at - job.created_at).total_seconds())
+    kind, wait = job.kind, max(0.0, (job.started_at - job.queued_at).total_seconds())
     transaction.on_commit(lambda: JOB_QUEUE_WAIT.labels(kind=kind).observe(wait), robust=True)
 
 
@@ -205,7 +204,7 @@ class QueueCollector(Collector):
             rows = list(
                 Job.objects.filter(status__in=ACTIVE_STATUSES)
                 .values_list("status", "kind")
-                .annotate(n=Count("pk"), oldest=Min("created_at"))
+                .annotate(n=Count("pk"), oldest=Min("queued_at"))
                 .order_by()
             )
         except DatabaseError as exc:
@@ -227,7 +226,7 @@ class QueueCollector(Collector):
                 running[kind] = n
         for name, doc, data in (
             ("offload_queue_depth", "Jobs waiting in the queue.", depth),
-            ("offload_queue_oldest_age_seconds", "Age of the oldest queued job (0 when none).", oldest),
+            ("offload_queue_oldest_age_seconds", "Longest wait of a due queued job (0 when none).", oldest),
             ("offload_jobs_running", "Jobs being run by a worker.", running),
         ):
             family = GaugeMetricFamily(name, doc, labels=["kind"])
@@ -242,11 +241,14 @@ class ServicesCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         from django_q.conf import Conf
         from django_q.status import Stat
-        from django_redis import get_redis_connection
 
-        redis_up = GaugeMetricFamily("offload_redis_up", "Whether Redis answered a PING (1) or not (0).")
+        from offload.redis_state import ping_both
+
+        redis_up = GaugeMetricFamily(
+            "offload_redis_up", "Whether Redis, the cache and the state instance alike, answered a PING (1) or not (0)."
+        )
         try:
-            get_redis_connection("default").ping()
+            ping_both()
         except (RedisError, OSError) as exc:
             log.warning("metrics: Redis did not answer: %s", exc)
             redis_up.add_metric([], 0)

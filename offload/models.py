@@ -201,6 +201,9 @@ class Job(models.Model):
         related_name="jobs",
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # When the next attempt became (or becomes) due: the enqueue, a retry, or the end of a
+    # backoff. An attempt's queue wait is measured from here, not from created_at.
+    queued_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -238,6 +241,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "kind"]),
             models.Index(fields=["target_type", "target_id"]),
+            # The dashboard's throughput and failure groups read recent finishes.
+            models.Index(fields=["finished_at"]),
             # serves the reaper's scan for running jobs with a stale heartbeat
             models.Index(
                 fields=["heartbeat_at"],

@@ -31,3 +31,15 @@ def state_redis() -> redis.Redis:
 def key(*parts: object) -> str:
     """A namespaced key: every key Offload writes starts with REDIS_KEY_PREFIX."""
     return ":".join([settings.REDIS_KEY_PREFIX, *map(str, parts)])
+
+
+def ping_both() -> None:
+    """PING the cache instance and the state instance (one server unless REDIS_CACHE_URL splits them).
+
+    Raises the first error: readiness and `offload_redis_up` need both, since locks, limits,
+    cancel flags and the channel layer live on the state instance.
+    """
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").ping()
+    state_redis().ping()

@@ -88,12 +88,12 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     fresh: list[FoundFile] = []
 
     for found in files:
-        done += 1
-        run.progress(100.0 * done / total)
         item = existing.pop(found.relative_path, None)
         if item is None:
-            fresh.append(found)
+            fresh.append(found)  # done in the second pass, which does the work for it
             continue
+        run.progress(100.0 * done / total)
+        done += 1
         if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
             counts["unchanged"] += 1
             continue
@@ -117,6 +117,7 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     vanished = {item.fingerprint: item for item in existing.values() if item.fingerprint}
     for found in fresh:
         run.progress(100.0 * done / total)
+        done += 1
         if not looks_like_media(found):
             counts["skipped"] += 1
             continue

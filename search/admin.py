@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from offload import jobs
+from offload import audit, jobs
 from search import drift
 from search import typesense as ts
 from search.models import IndexBuild, PendingSync
@@ -48,6 +48,8 @@ class IndexBuildAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
         job, created = jobs.enqueue("search.reindex", user=request.user)
+        if created:
+            audit.log_job_action(request.user, [job], "Queued.", added=True)
         text = f"Reindex job {job.pk} queued." if created else f"Reindex job {job.pk} is already active."
         self.message_user(request, text, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:offload_job_change", args=[job.pk]))

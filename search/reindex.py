@@ -20,7 +20,9 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from offload.locks import RedisLock
 from offload.models import MediaItem
 from search import typesense as ts
 from search.documents import iter_document_batches
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How long the replay waits for its writes (a failing document waits out its backoff).
 REPLAY_WAIT_SECONDS = 60.0
+# Kept alive every third of this while the build runs; a dead worker's lock frees itself soon.
+REINDEX_LOCK_TTL = 30
 
 
 class ReindexBusy(Exception):
@@ -38,7 +42,29 @@ class ReindexBusy(Exception):
 
 
 def rebuild(*, batch_size: int | None = None, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
-    """Build a fresh collection from the database and put it behind the alias; answer figures."""
+    """Build a fresh collection from the database and put it behind the alias; answer figures.
+
+    One at a time: a second reindex gives up on the lock before it creates a collection. The
+    build's row in the database keeps the rule too, so a Redis outage does not stop a reindex.
+    """
+    lock = RedisLock("reindex", ttl_seconds=REINDEX_LOCK_TTL)
+    try:
+        if not lock.acquire():
+            raise ReindexBusy("A reindex is already running (another worker holds the reindex lock).")
+    except RedisError as exc:
+        log.warning("reindex: the lock is unavailable (%s); the build registration alone keeps one at a time", exc)
+        return _rebuild(batch_size, progress)
+    lock.keep_alive()
+    try:
+        return _rebuild(batch_size, progress)
+    finally:
+        try:
+            lock.release()
+        except RedisError as exc:
+            log.warning("reindex: could not release the lock (%s); it expires by itself", exc)
+
+
+def _rebuild(batch_size: int | None, progress: Callable[[float], None] | None) -> dict[str, Any]:
     client = ts.require_write_client()
     batch_size = batch_size or settings.SEARCH_REINDEX_BATCH
     started = time.monotonic()

@@ -10,6 +10,8 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -202,3 +204,16 @@ def forget_tmdb_state() -> None:
     for pattern in (f"{prefix}:tmdb:*", f"{prefix}:breaker:tmdb:*", f"{prefix}:ratelimit:tmdb:*"):
         for key in client.scan_iter(match=pattern, count=500):
             client.delete(key)
+
+
+@contextmanager
+def fake_tmdb(settings_fixture) -> Iterator[FakeTmdb]:
+    """A started fake server the TMDb settings point at, with no client state left over before or after."""
+    server = FakeTmdb().start()
+    use_fake_tmdb(settings_fixture, server)
+    forget_tmdb_state()
+    try:
+        yield server
+    finally:
+        server.stop()
+        forget_tmdb_state()

@@ -46,7 +46,12 @@ def test_probe_action_and_the_items_jobs_on_its_page(admin_client, library):
     page = admin_client.get(reverse("admin:offload_mediaitem_change", args=[items[0].pk]))
     assert page.status_code == 200
     assert b"media.probe" in page.content
-    assert b"<progress" in page.content
+    # The markup live.js keeps current from the websocket, and the script itself.
+    job = Job.objects.get(kind="media.probe", target_id=items[0].pk)
+    html = page.content.decode()
+    assert f'<progress class="offload-progress" data-job="{job.pk}"' in html
+    assert f'class="offload-status offload-status-queued" data-job="{job.pk}"' in html
+    assert "offload/live.js" in html
 
 
 def test_job_retry_and_cancel_actions(admin_client, alice):

@@ -85,6 +85,18 @@ def test_idempotency_key_header_answers_the_same_job(alice_api, alices_item):
     assert third.status_code == 202 and third.json()["id"] != first.json()["id"]
 
 
+def test_an_idempotency_key_answered_by_an_identical_active_job_keeps_answering_it(alice_api, alices_item):
+    first = alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/")
+    keyed = alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/", HTTP_IDEMPOTENCY_KEY="retry-me")
+    assert keyed.status_code == 200 and keyed.json()["id"] == first.json()["id"]
+    drain()
+    # The client's retry with the same key, after the job finished, still answers that job.
+    again = alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/", HTTP_IDEMPOTENCY_KEY="retry-me")
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "succeeded"
+
+
 def test_idempotency_key_reused_for_another_request_answers_422(alice_api, alices_item, alices_library):
     alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/", HTTP_IDEMPOTENCY_KEY="k")
     response = alice_api.post(f"/api/v1/libraries/{alices_library.pk}/scan/", HTTP_IDEMPOTENCY_KEY="k")

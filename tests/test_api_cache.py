@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -41,6 +42,15 @@ def test_a_patch_is_visible_on_the_next_get(alice_api, item):
     assert after["X-Cache"] == "miss"
     assert after.json()["metadata"]["title"] == "After"
     assert alice_api.get("/api/v1/media/?q=After").json()["count"] == 1
+
+
+def test_an_evicted_version_never_brings_back_an_answer_cached_before_a_write(alice_api, item):
+    assert alice_api.get(f"/api/v1/media/{item.pk}/").json()["metadata"]["title"] == "Before"
+    alice_api.patch(f"/api/v1/media/{item.pk}/", {"title": "After"}, format="json")
+    assert alice_api.get(f"/api/v1/media/{item.pk}/").json()["metadata"]["title"] == "After"
+    # An LRU cache instance under memory pressure drops the version keys.
+    assert cache.delete_pattern("apiv:*") > 0
+    assert alice_api.get(f"/api/v1/media/{item.pk}/").json()["metadata"]["title"] == "After"
 
 
 def test_a_job_change_invalidates_its_owners_and_staffs_lists_only(alice_api, bob_api, staff_api, alice, bob, item):

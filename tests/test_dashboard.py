@@ -32,7 +32,10 @@ def make_job(kind: str = "system.noop", status: str = JobStatus.SUCCEEDED, **fie
         "finished_at": now if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED) else None,
         "attempts": 0 if status == JobStatus.QUEUED else 1,
     }
-    return Job.objects.create(kind=kind, status=status, **{**defaults, **fields})
+    fields = {**defaults, **fields}
+    # Queued when it was made, unless the test says otherwise.
+    fields.setdefault("queued_at", fields["created_at"])
+    return Job.objects.create(kind=kind, status=status, **fields)
 
 
 @pytest.fixture
@@ -88,6 +91,18 @@ def test_the_dashboard_shows_the_oldest_queued_job_and_running_jobs_with_progres
     # The same markup as the job list, so live.js moves the bar as progress events arrive.
     assert f'<progress class="offload-progress" data-job="{running.pk}" max="100" value="42.0">' in page
     assert f"media.probe #{oldest.pk}" in page
+
+
+def test_the_oldest_queued_job_is_the_one_longest_due_not_the_one_made_first(staff_client):
+    now = timezone.now()
+    # Made days ago, retried by an operator a minute ago.
+    make_job("media.probe", JobStatus.QUEUED, created_at=now - timedelta(days=3), queued_at=now - timedelta(minutes=1))
+    waiting = make_job("library.scan", JobStatus.QUEUED, created_at=now - timedelta(minutes=20))
+    # Waiting out a backoff: due in an hour.
+    make_job("media.enrich", JobStatus.QUEUED, created_at=now - timedelta(hours=1), queued_at=now + timedelta(hours=1))
+    oldest = staff_client.get(DASHBOARD).context["ops"]["oldest_queued"]
+    assert oldest["pk"] == waiting.pk
+    assert 20 * 60 <= oldest["age"] < 21 * 60
 
 
 def test_throughput_counts_jobs_finished_in_the_last_hour_and_day_with_the_failure_rate(staff_client):

@@ -9,7 +9,7 @@ from offload.enrich import tmdb_client
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
 from tests.cluster import wait_for
 from tests.enrich_files import HOSTILE, MOVIE_NFO, retag, write_hostile
-from tests.fake_tmdb import FakeTmdb, forget_tmdb_state, use_fake_tmdb
+from tests.fake_tmdb import fake_tmdb
 from tests.jobrunner import drain
 from tests.media import make_video
 
@@ -45,22 +45,18 @@ def heat(library, library_root):
 
 @pytest.fixture
 def tmdb(settings):
-    server = FakeTmdb().start()
-    use_fake_tmdb(settings, server)
-    forget_tmdb_state()
-    server.add_movie(
-        603,
-        "The Matrix",
-        "1999-03-30",
-        original_title="The Matrix",
-        overview="A hacker learns what the world is.",
-        genres=["Action", "Science Fiction"],
-        cast=["Keanu Reeves", "Carrie-Anne Moss"],
-        directors=["Lana Wachowski"],
-    )
-    yield server
-    server.stop()
-    forget_tmdb_state()
+    with fake_tmdb(settings) as server:
+        server.add_movie(
+            603,
+            "The Matrix",
+            "1999-03-30",
+            original_title="The Matrix",
+            overview="A hacker learns what the world is.",
+            genres=["Action", "Science Fiction"],
+            cast=["Keanu Reeves", "Carrie-Anne Moss"],
+            directors=["Lana Wachowski"],
+        )
+        yield server
 
 
 def item_for(library: Library, relative_path: str, kind: str, *, probe_file: bool = False) -> MediaItem:

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from offload import jobs, kinds
+from offload import jobs, kinds, outputs
 from offload.models import Job, JobEvent, JobStatus
 from offload.runner import execute
 from tests.jobrunner import drain
@@ -278,17 +278,23 @@ def test_a_fresh_running_job_is_not_taken_over(alice):
     assert jobs.reap_stale_jobs() == 0
 
 
-def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(alice, settings):
+def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(
+    alice, settings, library_root, django_capture_on_commit_callbacks
+):
     settings.OFFLOAD_JOB_MAX_ATTEMPTS = 2
     job, _ = jobs.enqueue("system.noop", user=alice)
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
     for _ in range(2):
         assert jobs.claim(job.pk) is not None
         Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    assert jobs.claim(job.pk) is None
+    partial = outputs.fresh_partial_dir(job)
+    (partial / "half.mp4").write_bytes(b"half written")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.claim(job.pk) is None
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "Gave up after 2 attempts" in job.error
+    assert not partial.exists()
 
 
 def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, monkeypatch):
@@ -303,3 +309,64 @@ def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, mo
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     assert OrmQ.objects.get().lock >= timezone.now() + timedelta(seconds=115)
+    # The queue wait of the next attempt starts when it becomes due, not at the failure.
+    assert job.queued_at == OrmQ.objects.get().lock
+
+
+def take_like_a_cluster(row: OrmQ, taken_at, retry: int) -> None:
+    """What django-q2's ORM broker does when a cluster takes a task: lock the row for `retry` seconds."""
+    OrmQ.objects.filter(pk=row.pk).update(lock=taken_at + timedelta(seconds=retry))
+
+
+def test_queued_jobs_a_lost_cluster_had_taken_are_pushed_again_and_delayed_ones_are_left(alice, settings):
+    stale_for = timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
+    lost, _ = jobs.enqueue("system.noop", user=alice)
+    fresh, _ = jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    backing_off, _ = jobs.enqueue("test.flaky", user=alice)
+    claimed = jobs.claim(backing_off.pk)
+    assert jobs.fail_or_retry(claimed, "upstream away", retry_after=600)
+    rows = {row.task["args"][0]: row for row in OrmQ.objects.all()}
+    # A cluster took the first task long ago and died; a live one took the second just now.
+    Job.objects.filter(pk=lost.pk).update(queued_at=timezone.now() - 2 * stale_for)
+    retry = settings.Q_CLUSTER["retry"]
+    take_like_a_cluster(rows[lost.pk], timezone.now() - stale_for, retry)
+    take_like_a_cluster(rows[fresh.pk], timezone.now(), retry)
+
+    assert jobs.reap_stale_jobs() == 1
+    again = [row for row in OrmQ.objects.all() if row.task["args"][0] == lost.pk and row.pk != rows[lost.pk].pk]
+    assert len(again) == 1
+    assert OrmQ.objects.filter(pk=rows[backing_off.pk].pk).exists()
+
+
+def test_a_pipeline_meeting_an_identical_active_job_still_runs_its_later_stages(alice, library_root):
+    from offload.models import Library, MediaItem
+
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    manual, _ = jobs.enqueue("media.probe", target=item, user=alice)
+    claimed = jobs.claim(manual.pk)  # the worker's copy, read before the scan comes by
+    assert claimed is not None
+    # What a scan queues for a new file: the probe, then enrichment and thumbnails.
+    stage, created = jobs.enqueue("media.probe", target=item, user=alice, then=["media.enrich", "media.thumbnail"])
+    assert (stage.pk, created) == (manual.pk, False)
+    assert jobs.succeed(claimed, {"probed": True})
+    assert set(Job.objects.exclude(pk=manual.pk).values_list("kind", flat=True)) == {"media.enrich", "media.thumbnail"}
+
+
+def test_events_past_their_retention_are_pruned_by_an_hourly_schedule(alice, settings):
+    from django.apps import apps
+    from django_q.models import Schedule
+
+    from offload.events import prune_events
+
+    settings.OFFLOAD_EVENT_RETENTION_HOURS = 24
+    old, _ = jobs.enqueue("system.noop", params={"n": 1}, user=alice)
+    recent, _ = jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    JobEvent.objects.filter(job=old).update(created_at=timezone.now() - timedelta(hours=25))
+    assert prune_events() == 1
+    assert list(JobEvent.objects.values_list("job_id", flat=True)) == [recent.pk]
+
+    migration = __import__("offload.migrations.0004_prune_events_schedule", fromlist=["forwards"])
+    migration.forwards(apps, None)
+    schedule = Schedule.objects.get(func="offload.events.prune_events")
+    assert (schedule.schedule_type, schedule.repeats) == (Schedule.HOURLY, -1)

@@ -118,6 +118,23 @@ def test_a_job_is_counted_as_each_of_its_transitions_commits(client, alice, djan
 
 
 @pytest.mark.django_db
+def test_every_attempt_observes_its_queue_wait_from_when_it_was_due(client, alice, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = jobs.enqueue("system.noop", user=alice)
+        run_inline(job)
+    before = scrape(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        # An operator's retry an hour after the job was made: its wait starts at the retry.
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, created_at=timezone.now() - timedelta(hours=1))
+        jobs.retry(job, alice)
+        run_inline(job)
+    after = scrape(client)
+    kind = {"kind": "system.noop"}
+    assert delta(before, after, "offload_job_queue_wait_seconds_count", **kind) == 1
+    assert delta(before, after, "offload_job_queue_wait_seconds_sum", **kind) < 60
+
+
+@pytest.mark.django_db
 def test_an_enqueue_that_rolls_back_is_not_counted(client, alice, django_capture_on_commit_callbacks):
     before = value(scrape(client), "offload_jobs_enqueued_total", kind="system.noop")
 
@@ -157,8 +174,10 @@ def test_a_failed_job_and_a_cancelled_one_are_counted_by_status_and_a_retry_enqu
 # --- Read from the database at scrape time ---------------------------------------------
 
 
-def a_job(kind: str, status: str, age: timedelta = timedelta(0)) -> Job:
-    return Job.objects.create(kind=kind, status=status, params_hash=uuid.uuid4().hex, created_at=timezone.now() - age)
+def a_job(kind: str, status: str, age: timedelta = timedelta(0), **fields) -> Job:
+    made = timezone.now() - age
+    fields = {"created_at": made, "queued_at": made, **fields}
+    return Job.objects.create(kind=kind, status=status, params_hash=uuid.uuid4().hex, **fields)
 
 
 @pytest.mark.django_db
@@ -174,6 +193,17 @@ def test_queue_depth_running_jobs_and_the_oldest_queued_age_are_read_from_the_da
     assert value(samples, "offload_jobs_running", kind="media.transcode") == 1
     assert 2 * 3600 <= value(samples, "offload_queue_oldest_age_seconds", kind="media.probe") < 3 * 3600
     assert value(samples, "offload_database_up") == 1
+
+
+@pytest.mark.django_db
+def test_the_oldest_queued_age_counts_from_when_a_job_was_due(client):
+    now = timezone.now()
+    # Made a day ago and retried just now; waiting out a backoff.
+    a_job("media.probe", JobStatus.QUEUED, timedelta(days=1), queued_at=now - timedelta(seconds=30))
+    a_job("media.enrich", JobStatus.QUEUED, timedelta(hours=2), queued_at=now + timedelta(minutes=4))
+    samples = scrape(client)
+    assert 30 <= value(samples, "offload_queue_oldest_age_seconds", kind="media.probe") < 600
+    assert value(samples, "offload_queue_oldest_age_seconds", kind="media.enrich") == 0
 
 
 @pytest.mark.django_db
@@ -206,6 +236,14 @@ def test_with_redis_away_the_scrape_still_answers_and_says_so(client, settings):
     # django-q2's cluster stats live in Redis: without it the worker count is unknown, not 0.
     assert ("offload_workers_alive", frozenset()) not in samples
     assert value(samples, "offload_database_up") == 1
+
+
+@pytest.mark.django_db
+def test_a_separate_state_redis_that_is_away_counts_as_redis_down(client, settings):
+    # The cache instance answers; the one holding locks, limits and the channel layer does not.
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    assert value(scrape(client), "offload_redis_up") == 0
+    assert client.get("/healthz/ready").json()["checks"]["redis"].startswith("error")
 
 
 # --- Emitted elsewhere -----------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from offload import ffmpeg, jobs
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind, MediaStatus
 from offload.probe import guess_kind
+from offload.scan import _reconcile
 from tests.jobrunner import drain, run_next
 from tests.media import make_audio, make_corrupt, make_video
 
@@ -39,6 +40,28 @@ def scan(user, lib_path):
 
 def item(library, relative_path):
     return MediaItem.objects.get(library=library, relative_path=relative_path)
+
+
+def test_scan_progress_counts_a_new_file_once_its_work_is_done(alice, tree):
+    library, job = scan(alice, tree)
+
+    class Recorder:
+        """Stands in for the worker's JobRun: notes each progress report and the items made by then."""
+
+        def __init__(self) -> None:
+            self.reports: list[tuple[float, int]] = []
+
+        def progress(self, percent, *, force=False, partial_result=None) -> None:
+            self.reports.append((percent, MediaItem.objects.count()))
+
+    run = Recorder()
+    _reconcile(job, run, library, library.root.resolve())
+    assert library.items.count() == 6
+    percents = [percent for percent, _ in run.reports]
+    assert percents == sorted(percents)
+    # Every file on a fresh tree is new: before the first item exists, hardly any work is done.
+    assert max(percent for percent, made in run.reports if made == 0) < 50
+    assert max(percents) < 100  # the job's success reports 100
 
 
 def test_scan_then_probe_a_mixed_tree(alice, tree):

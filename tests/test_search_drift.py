@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.management import call_command
 from django.test import Client
 from django_q.models import Schedule
@@ -96,6 +97,8 @@ def test_the_admin_reindex_button_queues_a_reindex_job(index, staff):
     job = Job.objects.get(kind="search.reindex")
     assert response["Location"] == f"/admin/offload/job/{job.pk}/change/"
     assert job.requested_by == staff
+    entry = LogEntry.objects.get(user=staff, object_id=str(job.pk))
+    assert (entry.action_flag, entry.change_message) == (ADDITION, "Queued.")
 
 
 def test_other_users_cannot_open_the_search_admin(index, alice):

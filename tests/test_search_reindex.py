@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from offload import jobs
+from offload.locks import RedisLock
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import drift, reindex, sync
 from search import typesense as ts
@@ -189,6 +190,24 @@ def test_a_second_reindex_is_refused_while_one_builds(index, library):
     with pytest.raises(reindex.ReindexBusy):
         reindex.rebuild()
     assert set(ts.collection_names(ts.write_client())) == before
+
+
+def test_a_reindex_holding_the_lock_keeps_a_second_one_from_starting(index, library):
+    seed(library, 5)
+    holder = RedisLock("reindex", ttl_seconds=30)
+    assert holder.acquire()
+    before = set(ts.collection_names(ts.write_client()))
+    try:
+        with pytest.raises(reindex.ReindexBusy, match="lock"):
+            reindex.rebuild()
+        assert set(ts.collection_names(ts.write_client())) == before
+    finally:
+        holder.release()
+    assert reindex.rebuild()["documents"] == 5
+    # Released when the build ends: the next one may start.
+    after = RedisLock("reindex")
+    assert after.acquire()
+    after.release()
 
 
 def test_a_build_whose_process_died_is_taken_over(index, library, settings):

@@ -78,3 +78,53 @@ def test_tokens_never_appear_in_logs(alice, hostile_item, anon_api, caplog):
     assert caplog.records
     assert key not in caplog.text
     assert key[:10] not in caplog.text
+
+
+@pytest.fixture
+def published(hostile_item, settings):
+    """A poster and a rendition as the workers publish them, and a partial output beside them."""
+    root = settings.MEDIA_ROOT
+    for relative in (
+        f"thumbnails/{hostile_item.pk}/poster.jpg",
+        f"renditions/{hostile_item.pk}/hls-720p/index.m3u8",
+        f".partial/job-1/renditions/{hostile_item.pk}.mp4",
+    ):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(b"published bytes")
+    (root.parent / "secret.txt").write_text("outside MEDIA_ROOT")
+    return hostile_item
+
+
+def test_media_files_are_served_to_whoever_may_see_the_item_and_404_to_anyone_else(
+    published, alice_api, bob_api, staff_api, anon_api
+):
+    poster = f"/media/thumbnails/{published.pk}/poster.jpg"
+    playlist = f"/media/renditions/{published.pk}/hls-720p/index.m3u8"
+    for client in (alice_api, staff_api):
+        for url in (poster, playlist):
+            answer = client.get(url)
+            assert answer.status_code == 200, url
+            assert b"".join(answer.streaming_content) == b"published bytes"
+    # Another user's item is indistinguishable from a missing one.
+    assert bob_api.get(poster).status_code == 404
+    assert bob_api.get(f"/media/thumbnails/{published.pk + 1000}/poster.jpg").status_code == 404
+    assert anon_api.get(poster).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ".partial/job-1/renditions/{pk}.mp4",
+        "%2epartial/job-1/renditions/{pk}.mp4",
+        "thumbnails/{pk}/../../secret.txt",
+        "thumbnails/{pk}/%2e%2e/%2e%2e/secret.txt",
+        "thumbnails/{pk}/%2E%2E%2F%2E%2E%2Fsecret.txt",
+        "../secret.txt",
+        "/etc/passwd",
+        "thumbnails/{pk}/.hidden",
+        "thumbnails/{pk}",
+    ],
+)
+def test_media_paths_outside_published_outputs_answer_404(published, staff_api, path):
+    # Staff see every item: only the path can keep these out.
+    assert staff_api.get("/media/" + path.format(pk=published.pk)).status_code == 404

@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from channels.routing import ProtocolTypeRouter
 from django.core.checks import Error
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
 from offload.checks import check_q_cluster
+from offload.kinds import get_kind
+from offload.models import Job, Library, MediaItem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -131,6 +135,30 @@ def test_unsafe_q_cluster_settings_are_refused(settings, change, error_id):
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 3600, "retry": 3660, **change}
     errors = [e for e in check_q_cluster() if isinstance(e, Error)]
     assert [e.id for e in errors] == [error_id]
+
+
+def test_the_checks_run_with_manage_py_check(settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "catch_up": True}
+    with pytest.raises(SystemCheckError, match=r"offload\.E004"):
+        call_command("check")
+
+
+def test_a_transcode_timeout_scales_with_the_media_and_stops_at_the_cluster_timeout(alice, library_root, settings):
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 8 * 3600}
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    transcode, probe = get_kind("media.transcode"), get_kind("media.probe")
+
+    def job_for(duration):
+        name = f"{MediaItem.objects.count()}.mp4"
+        item = MediaItem.objects.create(library=library, relative_path=name, duration=duration)
+        return Job(kind="media.transcode", target_type="media", target_id=item.pk)
+
+    assert transcode.timeout_for(job_for(60.0)) == 300 + 3 * 60
+    assert transcode.timeout_for(job_for(2 * 3600.0)) == 300 + 3 * 2 * 3600
+    assert transcode.timeout_for(job_for(5 * 3600.0)) == 8 * 3600
+    # Not probed yet: as long as the cluster allows.
+    assert transcode.timeout_for(job_for(None)) == 8 * 3600
+    assert probe.timeout_for(job_for(2 * 3600.0)) == 120
 
 
 def test_max_attempts_must_be_explicit(settings):

@@ -14,27 +14,23 @@ from offload.enrich.tmdb_client import TmdbNotFound, TmdbRejected, TmdbUnavailab
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
 from offload.redis_state import state_redis
 from tests.cluster import wait_for
-from tests.fake_tmdb import API_KEY, READ_TOKEN, FakeTmdb, forget_tmdb_state, use_fake_tmdb
+from tests.fake_tmdb import API_KEY, READ_TOKEN, FakeTmdb, fake_tmdb, forget_tmdb_state
 from tests.services import free_port
 
 
 @pytest.fixture
 def tmdb(settings):
-    server = FakeTmdb().start()
-    use_fake_tmdb(settings, server)
-    forget_tmdb_state()
-    server.add_movie(
-        603,
-        "The Matrix",
-        "1999-03-30",
-        overview="A hacker learns what the world is.",
-        genres=["Action", "Science Fiction"],
-        cast=["Keanu Reeves", "Carrie-Anne Moss"],
-        directors=["Lana Wachowski", "Lilly Wachowski"],
-    )
-    yield server
-    server.stop()
-    forget_tmdb_state()
+    with fake_tmdb(settings) as server:
+        server.add_movie(
+            603,
+            "The Matrix",
+            "1999-03-30",
+            overview="A hacker learns what the world is.",
+            genres=["Action", "Science Fiction"],
+            cast=["Keanu Reeves", "Carrie-Anne Moss"],
+            directors=["Lana Wachowski", "Lilly Wachowski"],
+        )
+        yield server
 
 
 def max_in_any_window(times: list[float], window: float) -> int:

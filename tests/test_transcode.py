@@ -85,6 +85,38 @@ def test_progress_rises_monotonically_and_ends_at_100(alice, library, library_ro
     assert job.result["eta_seconds"] == 0
 
 
+def test_an_output_that_fails_verification_is_never_published(alice, clip, monkeypatch):
+    from offload import transcode as transcode_module
+
+    def cut_short(*args, **kwargs):
+        # An encoder that stops early: the file is valid media, one second long, not three.
+        argv = transcode_args(*args, **kwargs)
+        return [*argv[:-1], "-t", "1", argv[-1]]
+
+    monkeypatch.setattr(transcode_module, "transcode_args", cut_short)
+    job = transcode(alice, clip, "h264-480p")
+    assert job.status == JobStatus.FAILED
+    assert "duration" in job.error
+    assert not Rendition.objects.filter(item=clip).exists()
+    assert not media_file(f"renditions/{clip.pk}").exists()
+    assert not media_file(f".partial/job-{job.pk}").exists()
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ({"out_time_us": "3000000", "speed": "2.0x", "progress": "continue"}, (30.0, 3.5)),
+        ({"out_time_us": "9990000", "speed": "1x", "progress": "continue"}, (99.9, 0.0)),
+        ({"out_time_us": "3000000", "speed": "N/A", "progress": "continue"}, (30.0, None)),
+        ({"out_time_us": "N/A", "speed": "N/A", "progress": "continue"}, (None, None)),
+        ({"out_time_us": "10000000", "speed": "4x", "progress": "end"}, (100.0, 0.0)),
+    ],
+)
+def test_progress_and_eta_come_from_out_time_over_duration_and_speed(block, expected):
+    percent, eta = ffmpeg.progress_of(block, duration=10.0)
+    assert (percent if percent is None else pytest.approx(percent), eta) == expected
+
+
 def test_a_rendition_is_replaced_not_duplicated(alice, clip):
     transcode(alice, clip, "h264-480p")
     first = Rendition.objects.get(item=clip, profile="h264-480p")

@@ -1,5 +1,6 @@
 """`/ws/events/` end to end: a real uvicorn, a real qcluster, a real websocket client."""
 
+import asyncio
 import json
 import time
 
@@ -9,7 +10,11 @@ from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from config.asgi import application
+from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
+from offload.notifications import streams
+from tests.asgi_client import InProcessWebsocket
 from tests.cluster import wait_for
 from tests.media import make_video
 
@@ -174,6 +179,80 @@ def test_bad_auth_closes_with_4401(asgi_server, first_message):
     assert closed.value.rcvd.code == 4401
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_token_sent_in_time_is_not_refused_while_a_busy_server_checks_it(alice, settings, monkeypatch):
+    settings.OFFLOAD_WS_AUTH_TIMEOUT = 0.2
+    check_token = streams.user_for_token
+
+    def slow_check(token):
+        time.sleep(0.6)  # longer than the deadline: a database under load
+        return check_token(token)
+
+    monkeypatch.setattr(streams, "user_for_token", slow_check)
+    token = token_of(alice)
+
+    async def connect_and_authenticate() -> dict:
+        client = await in_process_client(token)
+        try:
+            return await client.receive_json_from(timeout=5)
+        finally:
+            await client.disconnect()
+
+    assert asyncio.run(connect_and_authenticate())["type"] == "hello"
+
+
+async def in_process_client(token: str) -> InProcessWebsocket:
+    """The ASGI application driven in this process (so a test can patch it), authenticating with token."""
+    client = InProcessWebsocket(application, "/ws/events/")
+    assert await client.connect()
+    await client.send_json_to({"type": "auth", "token": token})
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_idle_connection_gets_heartbeats_carrying_the_last_seq(alice, settings):
+    settings.OFFLOAD_WS_HEARTBEAT_SECONDS = 0.2
+    token = token_of(alice)
+
+    async def listen() -> tuple[dict, list[dict]]:
+        client = await in_process_client(token)
+        try:
+            hello = await client.receive_json_from(timeout=5)
+            return hello, [await client.receive_json_from(timeout=5) for _ in range(2)]
+        finally:
+            await client.disconnect()
+
+    hello, beats = asyncio.run(listen())
+    assert beats == [{"type": "heartbeat", "seq": hello["seq"]}] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resume_longer_than_a_page_replays_every_missed_event(staff, monkeypatch):
+    monkeypatch.setattr(streams, "REPLAY_PAGE", 2)
+    for n in range(5):
+        # An internal kind: only staff see it in their stream.
+        enqueue("system.noop", params={"n": n}, user=staff)
+    expected = list(JobEvent.objects.order_by("seq").values_list("seq", flat=True))
+    token = token_of(staff)
+
+    async def resume_from_the_start() -> tuple[dict, list[dict], dict]:
+        client = await in_process_client(token)
+        try:
+            hello = await client.receive_json_from(timeout=5)
+            await client.send_json_to({"type": "resume", "after": 0})
+            replayed = []
+            while (message := await client.receive_json_from(timeout=5))["type"] == "job":
+                replayed.append(message)
+            return hello, replayed, message
+        finally:
+            await client.disconnect()
+
+    hello, replayed, resumed = asyncio.run(resume_from_the_start())
+    assert len(expected) == 5
+    assert [m["seq"] for m in replayed] == expected
+    assert resumed == {"type": "resumed", "after": 0, "count": 5, "seq": hello["seq"]}
+
+
 def test_no_auth_within_the_deadline_closes_with_4401(asgi_server):
     server = asgi_server(OFFLOAD_WS_AUTH_TIMEOUT="1")
     client = Client(server)
@@ -209,9 +288,16 @@ def test_connections_per_user_are_capped_with_4429(asgi_server, alice):
         third.recv()
     assert closed.value.rcvd.code == 4429
     open_ones[0].close()
-    time.sleep(0.5)
-    fourth = Client(server, token=token_of(alice))
-    assert fourth.recv()["type"] == "hello"
+
+    def a_freed_slot_admits_another():
+        # The server notices the close a moment later; until then the cap still counts it.
+        client = Client(server, token=token_of(alice))
+        if client.recv()["type"] == "hello":
+            return True
+        client.close()
+        return False
+
+    wait_for(a_freed_slot_admits_another, timeout=10, what="the closed connection's slot to be freed")
 
 
 def test_a_foreign_origin_is_refused(asgi_server, alice):

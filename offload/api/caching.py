@@ -37,11 +37,23 @@ def audience_of(user) -> str:
     return STAFF if user.is_staff else str(user.pk)
 
 
-def versions(namespaces: Iterable[str], audience: str) -> str:
-    """The current versions of the namespaces for one audience, as one key fragment."""
+def _fresh_version() -> int:
+    # A version key may be evicted (an LRU cache instance): a recreated one must not take a
+    # number it held before, or answers cached under that number would be served again.
+    return time.time_ns()
+
+
+def versions(namespaces: Iterable[str], audience: str) -> str | None:
+    """The current versions of the namespaces for one audience, as one key fragment; None if unknown."""
     keys = [_version_key(ns, audience) for ns in namespaces]
     found = cache.get_many(keys)
-    return ".".join(str(found.get(k, 0)) for k in keys)
+    for key in keys:
+        if key not in found:
+            cache.add(key, _fresh_version(), timeout=None)
+            found[key] = cache.get(key)  # ours, or the one another request added first
+        if found[key] is None:
+            return None  # Redis is away
+    return ".".join(str(found[k]) for k in keys)
 
 
 def bump(namespace: str, audiences: Iterable[str]) -> None:
@@ -49,11 +61,11 @@ def bump(namespace: str, audiences: Iterable[str]) -> None:
     for audience in {*audiences, STAFF}:
         key = _version_key(namespace, audience)
         try:
-            if not cache.add(key, 1, timeout=None):
+            if not cache.add(key, _fresh_version(), timeout=None):
                 cache.incr(key)
         except ValueError:
-            # The key expired between add and incr: a fresh version is just as good.
-            cache.set(key, int(time.time()), timeout=None)
+            # The key was evicted between add and incr.
+            cache.set(key, _fresh_version(), timeout=None)
 
 
 def bump_on_commit(namespace: str, audiences: Iterable[str]) -> None:
@@ -86,7 +98,12 @@ def cached_get(
     namespaces = list(namespaces)
     audience = audience_of(request.user)
     base = f"api:{audience}:{request.get_full_path()}"
-    key = f"{base}:{versions(namespaces, audience)}"
+    version = versions(namespaces, audience)
+    if version is None:
+        response = compute()
+        response["X-Cache"] = "miss"
+        return _with_etag(request, response)
+    key = f"{base}:{version}"
     hit = cache.get(key)
     if hit is None and expensive:
         hit = _single_flight(key, base)

@@ -43,6 +43,7 @@ MAX_MESSAGE_BYTES = 4096
 class JobEventsConsumer(AsyncWebsocketConsumer):
     user = None
     last_seq = 0
+    deadline: asyncio.Task | None = None
 
     async def connect(self) -> None:
         metrics.ws_connected()
@@ -56,7 +57,8 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if user is not None and user.is_authenticated:
             await self.start(user)
         else:
-            self.tasks.append(asyncio.create_task(self.auth_deadline()))
+            self.deadline = asyncio.create_task(self.auth_deadline())
+            self.tasks.append(self.deadline)
 
     async def auth_deadline(self) -> None:
         await asyncio.sleep(settings.OFFLOAD_WS_AUTH_TIMEOUT)
@@ -161,6 +163,10 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.error(f"Unknown message type {kind[:50]!r}; expected ping or resume.")
 
     async def authenticate(self, message: dict[str, Any]) -> None:
+        # The deadline is for the client's first message; checking it may take longer on a busy
+        # server, and a token that arrived in time is not refused for that.
+        if self.deadline is not None:
+            self.deadline.cancel()
         user = None
         if message.get("type") == "auth":
             user = await database_sync_to_async(streams.user_for_token)(message.get("token"))
@@ -174,14 +180,27 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.error('"after" must be a non-negative integer seq.')
             return
         async with self.send_lock:
-            missed = await database_sync_to_async(streams.events_between)(self.user, after)
             # Events sent live since the hello are not sent twice.
-            missed = [e for e in missed if e["seq"] <= self.hello_seq or e["seq"] > self.last_seq]
-            for event in missed:
-                await self.send_json(event)
-            if missed:
-                self.last_seq = max(self.last_seq, missed[-1]["seq"])
-            await self.send_json({"type": "resumed", "after": after, "count": len(missed), "seq": self.last_seq})
+            count = await self.replay(after, already_sent=(self.hello_seq, self.last_seq))
+            await self.send_json({"type": "resumed", "after": after, "count": count, "seq": self.last_seq})
+
+    async def replay(self, after: int, upto: int | None = None, already_sent: tuple[int, int] = (0, 0)) -> int:
+        """Send the stream's events with after < seq <= upto, page by page; answer how many went out.
+
+        Events with already_sent[0] < seq <= already_sent[1] are skipped. The caller holds send_lock.
+        """
+        count = 0
+        while True:
+            page = await database_sync_to_async(streams.events_between)(self.user, after, upto)
+            for event in page:
+                if not already_sent[0] < event["seq"] <= already_sent[1]:
+                    await self.send_json(event)
+                    count += 1
+            if page:
+                after = page[-1]["seq"]
+                self.last_seq = max(self.last_seq, after)
+            if len(page) < streams.REPLAY_PAGE:
+                return count
 
     async def job_event(self, message: dict[str, Any]) -> None:
         """A live event from the channel layer; delivered in seq order, each once."""
@@ -195,13 +214,11 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
                 message["user_id"] == self.user.pk and message["job"]["kind"] not in INTERNAL_KINDS
             )
             if seq == self.last_seq + 1 and visible:
-                events = [streams.message(seq, message["event"], message["job"])]
+                await self.send_json(streams.message(seq, message["event"], message["job"]))
             else:
                 # Publishes from several processes may arrive out of order; the log is in
                 # order, and every seq below a committed one is committed too.
-                events = await database_sync_to_async(streams.events_between)(self.user, self.last_seq, seq)
-            for event in events:
-                await self.send_json(event)
+                await self.replay(self.last_seq, seq)
             self.last_seq = seq
 
     async def error(self, detail: str) -> None:

@@ -7,7 +7,8 @@ from rest_framework.authtoken.models import Token
 from offload.kinds import INTERNAL_KINDS
 from offload.models import JobEvent
 
-REPLAY_LIMIT = 5000
+# Replays are read and sent a page at a time: a long absence costs no more memory than a short one.
+REPLAY_PAGE = 1000
 
 
 def user_for_token(key: str):
@@ -31,11 +32,11 @@ def latest_seq(user) -> int:
 
 
 def events_between(user, after: int, upto: int | None = None) -> list[dict[str, Any]]:
-    """The stream's events with after < seq <= upto, as websocket messages, oldest first."""
+    """The stream's first REPLAY_PAGE events with after < seq <= upto, as websocket messages, oldest first."""
     events = _stream(user).filter(seq__gt=after)
     if upto is not None:
         events = events.filter(seq__lte=upto)
-    rows = events.order_by("seq").values_list("seq", "event", "payload")[:REPLAY_LIMIT]
+    rows = events.order_by("seq").values_list("seq", "event", "payload")[:REPLAY_PAGE]
     return [message(seq, event, payload) for seq, event, payload in rows]
 
 

@@ -257,6 +257,13 @@ class Stack:
         self.web_server = server
         return server.start()
 
+    def start(self) -> AppProcess:
+        """The web server, one default-lane qcluster and the search lane; answer the qcluster."""
+        self.web()
+        cluster = self.qcluster()
+        self.search_lane()
+        return cluster
+
     @property
     def web_url(self) -> str:
         """The web server's base URL (unchanged across its restarts)."""
@@ -326,6 +333,21 @@ class Stack:
     def wait_until(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
         """wait_until(), with this stack's jobs, queue and logs in the failure message."""
         return wait_until(predicate, timeout, what, self.logs_tail)
+
+    def scanned(self, client: "Api", folder: Path) -> dict[str, int]:
+        """The client's new library on folder, scanned: its items' ids by file name."""
+        library = client.library(folder)
+        scan = client.create_job(f"/api/v1/libraries/{library}/scan/")
+        self.wait_until(lambda: self.job_statuses()[scan["id"]] == "succeeded", 60, "the scan")
+        return client.items(library)
+
+    def wait_for_a_transcode_under_way(self, job_ids: list[int] | None = None) -> None:
+        """Some transcode (of job_ids, when given) is running and has reported progress."""
+        sql = "SELECT count(*) FROM offload_job WHERE kind = 'media.transcode' AND status = 'running' AND progress > 0"
+        params: list = []
+        if job_ids is not None:
+            sql, params = sql + " AND id = ANY(%s)", [job_ids]
+        self.wait_until(lambda: self.db.value(sql, params), 90, "a transcode to be under way")
 
     def wait_for_jobs_to_settle(self, timeout: float) -> None:
         """Every job, the ones the pipeline queued included, reaches a final status."""

@@ -16,23 +16,12 @@ STALE_SECONDS = 3
 def test_jobs_running_through_a_database_restart_all_finish(stack: Stack):
     stack.configure(OFFLOAD_JOB_STALE_SECONDS=str(STALE_SECONDS), OFFLOAD_Q_TIMEOUT="120", OFFLOAD_Q_RETRY="900")
     films = stack.media_folder("films", {"long.mp4": "long", **{f"{n}.mp4": "short" for n in "abcdef"}})
-    stack.web()
-    stack.qcluster()
-    stack.search_lane()
+    stack.start()
     alice = stack.api("alice")
-    library = alice.library(films)
-    scan = alice.create_job(f"/api/v1/libraries/{library}/scan/")
-    stack.wait_until(lambda: stack.job_statuses()[scan["id"]] == "succeeded", 60, "the scan")
-    items = alice.items(library)
+    items = stack.scanned(alice, films)
     for profile in ("h264-480p", "audio-aac-128k"):
         alice.create_job(f"/api/v1/media/{items['long.mp4']}/transcode/", {"profile": profile})
-    stack.wait_until(
-        lambda: stack.db.value(
-            "SELECT count(*) FROM offload_job WHERE kind = 'media.transcode' AND status = 'running' AND progress > 0"
-        ),
-        90,
-        "a transcode to be under way",
-    )
+    stack.wait_for_a_transcode_under_way()
 
     # Clients keep asking for work while the server goes down and comes back.
     def more_work() -> None:

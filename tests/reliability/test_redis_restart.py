@@ -14,27 +14,16 @@ pytestmark = pytest.mark.slow
 def test_jobs_and_live_events_survive_a_redis_restart(stack: Stack):
     stack.configure(OFFLOAD_JOB_STALE_SECONDS="3", OFFLOAD_Q_TIMEOUT="120", OFFLOAD_Q_RETRY="900")
     films = stack.media_folder("films", {"long.mp4": "long", **{f"{n}.mp4": "short" for n in "abcd"}})
-    stack.web()
-    stack.qcluster()
-    stack.search_lane()
+    stack.start()
     alice = stack.api("alice")
     stream = EventStream(stack, stack.services.people["alice"])
     stream.start()
     assert stream.ready.wait(30)
 
-    library = alice.library(films)
-    scan = alice.create_job(f"/api/v1/libraries/{library}/scan/")
-    stack.wait_until(lambda: stack.job_statuses()[scan["id"]] == "succeeded", 60, "the scan")
-    items = alice.items(library)
+    items = stack.scanned(alice, films)
     for profile in ("h264-480p", "audio-aac-128k"):
         alice.create_job(f"/api/v1/media/{items['long.mp4']}/transcode/", {"profile": profile})
-    stack.wait_until(
-        lambda: stack.db.value(
-            "SELECT count(*) FROM offload_job WHERE kind = 'media.transcode' AND status = 'running' AND progress > 0"
-        ),
-        90,
-        "a transcode to be under way",
-    )
+    stack.wait_for_a_transcode_under_way()
 
     stack.services.redis.stop()
     before = len(stack.attempts)

@@ -10,14 +10,9 @@ pytestmark = pytest.mark.slow
 
 def test_the_index_converges_after_typesense_restarts_mid_run(stack: Stack):
     films = stack.media_folder("films", {"long.mp4": "long", **{f"{n}.mp4": "short" for n in "abcdef"}})
-    stack.web()
-    stack.qcluster()
-    stack.search_lane()
+    stack.start()
     alice = stack.api("alice")
-    library = alice.library(films)
-    scan = alice.create_job(f"/api/v1/libraries/{library}/scan/")
-    stack.wait_until(lambda: stack.job_statuses()[scan["id"]] == "succeeded", 60, "the scan")
-    items = alice.items(library)
+    items = stack.scanned(alice, films)
     stack.wait_until(lambda: not alice.get("/api/v1/search/?q=a")["degraded"], 30, "searches to use Typesense")
     alice.create_job(f"/api/v1/media/{items['long.mp4']}/transcode/", {"profile": "h264-480p"})
 

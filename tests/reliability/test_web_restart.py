@@ -19,9 +19,7 @@ def test_websocket_clients_resume_across_web_restarts_and_miss_no_event(stack: S
     alice, bob = stack.api("alice"), stack.api("bob")
     alices = stack.media_folder("alice", {"long.mp4": "long", "a.mp4": "short", "b.mp4": "short"})
     bobs = stack.media_folder("bob", {"long.mp4": "long", "c.mp4": "short"})
-    stack.web()
-    stack.qcluster()
-    stack.search_lane()
+    stack.start()
     streams = [EventStream(stack, people[name]) for name in ("alice", "bob", "staff")]
     for stream in streams:
         stream.start()
@@ -54,13 +52,7 @@ def test_websocket_clients_resume_across_web_restarts_and_miss_no_event(stack: S
     ]
     for thread in requesters:
         thread.start()
-    stack.wait_until(
-        lambda: stack.db.value(
-            "SELECT count(*) FROM offload_job WHERE kind = 'media.transcode' AND status = 'running' AND progress > 0"
-        ),
-        90,
-        "a transcode to be under way",
-    )
+    stack.wait_for_a_transcode_under_way()
     stack.web_server.restart(crash=False)
     stack.wait_until(
         lambda: all(stream.connections >= 2 for stream in streams), 30, "every client to reconnect after the deploy"

@@ -24,31 +24,20 @@ def ffmpeg_writing_into(folder) -> list[int]:
 
 
 def test_jobs_of_a_killed_cluster_are_taken_over_and_finish_once(stack: Stack):
-    # django-q2 would deliver the lost tasks again only after `retry`; as in production (an hour),
+    # django-q2 would deliver the lost tasks again only after `retry`; as in production (eight hours),
     # that is beyond the test, so the lost jobs can come back only through the reaper.
     stack.configure(OFFLOAD_JOB_STALE_SECONDS=str(STALE_SECONDS), OFFLOAD_Q_TIMEOUT="120", OFFLOAD_Q_RETRY="900")
     films = stack.media_folder("films", {"long.mp4": "long", "a.mp4": "short", "b.mp4": "short", "c.mp4": "short"})
-    stack.web()
-    first = stack.qcluster()
-    stack.search_lane()
+    first = stack.start()
     alice = stack.api("alice")
 
-    library = alice.library(films)
-    scan = alice.create_job(f"/api/v1/libraries/{library}/scan/")
-    stack.wait_until(lambda: stack.job_statuses()[scan["id"]] == "succeeded", 60, "the scan")
-    items = alice.items(library)
+    items = stack.scanned(alice, films)
     assert set(items) == {"long.mp4", "a.mp4", "b.mp4", "c.mp4"}
     transcodes = [
         alice.create_job(f"/api/v1/media/{items['long.mp4']}/transcode/", {"profile": profile})["id"]
         for profile in ("h264-480p", "audio-aac-128k")
     ]
-    stack.wait_until(
-        lambda: stack.db.value(
-            "SELECT count(*) FROM offload_job WHERE id = ANY(%s) AND status = 'running' AND progress > 0", [transcodes]
-        ),
-        90,
-        "a transcode to be under way",
-    )
+    stack.wait_for_a_transcode_under_way(transcodes)
 
     first.kill()
     orphaned = [row[0] for row in stack.db.rows("SELECT id FROM offload_job WHERE status = 'running'")]
