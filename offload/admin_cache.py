@@ -49,11 +49,20 @@ def most_limited(count: int = 20) -> list[dict[str, Any]]:
     return result
 
 
-def keys_per_namespace() -> tuple[list[tuple[str, int]], bool]:
+def instances() -> list[tuple[str, Any]]:
+    """(role, client) per Redis instance: one shared by both roles, or the cache and the state apart."""
+    from django_redis import get_redis_connection
+
+    if settings.CACHES["default"]["LOCATION"] == settings.REDIS_URL:
+        return [("cache and state", state_redis())]
+    return [("cache", get_redis_connection("default")), ("state", state_redis())]
+
+
+def keys_per_namespace(client) -> tuple[list[tuple[str, int]], bool]:
     """Keys grouped by what they are for (sampled on a large instance), and whether it was a sample."""
     counts: Counter[str] = Counter()
     seen = 0
-    for name in state_redis().scan_iter(count=1000):
+    for name in client.scan_iter(count=1000):
         text = name.decode(errors="replace")
         parts = text.split(":")
         prefix = settings.REDIS_KEY_PREFIX
@@ -71,8 +80,8 @@ def keys_per_namespace() -> tuple[list[tuple[str, int]], bool]:
     return counts.most_common(), False
 
 
-def redis_overview() -> dict[str, Any]:
-    info = state_redis().info()
+def redis_overview(client) -> dict[str, Any]:
+    info = client.info()
     hits, misses = info.get("keyspace_hits", 0), info.get("keyspace_misses", 0)
     return {
         "version": info.get("redis_version"),
@@ -102,8 +111,10 @@ def cache_page(request: HttpRequest, site) -> HttpResponse:
         return HttpResponseRedirect(reverse("admin:offload_cache"))
     context: dict[str, Any] = {**site.each_context(request), "title": "Cache and rate limits"}
     try:
-        context["redis"] = redis_overview()
-        context["namespaces"], context["sampled"] = keys_per_namespace()
+        context["instances"] = [
+            {"role": role, "redis": redis_overview(client), "keys": keys_per_namespace(client)}
+            for role, client in instances()
+        ]
         context["limited"] = most_limited()
     except RedisError as exc:
         context["redis_error"] = f"Redis is not answering: {exc}"

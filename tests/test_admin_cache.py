@@ -21,9 +21,20 @@ def test_the_page_shows_redis_namespaces_and_the_most_limited_clients(admin_clie
     html = page.content.decode()
     assert page.status_code == 200
     assert "Memory used" in html and "Hit ratio" in html
+    assert "Redis (cache and state)" in html
     assert "ratelimit" in html
     assert "<td>api_user</td><td>3</td>" in html
     assert "Cache and rate limits" in admin_client.get(reverse("admin:index")).content.decode()
+
+
+def test_a_separate_cache_instance_is_shown_beside_the_state_instance(admin_client, settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": settings.REDIS_URL.rsplit("/", 1)[0] + "/13"},
+    }
+    html = admin_client.get(reverse("admin:offload_cache")).content.decode()
+    assert "Redis (cache)" in html and "Redis (state)" in html
+    assert html.count("Hit ratio") == 2
 
 
 def test_reset_lets_a_limited_client_in_again(admin_client, alice, alice_api, settings):
