@@ -42,13 +42,17 @@ MESSAGE_LENGTH = 200
 
 def classify(error: str | None) -> tuple[str, str]:
     """(exception type, normalised message) of a failed job's error text."""
-    text = _ATTEMPTS_SUFFIX.sub("", (error or "").strip())
+    text = (error or "").strip()
+    # Only a transient failure is retried, and the last one's reason says after how many attempts.
+    retried = bool(_ATTEMPTS_SUFFIX.search(text))
+    text = _ATTEMPTS_SUFFIX.sub("", text)
     first_line = next((line for line in text.splitlines() if line.strip()), "")
     match = _UNEXPECTED.match(first_line)
     if match:
         exception, message = match.group("type"), first_line[match.end() :]
     else:
-        exception = next((name for prefix, name in _KNOWN_PREFIXES if first_line.startswith(prefix)), "JobFailed")
+        known = next((name for prefix, name in _KNOWN_PREFIXES if first_line.startswith(prefix)), None)
+        exception = known or ("TransientJobError" if retried else "JobFailed")
         message = first_line
     for pattern, blank in _BLANKS:
         message = pattern.sub(blank, message)

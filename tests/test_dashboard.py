@@ -249,6 +249,7 @@ def test_a_failure_reason_is_classified_with_ids_numbers_paths_and_quotes_blanke
     )
     assert failures.classify("Timed out after 300 seconds.") == ("TimeoutException", "Timed out after <n> seconds.")
     assert failures.classify(None) == ("JobFailed", "(no reason given)")
+    assert failures.classify("TMDb answered 503 (after 3 attempts)") == ("TransientJobError", "TMDb answered <n>")
 
 
 def test_failed_jobs_are_grouped_by_kind_exception_and_normalised_message():
