@@ -107,7 +107,12 @@ def test_the_reaper_pushes_a_job_whose_push_after_commit_was_lost(
 ):
     long_ago = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 5)
     lost = Job.objects.create(
-        kind="system.noop", params={"n": 4}, params_hash="lost", status=JobStatus.QUEUED, created_at=long_ago
+        kind="system.noop",
+        params={"n": 4},
+        params_hash="lost",
+        status=JobStatus.QUEUED,
+        created_at=long_ago,
+        queued_at=long_ago,
     )
     with django_capture_on_commit_callbacks(execute=True):
         assert jobs.reap_stale_jobs() == 1
