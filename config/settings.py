@@ -8,7 +8,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# Where the embedded run keeps its SQLite file, media, logs and metrics (scripts/run.py agrees).
+VAR_DIR = Path(os.environ.get("OFFLOAD_VAR_DIR") or BASE_DIR / "var").resolve()
 
 log = logging.getLogger("offload.settings")
 

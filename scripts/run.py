@@ -23,7 +23,8 @@ from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"
+# The settings read the same variable: the SQLite file, media, logs and metrics live here.
+VAR_DIR = Path(os.environ.get("OFFLOAD_VAR_DIR") or BASE_DIR / "var").resolve()
 LOG_DIR = VAR_DIR / "log"
 VENV_DIR = BASE_DIR / ".venv"
 HOST = "127.0.0.1"
@@ -274,6 +275,11 @@ def wait_until(what: str, check: Callable[[], bool], child: Child, timeout: floa
         if time.monotonic() >= deadline:
             raise StartupFailed(f"{what} did not happen within {timeout:g} s; see {child.log_path}.")
         time.sleep(0.2)
+
+
+def shown_path(path: Path) -> str:
+    """A path relative to the checkout when it is inside it, as the README's commands are."""
+    return str(path.relative_to(BASE_DIR)) if path.is_relative_to(BASE_DIR) else str(path)
 
 
 def masked(url: str) -> str:
@@ -541,7 +547,7 @@ def run(sup: Supervisor) -> int:
         report_death(search_lane)
         raise StartupFailed("The search lane stopped while starting.")
 
-    logs = ", ".join(str(c.log_path.relative_to(BASE_DIR)) for c in sup.children)
+    logs = ", ".join(shown_path(c.log_path) for c in sup.children)
     rule = "─" * 72
     say()
     say(rule)
@@ -555,7 +561,7 @@ def run(sup: Supervisor) -> int:
         say(f"  {name + ':':<11} {state}")
     demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"
     say(f"  Library:    {library_root} ({demo_state})")
-    say(f"  Logs:       {logs}  (tail -f var/log/*.log)")
+    say(f"  Logs:       {logs}  (tail -f {shown_path(LOG_DIR)}/*.log)")
     say("  Ctrl-C stops everything.")
     say(rule)
     say("ready")

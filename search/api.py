@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from offload.api.caching import with_etag
 from offload.models import MediaKind
 from search.query import SORTS, SearchRequest, search_media
 
@@ -73,4 +74,6 @@ class SearchView(APIView):
     def get(self, request: Request) -> Response:
         params = SearchParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
-        return Response(search_media(request.user, SearchRequest(**params.validated_data)))
+        # Not kept in the API cache: the index changes after the commit that bumps the versions.
+        # The ETag still spares a client the body of an answer it already has.
+        return with_etag(request, Response(search_media(request.user, SearchRequest(**params.validated_data))))

@@ -64,7 +64,11 @@ class QCluster:
 
 
 def wait_for(
-    predicate: Callable[[], object], timeout: float = 30.0, what: str = "condition", cluster: QCluster | None = None
+    predicate: Callable[[], object],
+    timeout: float = 30.0,
+    what: str = "condition",
+    cluster: QCluster | None = None,
+    interval: float = 0.1,
 ):
     """Poll until predicate() is truthy; fail with the cluster log when it never is."""
     deadline = time.monotonic() + timeout
@@ -72,6 +76,6 @@ def wait_for(
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(interval)
     detail = f"\n--- qcluster log ---\n{cluster.log()[-4000:]}" if cluster else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}")

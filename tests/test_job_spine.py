@@ -370,3 +370,26 @@ def test_events_past_their_retention_are_pruned_by_an_hourly_schedule(alice, set
     migration.forwards(apps, None)
     schedule = Schedule.objects.get(func="offload.events.prune_events")
     assert (schedule.schedule_type, schedule.repeats) == (Schedule.HOURLY, -1)
+
+
+def test_events_reach_the_websockets_only_once_their_transaction_commits(
+    alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    from offload import events
+
+    published = []
+    monkeypatch.setattr(events, "publish_job_event", lambda seq, event, user_id, payload: published.append(event))
+
+    class Abandon(Exception):
+        pass
+
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(Abandon), transaction.atomic():
+        jobs.enqueue("system.noop", params={"n": 1}, user=alice)
+        raise Abandon
+    assert published == []
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+        assert published == []  # written, not yet committed
+    assert callbacks and published == ["queued"]

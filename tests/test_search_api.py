@@ -141,6 +141,15 @@ def test_bad_input_answers_400_with_json(alice_api, index, params):
     assert response.headers["Content-Type"] == "application/json"
 
 
+def test_an_unchanged_answer_is_a_304_with_its_etag(alice_api, catalogue):
+    first = alice_api.get("/api/v1/search/", {"q": "heat"})
+    assert first.status_code == 200 and first["ETag"]
+    again = alice_api.get("/api/v1/search/", {"q": "heat"}, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    other = alice_api.get("/api/v1/search/", {"q": "inception"}, HTTP_IF_NONE_MATCH=first["ETag"])
+    assert other.status_code == 200
+
+
 def test_anonymous_searches_get_401(anon_api):
     assert anon_api.get("/api/v1/search/", {"q": "x"}).status_code == 401
 

@@ -94,7 +94,7 @@ def cached_get(
 ) -> Response:
     """Answer a GET from the cache, or compute it (once, if expensive) and keep it."""
     if not settings.OFFLOAD_API_CACHE:
-        return _with_etag(request, compute())
+        return with_etag(request, compute())
     namespaces = list(namespaces)
     audience = audience_of(request.user)
     base = f"api:{audience}:{request.get_full_path()}"
@@ -102,7 +102,7 @@ def cached_get(
     if version is None:
         response = compute()
         response["X-Cache"] = "miss"
-        return _with_etag(request, response)
+        return with_etag(request, response)
     key = f"{base}:{version}"
     hit = cache.get(key)
     if hit is None and expensive:
@@ -121,7 +121,7 @@ def cached_get(
             cache.set(f"stale:{base}", entry, timeout=(ttl or DEFAULT_TTL) * 2)
             cache.delete(f"lock:{key}")
     response["X-Cache"] = "miss"
-    return _with_etag(request, response)
+    return with_etag(request, response)
 
 
 def _single_flight(key: str, base: str):
@@ -140,7 +140,8 @@ def _single_flight(key: str, base: str):
     return None  # waited long enough: compute it ourselves
 
 
-def _with_etag(request: Request, response: Response) -> Response:
+def with_etag(request: Request, response: Response) -> Response:
+    """An ETag on a 200 answer, or a 304 when the client already holds that answer."""
     if response.status_code != 200 or not hasattr(response, "data"):
         return response
     etag = etag_for(response.data)

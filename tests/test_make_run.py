@@ -1,0 +1,138 @@
+"""`make run`'s script end to end: no services given, so it brings its own, and Ctrl-C stops all of it."""
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+import requests
+
+from tests.cluster import BASE_DIR, wait_for
+from tests.services import free_port
+
+pytestmark = pytest.mark.slow
+
+# What a fresh machine does not have: run.py must start or default every one of them.
+GIVEN_BY_THE_TEST_RUN = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_CACHE_URL",
+    "REDIS_KEY_PREFIX",
+    "TYPESENSE_URL",
+    "TYPESENSE_API_KEY",
+    "OFFLOAD_LIBRARY_ROOTS",
+    "MEDIA_ROOT",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "TEST_DATABASE_NAME",
+)
+
+
+class Run:
+    """scripts/run.py as a user starts it, its output read line by line."""
+
+    def __init__(self, var_dir, port: int) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in GIVEN_BY_THE_TEST_RUN}
+        env.update(OFFLOAD_VAR_DIR=str(var_dir), PORT=str(port))
+        self.url = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            [sys.executable, "scripts/run.py"],
+            cwd=BASE_DIR,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, wanted: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=1)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            if line.strip() == wanted:
+                return
+        raise AssertionError(f"no {wanted!r} within {timeout} s; the output:\n" + "\n".join(self.lines[-60:]))
+
+    def value(self, label: str) -> str:
+        return next(line.split(label, 1)[1].strip() for line in self.lines if line.strip().startswith(label))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                child.kill()
+            self.proc.kill()
+
+
+def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp_path):
+    run = Run(tmp_path / "var", free_port())
+    try:
+        run.until("ready", timeout=240)
+        for line in ("Database:   embedded: SQLite", "Redis:      embedded:", "Typesense:  embedded:"):
+            assert any(line in printed for printed in run.lines), line
+        assert run.value("Admin:") == f"{run.url}/admin/"
+        username, password = run.value("Login:").split(" / ")
+        token = run.value("API token:").split()[0]
+        children = psutil.Process(run.proc.pid).children(recursive=True)
+        assert len(children) >= 5  # Redis, Typesense, the web server and two clusters
+
+        def ready():
+            checks = requests.get(f"{run.url}/healthz/ready", timeout=5).json()["checks"]
+            return checks if set(checks.values()) == {"ok"} else None
+
+        wait_for(ready, 60, "every readiness check to pass", interval=0.5)
+        api = requests.Session()
+        api.headers["Authorization"] = f"Token {token}"
+        # The demo library's scan runs on the workers, and its items reach the search index.
+        (library,) = api.get(f"{run.url}/api/v1/libraries/", timeout=10).json()["results"]
+        wait_for(
+            lambda: library["id"] in [
+                job["target"]["id"] for job in api.get(f"{run.url}/api/v1/jobs/?kind=library.scan&status=succeeded",
+                                                        timeout=10).json()["results"]
+            ],
+            120,
+            "the demo scan",
+            interval=0.5,
+        )  # fmt: skip
+
+        def found_in_the_index():
+            answer = api.get(f"{run.url}/api/v1/search/?q=colour", timeout=10).json()
+            return answer["found"] and not answer["degraded"]
+
+        wait_for(found_in_the_index, 120, "the demo items in the search index", interval=0.5)
+        # The printed login opens the admin.
+        browser = requests.Session()
+        login_page = browser.get(f"{run.url}/admin/login/", timeout=10)
+        signed_in = browser.post(
+            f"{run.url}/admin/login/?next=/admin/",
+            data={"username": username, "password": password, "csrfmiddlewaretoken": login_page.cookies["csrftoken"]},
+            headers={"Referer": f"{run.url}/admin/login/"},
+            timeout=10,
+        )
+        assert signed_in.url == f"{run.url}/admin/", signed_in.url
+
+        # Ctrl-C in the terminal: the script stops what it started, and exits.
+        run.proc.send_signal(signal.SIGINT)
+        assert run.proc.wait(90) == 0
+        run.until("Everything stopped.", timeout=5)
+        still_running = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert still_running == []
+    finally:
+        run.kill()
