@@ -1,3 +1,5 @@
+import socket
+import threading
 import uuid
 
 import pytest
@@ -114,3 +116,32 @@ def asgi_server(tmp_path, transactional_db, library_root):
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP port that accepts connections and never says a word (a black-holed database)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()
+    listener.close()

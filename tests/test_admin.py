@@ -37,6 +37,16 @@ def test_scan_now_action_queues_a_scan_per_library(admin_client, library, staff)
     assert "0 jobs queued. 1 already active." in messages_of(again)
 
 
+def test_thumbnail_action_queues_one_job_per_item(admin_client, library):
+    items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b")]
+    url = reverse("admin:offload_mediaitem_changelist")
+    response = admin_client.post(url, {"action": "thumbnail", "_selected_action": [i.pk for i in items]}, follow=True)
+    assert "2 jobs queued." in messages_of(response)
+    assert sorted(Job.objects.filter(kind="media.thumbnail").values_list("target_id", flat=True)) == sorted(
+        i.pk for i in items
+    )
+
+
 def test_probe_action_and_the_items_jobs_on_its_page(admin_client, library):
     drain()
     items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b")]

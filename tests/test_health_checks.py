@@ -2,7 +2,6 @@
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -58,35 +57,6 @@ def test_a_check_that_raises_reports_its_error_type(anon_api, monkeypatch):
     body = anon_api.get("/healthz/ready").json()
     assert body["checks"]["redis"] == "error: ConnectionRefusedError"
     assert body["checks"]["database"] == "ok"
-
-
-@pytest.fixture
-def silent_server():
-    """A TCP port that accepts connections and never says a word (a black-holed database)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                accepted.append(listener.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    for conn in accepted:
-        conn.close()
-    listener.close()
 
 
 @pytest.mark.slow

@@ -30,6 +30,18 @@ def own_typesense(tmp_path, settings):
     server.stop()
 
 
+def test_a_typesense_that_never_answers_costs_a_search_its_short_timeout_not_a_hang(
+    alice, alice_api, silent_server, settings, tmp_path
+):
+    settings.TYPESENSE_URL = f"http://127.0.0.1:{silent_server}"
+    library = Library.objects.create(name="L", path=str(tmp_path), owner=alice)
+    MediaItem.objects.create(library=library, relative_path="heat.mkv", title="Heat")
+    # The read client gives up after its timeout and one retry; the database answers.
+    answer = search(alice_api, q="heat")
+    assert answer["degraded"] is True
+    assert titles(answer) == ["Heat"]
+
+
 def search(client, **params) -> dict:
     response = client.get("/api/v1/search/", params)
     assert response.status_code == 200, response.content

@@ -4,6 +4,7 @@ import os
 import subprocess
 
 import pytest
+from django.urls import reverse
 
 from offload import ffmpeg, jobs
 from offload.locks import RedisLock
@@ -197,7 +198,9 @@ def test_a_source_deleted_before_the_job_runs_fails_readably(alice, clip, librar
     assert job.error == "The source file clip.mp4 no longer exists."
 
 
-def test_a_full_disk_fails_the_job_with_ffmpegs_reason_and_no_partial_file(alice, clip, settings, tmp_path):
+def test_a_full_disk_fails_the_job_with_ffmpegs_reason_and_no_partial_file(
+    alice, staff, clip, settings, tmp_path, client
+):
     disk = tmp_path / "small-disk"
     disk.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True)
@@ -211,6 +214,10 @@ def test_a_full_disk_fails_the_job_with_ffmpegs_reason_and_no_partial_file(alice
         assert not Rendition.objects.exists()
         assert not any((disk / ".partial").rglob("*"))
         assert not (disk / "renditions").exists()
+        # The operator reads ffmpeg's own last words on the job's page.
+        client.force_login(staff)
+        page = client.get(reverse("admin:offload_job_change", args=[job.pk])).content.decode()
+        assert "No space left on device" in page
     finally:
         subprocess.run(["umount", str(disk)], check=True)
 
