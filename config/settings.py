@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded run keeps its SQLite file, media, logs and metrics (scripts/run.py agrees).
-VAR_DIR = Path(os.environ.get("OFFLOAD_VAR_DIR") or BASE_DIR / "var").resolve()
+VAR_DIR = (BASE_DIR / (os.environ.get("OFFLOAD_VAR_DIR") or "var")).resolve()
 
 log = logging.getLogger("offload.settings")
 

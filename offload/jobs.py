@@ -184,10 +184,22 @@ def _adopt_key(job: Job, key: str) -> None:
 
 def _add_stages(job: Job, then: list[str]) -> None:
     """The active job stands in for a pipeline's stage: the stages after it follow it too."""
-    merged = job.then + [kind for kind in then if kind not in job.then]
-    if merged != job.then:
-        Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(then=merged)
-        job.then = merged
+    with transaction.atomic():
+        # Locked: a worker finishing the job either waits for the merge and reads it, or
+        # finished first, and then the stages it did not know of are queued here.
+        row = Job.objects.select_for_update().filter(pk=job.pk).values_list("status", "then").first()
+        if row is None:
+            return
+        status, stages = row
+        missing = [kind for kind in then if kind not in stages]
+        if not missing:
+            return
+        if status in ACTIVE_STATUSES:
+            job.then = stages + missing
+            Job.objects.filter(pk=job.pk).update(then=job.then)
+        elif status == JobStatus.SUCCEEDED:
+            for kind in missing:
+                enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
 
 
 def enqueue(

@@ -36,11 +36,12 @@ class JobKind:
         if self.timeout_per_media_second and job.target_type == "media":
             from offload.models import MediaItem
 
-            duration = MediaItem.objects.filter(pk=job.target_id).values_list("duration", flat=True).first()
-            if duration is None:
+            row = MediaItem.objects.filter(pk=job.target_id).values_list("duration", "probed_at").first()
+            duration, probed_at = row or (None, None)
+            if duration is None and probed_at is None:
                 # Not probed yet (the job probes it first): a feature film must not time out.
                 return longest
-            seconds += self.timeout_per_media_second * duration
+            seconds += self.timeout_per_media_second * (duration or 0)
         return min(int(seconds), longest)
 
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The settings read the same variable: the SQLite file, media, logs and metrics live here.
-VAR_DIR = Path(os.environ.get("OFFLOAD_VAR_DIR") or BASE_DIR / "var").resolve()
+VAR_DIR = (BASE_DIR / (os.environ.get("OFFLOAD_VAR_DIR") or "var")).resolve()
 LOG_DIR = VAR_DIR / "log"
 VENV_DIR = BASE_DIR / ".venv"
 HOST = "127.0.0.1"

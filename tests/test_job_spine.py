@@ -353,6 +353,18 @@ def test_a_pipeline_meeting_an_identical_active_job_still_runs_its_later_stages(
     assert set(Job.objects.exclude(pk=manual.pk).values_list("kind", flat=True)) == {"media.enrich", "media.thumbnail"}
 
 
+def test_stages_added_to_a_job_that_just_succeeded_are_queued_at_once(alice, library_root):
+    from offload.models import Library, MediaItem
+
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    probe, _ = jobs.enqueue("media.probe", target=item, user=alice)
+    # The worker finished the probe between the pipeline's look at it and its merge.
+    assert jobs.succeed(jobs.claim(probe.pk), {"probed": True})
+    jobs._add_stages(probe, ["media.enrich", "media.thumbnail"])
+    assert set(Job.objects.exclude(pk=probe.pk).values_list("kind", flat=True)) == {"media.enrich", "media.thumbnail"}
+
+
 def test_events_past_their_retention_are_pruned_by_an_hourly_schedule(alice, settings):
     from django.apps import apps
     from django_q.models import Schedule

@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter
 from django.core.checks import Error
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.utils import timezone
 
 from offload.checks import check_q_cluster
 from offload.kinds import get_kind
@@ -148,16 +149,18 @@ def test_a_transcode_timeout_scales_with_the_media_and_stops_at_the_cluster_time
     library = Library.objects.create(name="L", path=str(library_root), owner=alice)
     transcode, probe = get_kind("media.transcode"), get_kind("media.probe")
 
-    def job_for(duration):
+    def job_for(duration, probed=True):
         name = f"{MediaItem.objects.count()}.mp4"
-        item = MediaItem.objects.create(library=library, relative_path=name, duration=duration)
+        probed_at = timezone.now() if probed else None
+        item = MediaItem.objects.create(library=library, relative_path=name, duration=duration, probed_at=probed_at)
         return Job(kind="media.transcode", target_type="media", target_id=item.pk)
 
     assert transcode.timeout_for(job_for(60.0)) == 300 + 3 * 60
     assert transcode.timeout_for(job_for(2 * 3600.0)) == 300 + 3 * 2 * 3600
     assert transcode.timeout_for(job_for(5 * 3600.0)) == 8 * 3600
-    # Not probed yet: as long as the cluster allows.
-    assert transcode.timeout_for(job_for(None)) == 8 * 3600
+    # Not probed yet: as long as the cluster allows. Probed, with no duration (a still image): the base.
+    assert transcode.timeout_for(job_for(None, probed=False)) == 8 * 3600
+    assert transcode.timeout_for(job_for(None)) == 300
     assert probe.timeout_for(job_for(2 * 3600.0)) == 120
 
 

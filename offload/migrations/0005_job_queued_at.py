@@ -17,8 +17,12 @@ class Migration(migrations.Migration):
             name="queued_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
-        # Rows already there last entered the queue no later than they were made.
-        migrations.RunSQL("UPDATE offload_job SET queued_at = created_at", migrations.RunSQL.noop),
+        # Rows already there last entered the queue when their latest "queued" event was written.
+        migrations.RunSQL(
+            "UPDATE offload_job SET queued_at = COALESCE((SELECT MAX(e.created_at) FROM offload_jobevent e"
+            " WHERE e.job_id = offload_job.id AND e.event = 'queued'), created_at)",
+            migrations.RunSQL.noop,
+        ),
         migrations.AddIndex(
             model_name="job",
             index=models.Index(fields=["finished_at"], name="offload_job_finishe_de6221_idx"),
