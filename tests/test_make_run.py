@@ -7,13 +7,16 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import psutil
+import psycopg
 import pytest
 import requests
+from django.db import connection
 
 from tests.cluster import BASE_DIR, wait_for
-from tests.services import free_port
+from tests.services import API_KEY, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +38,9 @@ GIVEN_BY_THE_TEST_RUN = (
 class Run:
     """scripts/run.py as a user starts it, its output read line by line."""
 
-    def __init__(self, var_dir, port: int) -> None:
+    def __init__(self, var_dir, port: int, **given: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in GIVEN_BY_THE_TEST_RUN}
-        env.update(OFFLOAD_VAR_DIR=str(var_dir), PORT=str(port))
+        env.update(OFFLOAD_VAR_DIR=str(var_dir), PORT=str(port), **given)
         self.url = f"http://127.0.0.1:{port}"
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -74,6 +77,24 @@ class Run:
     def value(self, label: str) -> str:
         return next(line.split(label, 1)[1].strip() for line in self.lines if line.strip().startswith(label))
 
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop_with_ctrl_c(self, children: list[psutil.Process]) -> None:
+        """Ctrl-C in the terminal: the script stops what it started, and exits."""
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(90) == 0
+        self.until("Everything stopped.", timeout=5)
+        still_running = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert still_running == []
+
+    def wait_until_ready(self) -> None:
+        def every_check_passes():
+            checks = requests.get(f"{self.url}/healthz/ready", timeout=5).json()["checks"]
+            return checks if set(checks.values()) == {"ok"} else None
+
+        wait_for(every_check_passes, 60, "every readiness check to pass", interval=0.5)
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             for child in psutil.Process(self.proc.pid).children(recursive=True):
@@ -90,14 +111,9 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         assert run.value("Admin:") == f"{run.url}/admin/"
         username, password = run.value("Login:").split(" / ")
         token = run.value("API token:").split()[0]
-        children = psutil.Process(run.proc.pid).children(recursive=True)
+        children = run.children()
         assert len(children) >= 5  # Redis, Typesense, the web server and two clusters
-
-        def ready():
-            checks = requests.get(f"{run.url}/healthz/ready", timeout=5).json()["checks"]
-            return checks if set(checks.values()) == {"ok"} else None
-
-        wait_for(ready, 60, "every readiness check to pass", interval=0.5)
+        run.wait_until_ready()
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"
         # The demo library's scan runs on the workers, and its items reach the search index.
@@ -128,11 +144,43 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         )
         assert signed_in.url == f"{run.url}/admin/", signed_in.url
 
-        # Ctrl-C in the terminal: the script stops what it started, and exits.
-        run.proc.send_signal(signal.SIGINT)
-        assert run.proc.wait(90) == 0
-        run.until("Everything stopped.", timeout=5)
-        still_running = [c.pid for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-        assert still_running == []
+        run.stop_with_ctrl_c(children)
+    finally:
+        run.kill()
+
+
+@pytest.fixture
+def spare_database():
+    """An empty PostgreSQL database beside the test database, dropped afterwards."""
+    db = connection.settings_dict
+    server = f"postgres://{db.get('USER') or 'postgres'}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}"
+    name = f"offload_run_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield f"{server}/{name}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_run_uses_the_services_it_is_given_and_starts_none_of_its_own(tmp_path, typesense_server, spare_database):
+    given = {
+        "DATABASE_URL": spare_database,
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "REDIS_KEY_PREFIX": f"run-{uuid.uuid4().hex[:8]}",
+        "TYPESENSE_URL": typesense_server.url,
+        "TYPESENSE_API_KEY": API_KEY,
+        "OFFLOAD_SEARCH_ALIAS": f"run{uuid.uuid4().hex[:8]}",
+    }
+    run = Run(tmp_path / "var", free_port(), **given)
+    try:
+        run.until("ready", timeout=240)
+        assert run.value("Database:") == f"given: {spare_database}"
+        assert run.value("Redis:") == f"given: {given['REDIS_URL']}"
+        assert run.value("Typesense:") == f"given: {typesense_server.url}"
+        children = run.children()
+        commands = [" ".join(c.cmdline()) for c in children]
+        assert not [c for c in commands if "redis-server" in c or "typesense-server" in c], commands
+        run.wait_until_ready()
+        run.stop_with_ctrl_c(children)
     finally:
         run.kill()
