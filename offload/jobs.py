@@ -315,8 +315,10 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         record_event(job, status)
         metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
-            # Read again: a pipeline may have added stages to this job while it ran.
-            job.then = Job.objects.filter(pk=job.pk).values_list("then", flat=True).get()
+            if job.target_type:
+                # Read again: a pipeline may have added stages to this job while it ran. Only
+                # jobs with a target take part in pipelines; the rest skip the round trip.
+                job.then = Job.objects.filter(pk=job.pk).values_list("then", flat=True).get()
             _queue_next_stages(job)
     return True
 
