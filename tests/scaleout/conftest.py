@@ -1,5 +1,6 @@
 import pytest
 
+from tests.cluster import started_processes
 from tests.scaleout.hosts import HostQCluster
 from tests.scaleout.typesense_cluster import TypesenseCluster
 
@@ -7,16 +8,9 @@ from tests.scaleout.typesense_cluster import TypesenseCluster
 @pytest.fixture
 def host_cluster(tmp_path, transactional_db, library_root):
     """Start a real qcluster on the test database as if on another host: host_cluster("worker-b", **env)."""
-    started: list[HostQCluster] = []
-
-    def start(hostname: str, **env: str) -> HostQCluster:
-        cluster = HostQCluster(hostname, tmp_path / f"qcluster-{hostname}.log", **env).start()
-        started.append(cluster)
-        return cluster
-
-    yield start
-    for cluster in started:
-        cluster.stop()
+    yield from started_processes(
+        lambda n, hostname, **env: HostQCluster(hostname, tmp_path / f"qcluster-{hostname}.log", **env)
+    )
 
 
 @pytest.fixture

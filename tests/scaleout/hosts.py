@@ -3,11 +3,10 @@
 import functools
 import re
 import subprocess
-import sys
 
 from django_q.humanhash import humanize
 
-from tests.cluster import BASE_DIR, QCluster
+from tests.cluster import QCluster
 
 # django-q2's worker logs "<process> processing <task name> '<function>'" as it starts each task.
 PROCESSING = re.compile(r"processing (\S+) 'offload\.runner\.execute'")
@@ -36,17 +35,8 @@ class HostQCluster(QCluster):
         super().__init__(log_path, **env)
         self.hostname = hostname
 
-    def start(self) -> "HostQCluster":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            as_host(self.hostname, [sys.executable, "manage.py", "qcluster"]),
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
+    def command(self) -> list[str]:
+        return as_host(self.hostname, super().command())
 
     def task_names(self) -> list[str]:
         """The django-q2 task names this cluster started, in order, from its log."""

