@@ -33,27 +33,11 @@ BROKERS = ("orm", "redis")
 
 
 @dataclass
-class PhaseResult:
+class PhaseResult(common.Pass):
     """One broker's pass: throughput of N jobs from a cold cluster, then queue waits of paced jobs."""
 
     broker: str
-    jobs: int
-    enqueue_rate: float
-    wall_seconds: float
-    steady_jobs: int
-    steady_seconds: float
-    # CPU per job in the steady window: the qcluster's processes, and its PostgreSQL backends.
-    cluster_cpu_ms: float
-    postgres_cpu_ms: float
     wait_ms: list[float]
-
-    @property
-    def wall_rate(self) -> float:
-        return self.jobs / self.wall_seconds
-
-    @property
-    def steady_rate(self) -> float:
-        return self.steady_jobs / self.steady_seconds if self.steady_seconds > 0 else float("nan")
 
 
 def enqueue_jobs(count: int, tag: str, pace: float) -> None:
@@ -94,35 +78,9 @@ def _left(tag: str) -> int:
         return cursor.fetchone()[0]
 
 
-def _cpu(cluster: subprocess.Popen) -> tuple[float, float]:
-    """CPU seconds so far of the cluster's process group and of the bench database's other backends."""
-    return common.group_cpu_seconds(cluster.pid), common.backend_cpu_seconds() or 0.0
-
-
-def _wait_until_done(
-    tag: str, jobs: int, cluster: subprocess.Popen, timeout: float
-) -> tuple[float, int, float, tuple[float, float]]:
-    """Poll until the tagged jobs all succeeded: seconds, steady jobs and seconds, steady CPU ms per job."""
-    started = time.perf_counter()
-    mark, left_at_mark, cpu_at_mark = None, jobs, (0.0, 0.0)
-    while True:
-        left = _left(tag)
-        now = time.perf_counter()
-        if mark is None and left <= jobs * 0.9:
-            mark, left_at_mark, cpu_at_mark = now, left, _cpu(cluster)
-        if left == 0:
-            steady_jobs = max(left_at_mark, 1)
-            (cluster_end, postgres_end), (cluster_begin, postgres_begin) = _cpu(cluster), cpu_at_mark
-            cpu_ms = (
-                (cluster_end - cluster_begin) * 1000 / steady_jobs,
-                (postgres_end - postgres_begin) * 1000 / steady_jobs,
-            )
-            return now - started, steady_jobs, now - (mark or now), cpu_ms
-        if cluster.poll() is not None:
-            raise RuntimeError(f"qcluster exited with {cluster.returncode}; see {common.LOG_DIR}")
-        if now - started > timeout:
-            raise RuntimeError(f"{left} of {jobs} jobs left after {timeout:g} s; see {common.LOG_DIR}")
-        time.sleep(0.02)
+def _wait_until_done(tag: str, jobs: int, cluster: subprocess.Popen, timeout: float) -> common.Timing:
+    """Poll until the tagged jobs all succeeded."""
+    return common.time_until_done(cluster, jobs, lambda: _left(tag), timeout=timeout, poll=0.02, what=tag)
 
 
 def queue_waits(tag: str) -> list[float]:
@@ -154,18 +112,14 @@ def phase(children: common.Children, broker: str, run: int, args: argparse.Names
         f"qcluster-{broker}", [common.PYTHON, "manage.py", "qcluster"], env={"OFFLOAD_Q_BROKER": broker}
     )
     try:
-        wall, steady_jobs, steady_seconds, (cluster_cpu, postgres_cpu) = _wait_until_done(
-            tag, args.jobs, cluster, args.timeout
-        )
+        timing = _wait_until_done(tag, args.jobs, cluster, args.timeout)
         wait_tag = f"{tag}-wait"
         run_enqueuer(broker, args.wait_jobs, wait_tag, pace=args.pace)
         _wait_until_done(wait_tag, args.wait_jobs, cluster, args.timeout)
         waits = queue_waits(wait_tag)
     finally:
         children.stop(cluster)
-    return PhaseResult(
-        broker, args.jobs, enqueue_rate, wall, steady_jobs, steady_seconds, cluster_cpu, postgres_cpu, waits
-    )
+    return PhaseResult(jobs=args.jobs, enqueue_rate=enqueue_rate, **timing.figures(), broker=broker, wait_ms=waits)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -221,18 +175,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedian of {args.runs} runs:")
     medians = {}
     for broker, runs in results.items():
-        wall = common.median([r.wall_rate for r in runs])
-        steady = common.median([r.steady_rate for r in runs])
-        enqueue = common.median([r.enqueue_rate for r in runs])
+        m = common.pass_medians(runs)
         p50 = common.median([common.percentile(r.wait_ms, 50) for r in runs])
         p99 = common.median([common.percentile(r.wait_ms, 99) for r in runs])
-        cluster_cpu = common.median([r.cluster_cpu_ms for r in runs])
-        postgres_cpu = common.median([r.postgres_cpu_ms for r in runs])
-        medians[broker] = (wall, steady)
+        medians[broker] = (m["wall"], m["steady"])
         print(
-            f"  {broker:<6} {wall:>5.0f} jobs/s from cluster start, {steady:>5.0f} jobs/s steady; "
-            f"enqueue {enqueue:>4.0f}/s; CPU per job {cluster_cpu:.2f} ms in qcluster + {postgres_cpu:.2f} ms "
-            f"in PostgreSQL; queue wait p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+            f"  {broker:<6} {m['wall']:>5.0f} jobs/s from cluster start, {m['steady']:>5.0f} jobs/s steady; "
+            f"enqueue {m['enqueue']:>4.0f}/s; CPU per job {m['cluster_cpu']:.2f} ms in qcluster + "
+            f"{m['postgres_cpu']:.2f} ms in PostgreSQL; queue wait p50 {p50:.1f} ms, p99 {p99:.1f} ms"
         )
     (o_wall, o_steady), (r_wall, r_steady) = medians["orm"], medians["redis"]
     print(f"  redis/orm: {r_wall / o_wall:.2f}x from cluster start, {r_steady / o_steady:.2f}x steady")

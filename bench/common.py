@@ -281,6 +281,100 @@ def run_checked(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=ROOT, capture_output=True, timeout=timeout, check=True)
 
 
+@dataclass
+class Pass:
+    """N tasks through a freshly started cluster: what every throughput phase reports."""
+
+    jobs: int
+    enqueue_rate: float
+    wall_seconds: float  # cluster start → all done
+    steady_jobs: int  # done in the steady window: from 10 % done (start-up over) to all done
+    steady_seconds: float
+    # CPU per job in the steady window: of the qcluster's processes, and of its PostgreSQL
+    # backends (NaN when the server is not local).
+    cluster_cpu_ms: float
+    postgres_cpu_ms: float
+
+    @property
+    def wall_rate(self) -> float:
+        return self.jobs / self.wall_seconds
+
+    @property
+    def steady_rate(self) -> float:
+        return self.steady_jobs / self.steady_seconds if self.steady_seconds > 0 else float("nan")
+
+
+@dataclass
+class Timing:
+    """The measured part of a Pass, and how many times the remaining count was read."""
+
+    wall_seconds: float
+    steady_jobs: int
+    steady_seconds: float
+    cluster_cpu_ms: float
+    postgres_cpu_ms: float
+    polls: int
+
+    def figures(self) -> dict[str, float]:
+        """The fields a Pass takes."""
+        return {name: value for name, value in self.__dict__.items() if name != "polls"}
+
+
+def time_until_done(
+    cluster: subprocess.Popen,
+    jobs: int,
+    remaining: Callable[[], int],
+    *,
+    timeout: float,
+    poll: float,
+    what: str,
+    started: float | None = None,
+) -> Timing:
+    """Poll remaining() until it reaches 0, timing from `started` (perf_counter; default now).
+
+    CPU is read before the caller stops the cluster: a stopped process and a closed backend take
+    their counters along.
+    """
+    started = time.perf_counter() if started is None else started
+    mark, left_at_mark, mark_cpu, polls = None, jobs, (0.0, 0.0), 0
+    while True:
+        left = remaining()
+        polls += 1
+        now = time.perf_counter()
+        if mark is None and left <= jobs * 0.9:
+            mark, left_at_mark = now, left
+            mark_cpu = (group_cpu_seconds(cluster.pid), backend_cpu_seconds() or 0.0)
+        if left == 0:
+            break
+        if cluster.poll() is not None:
+            raise RuntimeError(f"qcluster exited with {cluster.returncode}; see {LOG_DIR}")
+        if now - started > timeout:
+            raise RuntimeError(f"{what}: {left} of {jobs} left after {timeout:g} s; see {LOG_DIR}")
+        time.sleep(poll)
+    finished = time.perf_counter()
+    cluster_cpu, postgres_cpu = group_cpu_seconds(cluster.pid), backend_cpu_seconds()
+    steady_jobs = max(left_at_mark, 1)
+    return Timing(
+        wall_seconds=finished - started,
+        steady_jobs=steady_jobs,
+        steady_seconds=finished - (mark or finished),
+        cluster_cpu_ms=(cluster_cpu - mark_cpu[0]) * 1000 / steady_jobs,
+        postgres_cpu_ms=(postgres_cpu - mark_cpu[1]) * 1000 / steady_jobs if postgres_cpu is not None else float("nan"),
+        polls=polls,
+    )
+
+
+def pass_medians(runs: list[Pass]) -> dict[str, float]:
+    """Median rates and CPU over several runs of one phase."""
+    return {
+        "wall": median([r.wall_rate for r in runs]),
+        "steady": median([r.steady_rate for r in runs]),
+        "enqueue": median([r.enqueue_rate for r in runs]),
+        "cluster_cpu": median([r.cluster_cpu_ms for r in runs]),
+        "postgres_cpu": median([r.postgres_cpu_ms for r in runs]),
+    }
+
+
 def percentile(values: list[float], pct: float) -> float:
     """The pct-th percentile by linear interpolation; NaN for no values."""
     if not values:

@@ -31,32 +31,11 @@ COUNTERS = ("xact_commit", "xact_rollback", "tup_inserted", "tup_updated", "tup_
 
 
 @dataclass
-class PhaseResult:
+class PhaseResult(common.Pass):
     """One timed pass of N tasks through a freshly started cluster."""
 
     label: str
-    jobs: int
-    enqueue_seconds: float
-    wall_seconds: float  # cluster start → all done
-    steady_jobs: int  # jobs done in the steady window: from 10 % done (start-up over) to all done
-    steady_seconds: float
     db: dict[str, float]  # pg_stat_database deltas per job, cluster side
-    # CPU per job in the steady window: of the qcluster processes, and of the cluster's
-    # PostgreSQL backends (NaN when the server is not local).
-    cluster_cpu_ms: float
-    postgres_cpu_ms: float
-
-    @property
-    def enqueue_rate(self) -> float:
-        return self.jobs / self.enqueue_seconds
-
-    @property
-    def wall_rate(self) -> float:
-        return self.jobs / self.wall_seconds
-
-    @property
-    def steady_rate(self) -> float:
-        return self.steady_jobs / self.steady_seconds if self.steady_seconds > 0 else float("nan")
 
 
 def _scalar(sql: str, params: list[Any] | None = None) -> Any:
@@ -82,53 +61,31 @@ def db_counters() -> dict[str, int]:
 
 def run_cluster(
     children: common.Children, label: str, jobs: int, remaining_sql: str, params: list, args: argparse.Namespace
-) -> tuple[float, int, float, dict[str, float], float, float]:
-    """Start qcluster, poll until nothing remains, stop it.
-
-    Answers wall seconds; jobs and seconds of the steady window (from 10 % done, so the
-    cluster's start-up is left out, to all done); pg_stat_database deltas per job; and CPU ms per
-    job in the steady window, of the cluster's processes and of its PostgreSQL backends.
-    """
+) -> tuple[common.Timing, dict[str, float]]:
+    """Start qcluster, poll until nothing remains, stop it: the timing, and pg_stat_database deltas per job."""
     before = db_counters()
-    polls = 0
     started = time.perf_counter()
     cluster = children.start(f"qcluster-{label}", [common.PYTHON, "manage.py", "qcluster"])
-    mark = None
-    mark_cpu = (0.0, 0.0)
-    left_at_mark = jobs
-    while True:
-        left = _scalar(remaining_sql, params)
-        polls += 1
-        now = time.perf_counter()
-        if mark is None and left <= jobs * 0.9:
-            mark, left_at_mark = now, left
-            mark_cpu = (common.group_cpu_seconds(cluster.pid), common.backend_cpu_seconds() or 0.0)
-        if left == 0:
-            break
-        if cluster.poll() is not None:
-            raise RuntimeError(f"qcluster exited with {cluster.returncode}; see {common.LOG_DIR}")
-        if now - started > args.timeout:
-            raise RuntimeError(f"{label}: {left} of {jobs} left after {args.timeout} s; see {common.LOG_DIR}")
-        time.sleep(args.poll)
-    finished = time.perf_counter()
-    # Read CPU before stopping: a stopped process and a closed backend take their counters along.
-    cluster_cpu = common.group_cpu_seconds(cluster.pid)
-    postgres_cpu = common.backend_cpu_seconds()
+    timing = common.time_until_done(
+        cluster,
+        jobs,
+        lambda: _scalar(remaining_sql, params),
+        timeout=args.timeout,
+        poll=args.poll,
+        what=label,
+        started=started,
+    )
     children.stop(cluster)
     after = db_counters()
     deltas = {key: after[key] - before[key] for key in COUNTERS}
     # Our own polling queries were transactions too (one each, plus the snapshot read).
-    deltas["xact_commit"] -= polls + 2
-    per_job = {key: value / jobs for key, value in deltas.items()}
-    steady_jobs = max(left_at_mark, 1)
-    return (
-        finished - started,
-        steady_jobs,
-        finished - (mark or finished),
-        per_job,
-        (cluster_cpu - mark_cpu[0]) * 1000 / steady_jobs,
-        (postgres_cpu - mark_cpu[1]) * 1000 / steady_jobs if postgres_cpu is not None else float("nan"),
-    )
+    deltas["xact_commit"] -= timing.polls + 2
+    return timing, {key: value / jobs for key, value in deltas.items()}
+
+
+def _phase_result(label: str, jobs: int, enqueue_seconds: float, measured: tuple) -> PhaseResult:
+    timing, per_job = measured
+    return PhaseResult(jobs=jobs, enqueue_rate=jobs / enqueue_seconds, **timing.figures(), label=label, db=per_job)
 
 
 def spine_phase(children: common.Children, args: argparse.Namespace) -> PhaseResult:
@@ -143,7 +100,7 @@ def spine_phase(children: common.Children, args: argparse.Namespace) -> PhaseRes
     measured = run_cluster(
         children, "spine", args.jobs, "SELECT count(*) FROM offload_job WHERE status <> 'succeeded'", [], args
     )
-    return PhaseResult("spine (system.noop jobs)", args.jobs, enqueue_seconds, *measured)
+    return _phase_result("spine (system.noop jobs)", args.jobs, enqueue_seconds, measured)
 
 
 def bare_phase(children: common.Children, args: argparse.Namespace) -> PhaseResult:
@@ -162,7 +119,7 @@ def bare_phase(children: common.Children, args: argparse.Namespace) -> PhaseResu
     measured = run_cluster(
         children, "bare", args.jobs, "SELECT count(*) FROM django_q_ormq WHERE key = %s", [key], args
     )
-    return PhaseResult("bare django-q2 async_task", args.jobs, enqueue_seconds, *measured)
+    return _phase_result("bare django-q2 async_task", args.jobs, enqueue_seconds, measured)
 
 
 # --- Where the spine's time goes -------------------------------------------------------
@@ -282,17 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedian of {args.runs} runs:")
     medians = {}
     for key, runs in results.items():
-        wall = common.median([r.wall_rate for r in runs])
-        steady = common.median([r.steady_rate for r in runs])
-        enqueue = common.median([r.enqueue_rate for r in runs])
+        m = common.pass_medians(runs)
         xacts = common.median([r.db["xact_commit"] for r in runs])
-        cluster_cpu = common.median([r.cluster_cpu_ms for r in runs])
-        postgres_cpu = common.median([r.postgres_cpu_ms for r in runs])
-        medians[key] = (wall, steady)
+        medians[key] = (m["wall"], m["steady"])
         print(
-            f"  {runs[0].label:<28} {wall:>6.0f} jobs/s from cluster start, {steady:>6.0f} jobs/s steady; "
-            f"enqueue {enqueue:>5.0f}/s; per job in the cluster: {xacts:.1f} transactions, "
-            f"CPU (steady) {cluster_cpu:.2f} ms in qcluster + {postgres_cpu:.2f} ms in PostgreSQL"
+            f"  {runs[0].label:<28} {m['wall']:>6.0f} jobs/s from cluster start, {m['steady']:>6.0f} jobs/s steady; "
+            f"enqueue {m['enqueue']:>5.0f}/s; per job in the cluster: {xacts:.1f} transactions, "
+            f"CPU (steady) {m['cluster_cpu']:.2f} ms in qcluster + {m['postgres_cpu']:.2f} ms in PostgreSQL"
         )
     (s_wall, s_steady), (b_wall, b_steady) = medians["spine"], medians["bare"]
     print(
