@@ -142,10 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         enqueue_jobs(args.enqueue, args.tag, args.pace)
         return 0
     began = time.perf_counter()
-    common.configure_environment()
-    common.prepare_run("broker_compare")
-    common.install_signal_handlers()
-    common.ensure_database()
+    common.set_up("broker_compare")
 
     print(f"brokers compared ({time.strftime('%Y-%m-%d %H:%M')}):")
     common.print_summary(common.machine_summary())

@@ -354,12 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which(args.wrk) is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     began = time.perf_counter()
-    common.configure_environment()
-    common.prepare_run("cache")
-    # Before Django loads: this process's in-process requests count against the limit too.
-    os.environ["OFFLOAD_RATE_API_USER"] = RATE
-    common.install_signal_handlers()
-    common.ensure_database()
+    # Set before Django loads: this process's in-process requests count against the limit too.
+    common.set_up("cache", OFFLOAD_RATE_API_USER=RATE)
     LUA_SCRIPT.write_text(LUA)
 
     token = make_fixtures(args.items)

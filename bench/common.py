@@ -556,6 +556,16 @@ def prepare_run(name: str) -> Path:
     return folder
 
 
+def set_up(name: str, **environ: str) -> None:
+    """A benchmark's start: its environment and own metrics folder, `environ` on top (before Django
+    loads), signal handling, and the migrated bench database."""
+    configure_environment()
+    prepare_run(name)
+    os.environ.update(environ)
+    install_signal_handlers()
+    ensure_database()
+
+
 def web_env(**extra: str) -> dict[str, str]:
     """A web server's own environment: the app's settings with a small pool, never given to qcluster."""
     return {"DATABASE_POOL_SIZE": WEB_POOL_SIZE, **extra}

@@ -719,10 +719,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure the latency part, then the idle-connection part; print every run and the medians."""
     args = parse_args(argv)
     began = time.perf_counter()
-    common.configure_environment()
-    common.prepare_run("notify")
-    common.install_signal_handlers()
-    common.ensure_database()
+    common.set_up("notify")
 
     print(f"websocket notifications ({time.strftime('%Y-%m-%d %H:%M')}):")
     common.print_summary(common.machine_summary())

@@ -400,10 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     """Alternate bare and app transcodes --runs times; print each, the medians and the ratio."""
     args = parse_args(argv)
     began = time.perf_counter()
-    common.configure_environment()
-    common.prepare_run("transcode")
-    common.install_signal_handlers()
-    common.ensure_database()
+    common.set_up("transcode")
 
     token, item_id, technical = make_fixtures()
     command = bare_command(technical)
