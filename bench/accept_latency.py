@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import importlib.util
 import itertools
-import json
 import os
 import shutil
 import subprocess
@@ -186,13 +185,7 @@ def run_wrk(endpoint: Endpoint, token: str, args: argparse.Namespace) -> LoadRes
         *("--timeout", "30s", "-s", str(LUA_SCRIPT), f"http://127.0.0.1:{endpoint.port}"),
         *("--", token, str(IDS_FILE), endpoint.method, endpoint.path, str(args.wrk_threads)),
     ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=args.duration + 60, check=True, start_new_session=True
-    )
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
+    data = common.wrk_json(command, timeout=args.duration + 60)
     return LoadResult(
         endpoint=endpoint,
         requests=data["requests"],

@@ -21,10 +21,8 @@ list request, and their cost without HTTP (Django's test client).
 """
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -256,14 +254,8 @@ def run_wrk(server: Server, pgid: int, path: str, token: str, connections: int, 
         *("-s", str(LUA_SCRIPT), f"http://127.0.0.1:{server.port}{path}", "--", token),
     ]
     cpu_before = (common.group_cpu_seconds(pgid), common.backend_cpu_seconds())
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=seconds + 60, check=True, start_new_session=True
-    )
+    data = common.wrk_json(command, timeout=seconds + 60)
     cpu_after = (common.group_cpu_seconds(pgid), common.backend_cpu_seconds())
-    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
-    data = json.loads(line.removeprefix("BENCH_JSON "))
     return Load(
         label=server.label,
         connections=connections,

@@ -1,6 +1,7 @@
 """What both benchmarks share: an isolated environment, the bench database, child processes, statistics."""
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -554,6 +555,15 @@ def prepare_run(name: str) -> Path:
     # config.settings reads this and exports it to every child.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     return folder
+
+
+def wrk_json(command: list[str], timeout: float) -> dict[str, Any]:
+    """Run wrk with a Lua script that prints one `BENCH_JSON {...}` line; answer that JSON."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True, start_new_session=True)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
+    return json.loads(line.removeprefix("BENCH_JSON "))
 
 
 def set_up(name: str, **environ: str) -> None:
