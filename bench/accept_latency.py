@@ -188,13 +188,7 @@ def run_wrk(endpoint: Endpoint, token: str, args: argparse.Namespace) -> LoadRes
     data = common.wrk_json(command, timeout=args.duration + 60)
     return LoadResult(
         endpoint=endpoint,
-        requests=data["requests"],
-        seconds=data["duration_us"] / 1e6,
-        p50_ms=data["p50_us"] / 1000,
-        p90_ms=data["p90_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        statuses=data["statuses"],
-        errors=data["errors"],
+        **common.wrk_figures(data),
     )
 
 

@@ -1,5 +1,6 @@
 """What both benchmarks share: an isolated environment, the bench database, child processes, statistics."""
 
+import asyncio
 import contextlib
 import json
 import os
@@ -564,6 +565,32 @@ def wrk_json(command: list[str], timeout: float) -> dict[str, Any]:
     if line is None:
         raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
     return json.loads(line.removeprefix("BENCH_JSON "))
+
+
+def wrk_figures(data: dict[str, Any]) -> dict[str, Any]:
+    """The load figures every wrk-driven result carries, in seconds and milliseconds."""
+    return {
+        "requests": data["requests"],
+        "seconds": data["duration_us"] / 1e6,
+        "p50_ms": data["p50_us"] / 1000,
+        "p90_ms": data["p90_us"] / 1000,
+        "p99_ms": data["p99_us"] / 1000,
+        "statuses": data["statuses"],
+        "errors": data["errors"],
+    }
+
+
+@contextlib.asynccontextmanager
+async def authenticated_websocket(ws_url: str, origin: str, token: str) -> Any:
+    """A websocket to /ws/events/ that has sent its token and received "hello"; no client pings."""
+    from websockets.asyncio.client import connect
+
+    async with connect(ws_url, origin=origin, open_timeout=10, ping_interval=None, max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": token}))
+        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"websocket answered {hello} instead of hello")
+        yield ws
 
 
 def set_up(name: str, **environ: str) -> None:

@@ -153,14 +153,8 @@ class LayerProbe:
 
 async def _listen(ws_url: str, origin: str, token: str, n: int, tag: str, start_enqueuer: Any, timeout: float) -> dict:
     """Authenticate, start the enqueuer, and record when each of our jobs' "succeeded" arrives."""
-    from websockets.asyncio.client import connect
-
     received: dict[int, tuple[float, dict]] = {}
-    async with connect(ws_url, origin=origin, open_timeout=10, ping_interval=None, max_queue=None) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if hello.get("type") != "hello":
-            raise RuntimeError(f"websocket answered {hello} instead of hello")
+    async with common.authenticated_websocket(ws_url, origin, token) as ws:
         began = time.time()
         start_enqueuer()
         deadline = time.monotonic() + timeout

@@ -306,14 +306,8 @@ def _http(method: str, url: str, token: str, body: dict | None = None) -> tuple[
 
 
 async def _transcode_via_app(base: str, token: str, item_id: int, watch: str, timeout: float) -> AppRun:
-    from websockets.asyncio.client import connect
-
     ws_url = base.replace("http://", "ws://") + "/ws/events/"
-    async with connect(ws_url, origin=base, open_timeout=10, ping_interval=None, max_queue=None) as ws:
-        await ws.send(json.dumps({"type": "auth", "token": token}))
-        hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        if hello.get("type") != "hello":
-            raise RuntimeError(f"websocket answered {hello} instead of hello")
+    async with common.authenticated_websocket(ws_url, base, token) as ws:
         posted = time.time()
         status, job = await asyncio.to_thread(
             _http, "POST", f"{base}/api/v1/media/{item_id}/transcode/", token, {"profile": PROFILE}

@@ -1,6 +1,9 @@
 """Open websocket connections per user, counted in Redis so every ASGI process sees them all."""
 
+import asyncio
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from django.conf import settings
@@ -22,17 +25,24 @@ LEASE_SECONDS = 60
 
 _clients: dict[int, aioredis.Redis] = {}
 
+T = TypeVar("T")
+
+
+def for_this_loop(store: dict[int, T], make: Callable[[], T]) -> T:
+    """The object kept in store for the running event loop, made on first use: asyncio
+    connections, pools and semaphores belong to the loop that made them."""
+    loop_id = id(asyncio.get_running_loop())
+    found = store.get(loop_id)
+    if found is None:
+        found = store[loop_id] = make()
+    return found
+
 
 def _client() -> aioredis.Redis:
-    import asyncio
-
-    # One client per event loop: asyncio connections cannot cross loops.
-    loop_id = id(asyncio.get_running_loop())
-    client = _clients.get(loop_id)
-    if client is None:
-        client = aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=2.0)
-        _clients[loop_id] = client
-    return client
+    return for_this_loop(
+        _clients,
+        lambda: aioredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1.0, socket_timeout=2.0),
+    )
 
 
 async def register(user_id: int, channel_name: str) -> bool:

@@ -27,12 +27,8 @@ _gates: dict[int, asyncio.Semaphore] = {}
 
 
 def redis_gate() -> asyncio.Semaphore:
-    """This event loop's gate (an asyncio.Semaphore belongs to one loop)."""
-    loop_id = id(asyncio.get_running_loop())
-    gate = _gates.get(loop_id)
-    if gate is None:
-        gate = _gates[loop_id] = asyncio.Semaphore(REDIS_CONCURRENCY)
-    return gate
+    """This event loop's gate."""
+    return connections.for_this_loop(_gates, lambda: asyncio.Semaphore(REDIS_CONCURRENCY))
 
 
 CLOSE_UNAUTHENTICATED = 4401
