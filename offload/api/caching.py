@@ -49,8 +49,9 @@ def versions(namespaces: Iterable[str], audience: str) -> str | None:
     found = cache.get_many(keys)
     for key in keys:
         if key not in found:
-            cache.add(key, _fresh_version(), timeout=None)
-            found[key] = cache.get(key)  # ours, or the one another request added first
+            fresh = _fresh_version()
+            # Ours, or (when another request added one first) theirs.
+            found[key] = fresh if cache.add(key, fresh, timeout=None) else cache.get(key)
         if found[key] is None:
             return None  # Redis is away
     return ".".join(str(found[k]) for k in keys)
