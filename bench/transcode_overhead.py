@@ -20,7 +20,10 @@ worker's ffmpeg start (its /proc start time, 10 ms resolution) and exit:
 
 The source is generated once under var/bench/library/transcode/ with ffmpeg's lavfi sources.
 
-    .venv/bin/python bench/transcode_overhead.py [--runs 3] [--watch ws|poll]
+Then --cancels transcodes are cancelled once they report progress: the time from the cancel POST
+to the client hearing "cancelled", and whether an ffmpeg still ran at that moment.
+
+    .venv/bin/python bench/transcode_overhead.py [--runs 3] [--watch ws|poll] [--cancels 5]
 """
 
 import argparse
@@ -352,6 +355,46 @@ def run_app(base: str, token: str, item_id: int, cluster_pid: int, watch: str, t
     return run
 
 
+def _ffmpeg_running(cluster_pid: int) -> bool:
+    """Whether an ffmpeg runs under the cluster's workers."""
+    return any(
+        (_read(f"/proc/{child}/comm") or "").strip() == "ffmpeg"
+        for pid in group_pids(cluster_pid)
+        for child in _children(pid)
+    )
+
+
+async def _cancel_via_app(base: str, token: str, item_id: int, cluster_pid: int, timeout: float) -> tuple[float, bool]:
+    """Start a transcode, cancel it once it reports progress; answer (seconds from the cancel
+    POST to the client hearing "cancelled", whether an ffmpeg still ran at that moment)."""
+    ws_url = base.replace("http://", "ws://") + "/ws/events/"
+    async with common.authenticated_websocket(ws_url, base, token) as ws:
+        status, job = await asyncio.to_thread(
+            _http, "POST", f"{base}/api/v1/media/{item_id}/transcode/", token, {"profile": PROFILE}
+        )
+        if status != 202:
+            raise RuntimeError(f"POST transcode answered {status}: {job}")
+        deadline = time.monotonic() + timeout
+        cancelled_at = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"job {job['id']} was not cancelled within {timeout:g} s")
+            message = json.loads(await asyncio.wait_for(ws.recv(), remaining))
+            if message.get("type") != "job" or message["job"]["id"] != job["id"]:
+                continue
+            current = message["job"]
+            if cancelled_at is None and (current.get("progress") or 0) > 0:
+                cancelled_at = time.time()
+                status, _ = await asyncio.to_thread(_http, "POST", f"{base}/api/v1/jobs/{job['id']}/cancel/", token)
+                if status != 202:
+                    raise RuntimeError(f"POST cancel answered {status}")
+            elif current["status"] in TERMINAL:
+                if current["status"] != "cancelled" or cancelled_at is None:
+                    raise RuntimeError(f"job {job['id']} ended {current['status']} before it could be cancelled")
+                return time.time() - cancelled_at, _ffmpeg_running(cluster_pid)
+
+
 def step_costs(technical: dict[str, Any]) -> dict[str, float]:
     """What the worker does around ffmpeg, timed alone in this process (median ms of 5)."""
     from offload import ffmpeg
@@ -387,6 +430,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each side first")
     parser.add_argument("--watch", choices=("ws", "poll"), default="ws", help="how the client learns it finished")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one app transcode may take")
+    parser.add_argument("--cancels", type=int, default=5, help="transcodes cancelled mid-run, for the cancel latency")
     return parser.parse_args(argv)
 
 
@@ -441,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{a.end_to_end / b.wall:>6.3f} {a.job_seconds:>6.2f} {_fmt(a.ffmpeg_cpu):>13}  "
                 + "  ".join(f"{segments.get(k, float('nan')):>13.3f}" for k in _SEGMENT_NAMES)
             )
+        cancels = [
+            asyncio.run(_cancel_via_app(base, token, item_id, cluster.pid, args.timeout)) for _ in range(args.cancels)
+        ]
         print(f"load average after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     costs = step_costs(technical)
 
@@ -473,6 +520,14 @@ def main(argv: list[str] | None = None) -> int:
         value = common.median(values)
         extra = f" ({value - bare_sampled:+.3f} s against bare ffmpeg's sampled time)" if name == "ffmpeg" else ""
         print(f"    {name:<14} {value:7.3f}{extra}")
+    if cancels:
+        seconds = [s for s, _ in cancels]
+        left = sum(running for _, running in cancels)
+        print(
+            f'  cancel, POST → client hears "cancelled" ({len(cancels)} mid-transcode): median '
+            f"{common.median(seconds):.3f} s, max {max(seconds):.3f} s (aim: under 2 s); "
+            f"ffmpeg still running at that moment: {left} of {len(cancels)}"
+        )
     print("  the worker's steps around ffmpeg, timed alone in this process (median of 5):")
     for name, ms in costs.items():
         print(f"    {name:<26} {ms:6.1f} ms")
