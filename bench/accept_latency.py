@@ -82,7 +82,7 @@ class LoadResult:
 
 def make_clip() -> Path:
     """A 3 s 320x180 H.264/AAC test clip, generated once with ffmpeg's lavfi sources."""
-    from offload.ffmpeg import ffmpeg_binary
+    from offload.lib.ffmpeg import ffmpeg_binary
 
     if CLIP.is_file() and CLIP.stat().st_size > 0:
         return CLIP
@@ -106,8 +106,8 @@ def make_fixtures(n_items: int) -> tuple[str, list[int]]:
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
+    from offload.lib.paths import resolve_library_path
     from offload.models import Library, MediaItem
-    from offload.paths import resolve_library_path
 
     clip = make_clip()
     user, _ = get_user_model().objects.get_or_create(username="bench")
@@ -147,7 +147,7 @@ def request_anatomy(token: str, item_id: int) -> None:
     from django.db import close_old_connections
     from django.test import Client, override_settings
 
-    from offload import ffmpeg
+    from offload.lib import ffmpeg
 
     common.truncate_queue_tables()
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")

@@ -5,7 +5,7 @@
    (0). wrk measures latency with 1 connection (one request at a time) and throughput with 50.
    With the cache on, every request after the first is a hit: nothing writes meanwhile, and the
    X-Cache header of every response is counted to show it.
-2. `offload.limits.acquire` called --calls times in this process (keys rotate over 100 users, a
+2. `offload.lib.limits.acquire` called --calls times in this process (keys rotate over 100 users, a
    limit that never refuses), against the same Lua script called directly (its Script object
    built once) and a plain Redis GET: p50/p99 in microseconds.
 3. `GET /api/v1/profiles/` (the cheapest authenticated API GET) with the rate limiter and
@@ -120,8 +120,8 @@ class Load:
 
 def make_fixtures(n_items: int) -> str:
     """A user with a token and a library of n_items media items (rows only: the list reads no files)."""
+    from offload.lib.paths import resolve_library_path
     from offload.models import Library, MediaItem, MediaKind, MediaStatus
-    from offload.paths import resolve_library_path
 
     user, token = common.user_with_token("bench-cache")
     folder = common.LIBRARY_ROOT / "cache"
@@ -160,8 +160,8 @@ def make_fixtures(n_items: int) -> str:
 
 def limiter_costs(calls: int) -> dict[str, tuple[float, float]]:
     """p50/p99 µs of acquire(), of its Lua script called directly, and of a Redis GET; one connection."""
-    from offload import limits
-    from offload.redis_state import key, state_redis
+    from offload.lib import limits
+    from offload.lib.redis_state import key, state_redis
 
     client = state_redis()
     script = client.register_script(limits._SLIDING_WINDOW)
@@ -220,7 +220,7 @@ def in_process_costs(token: str, repeats: int = 300, block: int = 50) -> dict[st
 
     auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
     limited = Client(**auth)
-    without = [m for m in settings.MIDDLEWARE if m != "offload.throttle.RateLimitMiddleware"]
+    without = [m for m in settings.MIDDLEWARE if m != "offload.web.throttle.RateLimitMiddleware"]
     with override_settings(MIDDLEWARE=without):
         unlimited = Client(**auth)
         unlimited.get("/api/v1/profiles/")

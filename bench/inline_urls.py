@@ -10,10 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.urls import urlpatterns as app_urlpatterns
-from offload import access, ffmpeg
+from offload import access
+from offload.handlers.probe import guess_kind
+from offload.lib import ffmpeg
+from offload.lib.paths import InvalidPath, resolve_item_path
 from offload.models import MediaStatus
-from offload.paths import InvalidPath, resolve_item_path
-from offload.probe import guess_kind
 
 
 class InlineProbeView(APIView):

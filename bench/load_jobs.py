@@ -44,10 +44,10 @@ def main() -> None:
 
     django.setup()
 
-    from tests.reliability.load import assert_load_consistent, figures, prepare, run_load
-    from tests.reliability.services import PrivatePostgres, PrivateRedis
-    from tests.reliability.stack import new_stack, prepare_services
-    from tests.services import TypesenseServer
+    from tests.support.reliability.load import assert_load_consistent, figures, prepare, run_load
+    from tests.support.reliability.services import PrivatePostgres, PrivateRedis
+    from tests.support.reliability.stack import new_stack, prepare_services
+    from tests.support.services import TypesenseServer
 
     postgres = PrivatePostgres().init()
     postgres.start()

@@ -3,4 +3,4 @@
 from config.settings import *  # noqa: F403
 from config.settings import MIDDLEWARE
 
-MIDDLEWARE = [name for name in MIDDLEWARE if name != "offload.throttle.RateLimitMiddleware"]
+MIDDLEWARE = [name for name in MIDDLEWARE if name != "offload.web.throttle.RateLimitMiddleware"]

@@ -3,7 +3,7 @@
 1. Latency. One uvicorn worker and one qcluster (2 workers) serve the bench database; one
    websocket client (python `websockets`) is authenticated as a staff user, who owns the jobs
    (`system.noop` is internal: only staff see it). A separate process enqueues N jobs with
-   offload.jobs.enqueue, either all at once (burst) or at a steady rate (paced), so the client's
+   offload.jobs.transitions.enqueue, either all at once (burst) or at a steady rate (paced), so the client's
    process does nothing but listen. For each job's "succeeded" message:
        latency = time the client received it - the job's `finished_at`
    `finished_at` is taken in the worker just before the UPDATE, the event INSERT and the COMMIT
@@ -84,7 +84,7 @@ def enqueue_jobs(n: int, rate: float, owner_id: int, tag: str) -> None:
     from django.contrib.auth import get_user_model
 
     from offload.jobs import enqueue
-    from offload.notifications import publisher
+    from tests.support.publisher import flush_publisher
 
     owner = get_user_model().objects.get(pk=owner_id)
     started = time.monotonic()
@@ -94,7 +94,7 @@ def enqueue_jobs(n: int, rate: float, owner_id: int, tag: str) -> None:
             if delay > 0:
                 time.sleep(delay)
         enqueue("system.noop", params={"bench": tag, "n": i}, user=owner)
-    publisher.flush()
+    flush_publisher()
 
 
 class LayerProbe:
@@ -218,10 +218,9 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from offload import events, runner
     from offload.api import caching
-    from offload.jobs import enqueue
-    from offload.notifications import publisher
+    from offload.jobs import enqueue, events, runner
+    from tests.support.publisher import flush_publisher
 
     owner = get_user_model().objects.get(pk=owner_id)
     common.truncate_queue_tables()
@@ -278,16 +277,16 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
         with LayerProbe(tag) as probe:
             # Warm: the publisher thread, the channel layer's pools.
             runner.execute(enqueue("system.noop", params={"bench": "warm"}, user=owner)[0].pk)
-            publisher.flush()
+            flush_publisher()
             time.sleep(0.2)
             for i in range(jobs):
                 job, _ = enqueue("system.noop", params={"bench": tag, "n": i}, user=owner)
-                publisher.flush()
+                flush_publisher()
                 for stamped in stamps.values():
                     stamped.clear()
                 before = counts.copy()
                 runner.execute(job.pk)
-                publisher.flush()
+                flush_publisher()
                 time.sleep(gap)
                 job.refresh_from_db(fields=["finished_at"])
                 finished = job.finished_at.timestamp()
@@ -508,8 +507,8 @@ def _idle_user_keys(user_id: int) -> dict[str, str]:
     """The Redis keys an idle user's sockets write: channel group members, the connection count, connect rate."""
     from django.conf import settings
 
+    from offload.lib.redis_state import key
     from offload.notifications.publisher import user_group
-    from offload.redis_state import key
 
     layer_prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
     return {
@@ -521,7 +520,7 @@ def _idle_user_keys(user_id: int) -> dict[str, str]:
 
 def _leftovers(user_id: int) -> dict[str, int]:
     """How many group members and counted connections the idle user still has in Redis."""
-    from offload.redis_state import state_redis
+    from offload.lib.redis_state import state_redis
 
     client = state_redis()
     keys = _idle_user_keys(user_id)
@@ -567,7 +566,7 @@ def _log_errors(log: Path, offset: int) -> Counter:
 
 def _forget_idle_user(user_id: int) -> None:
     """Drop what the aborted sockets may have left in Redis: group members, the connection count, rate-limit entries."""
-    from offload.redis_state import state_redis
+    from offload.lib.redis_state import state_redis
 
     state_redis().delete(*_idle_user_keys(user_id).values())
 

@@ -321,7 +321,7 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 def burn_cpu(children: Children) -> list[subprocess.Popen]:
     """Two x264 encodes of a test pattern: what two transcodes do to the CPU."""
-    from offload.ffmpeg import ffmpeg_binary
+    from offload.lib.ffmpeg import ffmpeg_binary
 
     args = [
         ffmpeg_binary(),
@@ -411,7 +411,7 @@ def main() -> None:
     ensure_database()
     from django.conf import settings
 
-    from tests.services import API_KEY, TypesenseServer
+    from tests.support.services import API_KEY, TypesenseServer
 
     data_dir = VAR / "typesense"
     shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Transcode overhead: one 30 s 720p clip through the API and the queue against bare ffmpeg.
 
 Bare: ffmpeg with exactly the command line a worker runs for the profile h264-720p
-(offload.profiles.transcode_args plus the leading options of offload.ffmpeg.run_ffmpeg), its
+(offload.profiles.transcode_args plus the leading options of offload.lib.ffmpeg.run_ffmpeg), its
 `-progress` output read from a pipe, timed from start to exit.
 
 Through the app: uvicorn (1 worker, Django's psycopg pool) and one qcluster (2 workers). A
@@ -52,7 +52,7 @@ LIBRARY_DIR = common.LIBRARY_ROOT / "transcode"
 CLIP = LIBRARY_DIR / "clip-30s-720p.mp4"
 BARE_DIR = common.VAR / "transcode-bare"
 TERMINAL = ("succeeded", "failed", "cancelled")
-# The leading options offload.ffmpeg.run_ffmpeg puts before a profile's arguments.
+# The leading options offload.lib.ffmpeg.run_ffmpeg puts before a profile's arguments.
 RUN_FFMPEG_OPTIONS = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"]
 
 
@@ -218,7 +218,7 @@ def group_pids(pgid: int) -> list[int]:
 
 def make_clip() -> Path:
     """A 30 s 1280x720 H.264/AAC clip from testsrc2 and a sine tone, generated once."""
-    from offload.ffmpeg import ffmpeg_binary
+    from offload.lib.ffmpeg import ffmpeg_binary
 
     if CLIP.is_file() and CLIP.stat().st_size > 0:
         return CLIP
@@ -241,9 +241,9 @@ def make_clip() -> Path:
 
 def make_fixtures() -> tuple[str, int, dict[str, Any]]:
     """The owner's token, a probed media item for the clip, and the clip's technical metadata."""
-    from offload import ffmpeg
+    from offload.lib import ffmpeg
+    from offload.lib.paths import resolve_library_path
     from offload.models import Library, MediaItem, MediaStatus
-    from offload.paths import resolve_library_path
 
     clip = make_clip()
     user, token = common.user_with_token("bench-transcode")
@@ -262,7 +262,7 @@ def make_fixtures() -> tuple[str, int, dict[str, Any]]:
 
 def bare_command(technical: dict[str, Any]) -> list[str]:
     """The worker's ffmpeg command line for the clip, writing under var/bench/ instead of MEDIA_ROOT."""
-    from offload import ffmpeg
+    from offload.lib import ffmpeg
     from offload.profiles import PROFILES, transcode_args
 
     profile = PROFILES[PROFILE]
@@ -397,8 +397,8 @@ async def _cancel_via_app(base: str, token: str, item_id: int, cluster_pid: int,
 
 def step_costs(technical: dict[str, Any]) -> dict[str, float]:
     """What the worker does around ffmpeg, timed alone in this process (median ms of 5)."""
-    from offload import ffmpeg
-    from offload.kinds import get_kind
+    from offload.jobs.kinds import get_kind
+    from offload.lib import ffmpeg
     from offload.models import Job
 
     output = BARE_DIR / f"{PROFILE}.mp4"

@@ -70,7 +70,7 @@ if SECRET_KEY == _DEV_SECRET:
     log.warning("SECRET_KEY is not set: using the development key. Never do this in production.")
 
 INSTALLED_APPS = [
-    "offload.admin_site.OffloadAdminConfig",
+    "offload.apps.OffloadAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -94,7 +94,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "offload.throttle.RateLimitMiddleware",
+    "offload.web.throttle.RateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",

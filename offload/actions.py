@@ -2,12 +2,13 @@
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from offload import audit, jobs
+from offload.jobs import get_kind
+from offload.lib.paths import resolve_library_path
 from offload.models import Job, JobStatus, Library, MediaItem
-from offload.paths import resolve_library_path
-from offload.profiles import PROFILES
 
 
 def create_library(user, name: str, path: str) -> Library:
@@ -15,29 +16,19 @@ def create_library(user, name: str, path: str) -> Library:
     return Library.objects.create(name=name.strip(), path=str(resolve_library_path(path)), owner=user)
 
 
-def request_scan(user, library: Library, idempotency_key: str = "") -> tuple[Job, bool]:
-    return jobs.enqueue("library.scan", target=library, user=user, idempotency_key=idempotency_key)
+def request_job(
+    user, kind: str, target: Any = None, params: dict[str, Any] | None = None, idempotency_key: str = ""
+) -> tuple[Job, bool]:
+    """A person asks for a job of a registered kind: (job, created).
 
-
-def request_probe(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
-    return jobs.enqueue("media.probe", target=item, user=user, idempotency_key=idempotency_key)
-
-
-def request_thumbnail(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
-    return jobs.enqueue("media.thumbnail", target=item, user=user, idempotency_key=idempotency_key)
-
-
-def request_transcode(user, item: MediaItem, profile: str, idempotency_key: str = "") -> tuple[Job, bool]:
-    """Queue a transcode to a known profile (ValueError otherwise)."""
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
-    return jobs.enqueue(
-        "media.transcode", target=item, params={"profile": profile}, user=user, idempotency_key=idempotency_key
-    )
-
-
-def request_enrich(user, item: MediaItem, idempotency_key: str = "") -> tuple[Job, bool]:
-    return jobs.enqueue("media.enrich", target=item, user=user, idempotency_key=idempotency_key)
+    PermissionDenied when the kind is not theirs to ask for; ValueError (with the reason)
+    for params the kind refuses. Access to the target is the caller's to check first.
+    """
+    spec = get_kind(kind)
+    if not spec.may_request(user):
+        raise PermissionDenied(f"Only staff may ask for {kind}.")
+    cleaned = spec.clean_params(target, params or {})
+    return jobs.enqueue(kind, target=target, params=cleaned, user=user, idempotency_key=idempotency_key)
 
 
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class OffloadConfig(AppConfig):
@@ -6,4 +7,48 @@ class OffloadConfig(AppConfig):
     verbose_name = "Offload"
 
     def ready(self) -> None:
-        from offload import checks, signals  # noqa: F401  (registers the system checks and receivers)
+        # Everything is wired here, nothing at import: each piece has one place to connect.
+        from django_q.models import Schedule
+
+        from offload import checks, signals
+        from offload.api import caching
+        from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
+        from offload.jobs import job_event_committed, register
+        from offload.jobs.schedules import register_schedule
+        from offload.metrics import database, registry
+        from offload.metrics.jobs import QueueCollector
+        from offload.metrics.services import ServicesCollector
+        from offload.notifications import publisher
+        from offload.web import health
+
+        register(scan.KIND, probe.KIND, enrich.KIND, thumbnail.KIND, transcode.KIND, *system.KINDS)
+
+        checks.register_all()
+        signals.connect()
+        # The cache first: a client that hears of an event and reads the job sees it changed.
+        job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")
+        job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
+
+        database.connect()
+        registry.warn_if_not_multiprocess()
+        registry.register_collector(QueueCollector())
+        registry.register_collector(ServicesCollector())
+        health.register_check("database", health.check_database)
+        health.register_check("redis", health.check_redis)
+        health.register_check("workers", health.check_workers)
+        register_schedule(
+            "offload: re-queue jobs whose worker was lost",
+            lambda: {"func": "offload.jobs.reaper.reap_stale_jobs", "schedule_type": Schedule.MINUTES, "minutes": 1},
+        )
+        register_schedule(
+            "offload: prune job events past their retention",
+            lambda: {"func": "offload.jobs.events.prune_events", "schedule_type": Schedule.HOURLY},
+        )
+
+
+class OffloadAdminConfig(admin_apps.AdminConfig):
+    """Installed in place of django.contrib.admin, so `admin.site` is Offload's site."""
+
+    default = False  # INSTALLED_APPS names it; "offload" alone means OffloadConfig
+
+    default_site = "offload.admin.site.OffloadAdminSite"

@@ -3,15 +3,14 @@
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
-from offload.kinds import KINDS
+from offload.handlers.enrich.providers import PROVIDERS
+from offload.jobs import kinds
+from offload.lib.limits import parse_rate
 
 RETRY_MARGIN_SECONDS = 5
 
 
-@register()
 def check_rate_limits(app_configs=None, **kwargs) -> list:
-    from offload.throttle import parse_rate
-
     errors = []
     for name, text in settings.OFFLOAD_RATE_LIMITS.items():
         try:
@@ -22,13 +21,19 @@ def check_rate_limits(app_configs=None, **kwargs) -> list:
             errors.append(
                 Error(f"Rate limit {name}={text!r} must look like '300/60' (count/seconds).", id="offload.E006")
             )
+    for kind in kinds.all_kinds():
+        if kind.rate_limit and kind.rate_limit not in settings.OFFLOAD_RATE_LIMITS:
+            errors.append(
+                Error(
+                    f"Job kind {kind.name} counts against rate limit {kind.rate_limit!r}, which is not configured.",
+                    hint="Add it to OFFLOAD_RATE_LIMITS, or register the kind with a configured scope.",
+                    id="offload.E008",
+                )
+            )
     return errors
 
 
-@register()
 def check_enrich_providers(app_configs=None, **kwargs) -> list:
-    from offload.enrich.providers import PROVIDERS
-
     unknown = [name for name in settings.OFFLOAD_ENRICH_PROVIDERS if name not in PROVIDERS]
     if not unknown:
         return []
@@ -41,7 +46,6 @@ def check_enrich_providers(app_configs=None, **kwargs) -> list:
     ]
 
 
-@register()
 def check_q_cluster(app_configs=None, **kwargs) -> list:
     errors = []
     q = settings.Q_CLUSTER
@@ -67,13 +71,13 @@ def check_q_cluster(app_configs=None, **kwargs) -> list:
             )
         )
     # With the ORM broker the queue row commits with its job; another broker (Redis) is
-    # pushed to after the commit instead (offload.jobs._push).
+    # pushed to after the commit instead (offload.jobs.queue.push).
     if "orm" in q and q["orm"] != "default":
         errors.append(
             Error("Q_CLUSTER['orm'] must be 'default', so a job and its queue row commit together.", id="offload.E005")
         )
     if isinstance(timeout, int):
-        for kind in KINDS.values():
+        for kind in kinds.all_kinds():
             if kind.timeout > timeout:
                 errors.append(
                     Warning(
@@ -87,3 +91,9 @@ def check_q_cluster(app_configs=None, **kwargs) -> list:
             Warning("CONN_MAX_AGE is 0: every queue poll opens a new database connection.", id="offload.W002")
         )
     return errors
+
+
+def register_all() -> None:
+    """Register the checks above with Django (from OffloadConfig.ready())."""
+    for check in (check_rate_limits, check_enrich_providers, check_q_cluster):
+        register(check)

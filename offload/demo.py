@@ -8,9 +8,10 @@ from pathlib import Path
 
 from django.conf import settings
 
-from offload import actions, ffmpeg
+from offload import actions
+from offload.lib import ffmpeg
+from offload.lib.paths import resolve_library_path
 from offload.models import Job, Library
-from offload.paths import resolve_library_path
 
 log = logging.getLogger(__name__)
 
@@ -193,5 +194,5 @@ def seed_demo(owner) -> SeedResult:
     library_created = library is None
     if library is None:
         library = actions.create_library(owner, DEMO_LIBRARY_NAME, str(path))
-    scan, scan_created = actions.request_scan(owner, library)
+    scan, scan_created = actions.request_job(owner, "library.scan", library)
     return SeedResult(folder, generated, library, library_created, scan, scan_created)

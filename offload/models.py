@@ -10,7 +10,7 @@ class Library(models.Model):
     JOB_TARGET_TYPE = "library"
 
     name = models.CharField(max_length=200)
-    # Stored resolved; offload.paths.resolve_library_path checks it lies inside
+    # Stored resolved; offload.lib.paths.resolve_library_path checks it lies inside
     # OFFLOAD_LIBRARY_ROOTS before it is ever saved.
     path = models.CharField(max_length=1024)
     owner = models.ForeignKey(

@@ -6,7 +6,6 @@ from django.core.checks import Error, register
 RETRY_MARGIN_SECONDS = 5
 
 
-@register()
 def check_search_lane(app_configs=None, **kwargs) -> list:
     name = settings.SEARCH_Q_CLUSTER
     lane = settings.Q_CLUSTER.get("ALT_CLUSTERS", {}).get(name)
@@ -35,3 +34,8 @@ def check_search_lane(app_configs=None, **kwargs) -> list:
     if settings.SEARCH_SYNC_TASK_TIMEOUT > (timeout or 0):
         errors.append(Error("SEARCH_SYNC_TASK_TIMEOUT must not exceed the search lane's timeout.", id="search.E004"))
     return errors
+
+
+def register_all() -> None:
+    """Register the checks above with Django (from SearchConfig.ready())."""
+    register(check_search_lane)

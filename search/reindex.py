@@ -22,7 +22,7 @@ from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from offload.locks import RedisLock
+from offload.lib.locks import RedisLock
 from offload.models import MediaItem
 from search import typesense as ts
 from search.documents import iter_document_batches

@@ -2,8 +2,8 @@
 
 from typing import Any
 
+from offload.jobs import STAFF, JobFailed, JobKind, JobRun, TransientJobError
 from offload.models import Job
-from offload.runner import JobFailed, JobRun, TransientJobError
 from search import drift, reindex, sync
 from search import typesense as ts
 
@@ -31,3 +31,6 @@ def run_reindex(job: Job, run: JobRun) -> dict[str, Any]:
         raise JobFailed(str(exc)) from exc
     except (ts.SearchUnavailable, *ts.ERRORS) as exc:
         raise TransientJobError(f"Typesense unavailable: {type(exc).__name__}: {exc}") from exc
+
+
+KIND = JobKind("search.reindex", run_reindex, requested_by=STAFF, rate_limit="", timeout=3600)

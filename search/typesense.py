@@ -255,22 +255,3 @@ def search(params: dict[str, Any]) -> dict[str, Any]:
         raise SearchUnavailable(f"{type(exc).__name__}: {exc}") from exc
     _read_paused_until.pop(url, None)
     return answer
-
-
-def health() -> str:
-    """ "ok", "not configured", or "degraded: <why>" (unreachable, or writes waiting too long)."""
-    client = read_client()
-    if client is None:
-        return "not configured"
-    try:
-        healthy = client.operations.is_healthy()
-    except ERRORS as exc:
-        return f"degraded: unreachable ({type(exc).__name__})"
-    if not healthy:
-        return "degraded: unhealthy"
-    from search.sync import backlog
-
-    waiting, oldest_age = backlog()
-    if waiting and oldest_age > settings.SEARCH_SYNC_STALE_SECONDS:
-        return f"degraded: {waiting} index write(s) waiting, the oldest for {oldest_age:.0f} s"
-    return "ok"

@@ -5,10 +5,10 @@ import uuid
 import pytest
 from django.core.cache import cache
 
-from tests.cluster import QCluster, started_processes
-from tests.people import api_client_for, make_user
-from tests.servers import AsgiServer
-from tests.services import API_KEY, TypesenseServer
+from tests.support.cluster import QCluster, started_processes
+from tests.support.people import api_client_for, make_user
+from tests.support.servers import AsgiServer
+from tests.support.services import API_KEY, TypesenseServer
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +22,7 @@ def typesense_server(tmp_path_factory):
 @pytest.fixture
 def index(typesense, settings):
     """A search alias (and collection) of this test's own, dropped afterwards."""
-    from search.testing import drop_index
+    from tests.support.search import drop_index
 
     settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
     yield settings.SEARCH_ALIAS

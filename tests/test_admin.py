@@ -6,8 +6,8 @@ from django.urls import reverse
 
 from offload import jobs
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.jobrunner import drain
-from tests.media import make_video
+from tests.support.jobrunner import drain
+from tests.support.media import make_video
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from offload import limits
+from offload.lib import limits
 
 
 @pytest.fixture

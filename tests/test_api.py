@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from offload import jobs
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.jobrunner import drain
-from tests.media import make_video
+from tests.support.jobrunner import drain
+from tests.support.media import make_video
 
 JOB_KEYS = {
     "id",

@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from offload.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
-from tests.cluster import wait_for
+from offload.lib.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from tests.support.cluster import wait_for
 
 
 @pytest.fixture

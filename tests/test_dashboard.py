@@ -10,10 +10,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from offload import dashboard, failures
+from offload.admin import dashboard, failures
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.cluster import wait_for
-from tests.people import make_user
+from tests.support.cluster import wait_for
+from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -190,7 +190,7 @@ def test_the_dashboard_compares_indexed_documents_with_database_rows(
     staff_client, typesense, settings, alice, tmp_path
 ):
     from search import sync
-    from search.testing import drop_index
+    from tests.support.search import drop_index
 
     settings.SEARCH_ALIAS = f"t{uuid.uuid4().hex[:12]}"
     try:

@@ -12,7 +12,8 @@ from django.core.management.base import CommandError
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from offload import demo, ffmpeg
+from offload import demo
+from offload.lib import ffmpeg
 from offload.models import ACTIVE_STATUSES, Job, Library
 
 SPECS = {spec.relative_path: spec for spec in demo.DEMO_FILES}

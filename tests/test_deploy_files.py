@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 
-from offload import jobs, limits, runner
-from tests.cluster import BASE_DIR
+from offload import jobs
+from offload.jobs import runner
+from offload.lib import limits
+from tests.support.cluster import BASE_DIR
 
 DEPLOY = BASE_DIR / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"

@@ -5,7 +5,7 @@ from django.contrib.messages import get_messages
 
 from offload.models import Job, JobStatus, Library, MediaItem
 
-pytestmark = pytest.mark.urls("tests.enrich_admin_urls")
+pytestmark = pytest.mark.urls("tests.support.enrich_admin_urls")
 
 CHANGELIST = "/admin/offload/mediaitem/"
 

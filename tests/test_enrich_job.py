@@ -3,15 +3,16 @@
 import pytest
 from django.db.models.signals import post_save
 
-from offload import actions, runner
-from offload.breaker import OPEN
-from offload.enrich import tmdb_client
+from offload import actions
+from offload.jobs import runner
+from offload.lib import tmdb as tmdb_client
+from offload.lib.breaker import OPEN
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
-from tests.cluster import wait_for
-from tests.enrich_files import HOSTILE, MOVIE_NFO, retag, write_hostile
-from tests.fake_tmdb import fake_tmdb
-from tests.jobrunner import drain
-from tests.media import make_video
+from tests.support.cluster import wait_for
+from tests.support.enrich_files import HOSTILE, MOVIE_NFO, retag, write_hostile
+from tests.support.fake_tmdb import fake_tmdb
+from tests.support.jobrunner import drain
+from tests.support.media import make_video
 
 HEAT_NFO = """<movie>
   <title>Heat: Director's Cut</title>
@@ -61,14 +62,14 @@ def tmdb(settings):
 
 def item_for(library: Library, relative_path: str, kind: str, *, probe_file: bool = False) -> MediaItem:
     """An item as a probe leaves it; without a file, an empty probe."""
-    from offload import ffmpeg
+    from offload.lib import ffmpeg
 
     probe = ffmpeg.probe(library.root / relative_path) if probe_file else {"format": {}, "streams": []}
     return MediaItem.objects.create(library=library, relative_path=relative_path, kind=kind, probe=probe)
 
 
 def enrich(user, item: MediaItem) -> Job:
-    job, _ = actions.request_enrich(user, item)
+    job, _ = actions.request_job(user, "media.enrich", item)
     drain()
     job.refresh_from_db()
     item.refresh_from_db()
@@ -218,7 +219,7 @@ def test_a_kind_set_by_the_probe_is_kept(alice, library):
 
 def test_enriching_a_deleted_item_fails_readably(alice, library):
     item = item_for(library, "gone.mkv", MediaKind.MOVIE)
-    job, _ = actions.request_enrich(alice, item)
+    job, _ = actions.request_job(alice, "media.enrich", item)
     item.delete()
     drain()
     job.refresh_from_db()

@@ -5,12 +5,12 @@ import subprocess
 
 import pytest
 
-from offload import ffmpeg
-from offload.enrich.merge import merge, normalize
-from offload.enrich.providers import Context, ProviderError, filename, nfo, tags
+from offload.handlers.enrich.merge import merge, normalize
+from offload.handlers.enrich.providers import Context, ProviderError, filename, nfo, tags
+from offload.lib import ffmpeg
 from offload.models import Library, MediaItem, MediaKind
-from tests.enrich_files import HOSTILE, MOVIE_NFO, retag, write_hostile
-from tests.media import make_audio, make_video
+from tests.support.enrich_files import HOSTILE, MOVIE_NFO, retag, write_hostile
+from tests.support.media import make_audio, make_video
 
 # --- helpers -----------------------------------------------------------------
 

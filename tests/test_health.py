@@ -32,7 +32,7 @@ def test_ready_says_degraded_when_typesense_is_unreachable(anon_api, settings):
 
 @pytest.mark.django_db
 def test_ready_sees_a_running_cluster(qcluster, anon_api):
-    from tests.cluster import wait_for
+    from tests.support.cluster import wait_for
 
     cluster = qcluster()
     wait_for(

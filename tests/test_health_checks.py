@@ -9,8 +9,8 @@ import threading
 import pytest
 import requests
 
-from offload import health
-from tests.cluster import BASE_DIR
+from offload.web import health
+from tests.support.cluster import BASE_DIR
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def hanging_search(monkeypatch, settings):
         release.wait(30)
         return "ok"
 
-    monkeypatch.setattr(health, "_check_search", hang)
+    monkeypatch.setitem(health._checks, "search", hang)
     yield calls
     release.set()
 
@@ -53,7 +53,7 @@ def test_a_check_that_raises_reports_its_error_type(anon_api, monkeypatch):
     def broken() -> str:
         raise ConnectionRefusedError("no")
 
-    monkeypatch.setattr(health, "_check_redis", broken)
+    monkeypatch.setitem(health._checks, "redis", broken)
     body = anon_api.get("/healthz/ready").json()
     assert body["checks"]["redis"] == "error: ConnectionRefusedError"
     assert body["checks"]["database"] == "ok"

@@ -8,22 +8,26 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from offload import jobs, kinds, outputs
+from offload import jobs
+from offload.jobs import kinds, reaper, transitions
+from offload.jobs.runner import execute
+from offload.lib import outputs
 from offload.models import Job, JobEvent, JobStatus
-from offload.runner import execute
-from tests.jobrunner import drain
+from tests.support import kinds_for_tests
+from tests.support.jobrunner import drain
 
-TEST_KINDS = {
-    "test.broken": kinds.JobKind("test.broken", "tests.kinds_for_tests.run_broken", internal=True),
-    "test.flaky": kinds.JobKind("test.flaky", "tests.kinds_for_tests.run_flaky", internal=True),
-    "test.crashing": kinds.JobKind("test.crashing", "tests.kinds_for_tests.run_crashing", internal=True),
-    "test.deferring": kinds.JobKind("test.deferring", "tests.kinds_for_tests.run_deferring", internal=True),
-}
+TEST_KINDS = (
+    kinds.JobKind("test.broken", kinds_for_tests.run_broken, internal=True),
+    kinds.JobKind("test.flaky", kinds_for_tests.run_flaky, internal=True),
+    kinds.JobKind("test.crashing", kinds_for_tests.run_crashing, internal=True),
+    kinds.JobKind("test.deferring", kinds_for_tests.run_deferring, internal=True),
+)
 
 
 @pytest.fixture(autouse=True)
-def test_kinds(monkeypatch):
-    monkeypatch.setattr(kinds, "KINDS", {**kinds.KINDS, **TEST_KINDS})
+def test_kinds():
+    with kinds_for_tests.registered(*TEST_KINDS):
+        yield
 
 
 def events_of(job):
@@ -260,7 +264,7 @@ def test_a_running_job_with_a_stale_heartbeat_is_taken_over(alice, settings):
     Job.objects.filter(pk=job.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
     )
-    assert jobs.reap_stale_jobs() == 1
+    assert reaper.reap_stale_jobs() == 1
     drain()
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
@@ -275,7 +279,7 @@ def test_a_fresh_running_job_is_not_taken_over(alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
     assert jobs.claim(job.pk) is not None
     assert jobs.claim(job.pk) is None
-    assert jobs.reap_stale_jobs() == 0
+    assert reaper.reap_stale_jobs() == 0
 
 
 def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(
@@ -298,12 +302,10 @@ def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(
 
 
 def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, monkeypatch):
-    from tests import kinds_for_tests
-
     def run_throttled(job, run):
         raise kinds_for_tests.TransientJobError("upstream said 429", retry_after=120)
 
-    monkeypatch.setattr(kinds_for_tests, "run_flaky", run_throttled)
+    kinds.register(kinds.JobKind("test.flaky", run_throttled, internal=True))
     job, _ = jobs.enqueue("test.flaky", user=alice)
     drain()
     job.refresh_from_db()
@@ -332,7 +334,7 @@ def test_queued_jobs_a_lost_cluster_had_taken_are_pushed_again_and_delayed_ones_
     take_like_a_cluster(rows[lost.pk], timezone.now() - stale_for, retry)
     take_like_a_cluster(rows[fresh.pk], timezone.now(), retry)
 
-    assert jobs.reap_stale_jobs() == 1
+    assert reaper.reap_stale_jobs() == 1
     again = [row for row in OrmQ.objects.all() if row.task["args"][0] == lost.pk and row.pk != rows[lost.pk].pk]
     assert len(again) == 1
     assert OrmQ.objects.filter(pk=rows[backing_off.pk].pk).exists()
@@ -361,15 +363,15 @@ def test_stages_added_to_a_job_that_just_succeeded_are_queued_at_once(alice, lib
     probe, _ = jobs.enqueue("media.probe", target=item, user=alice)
     # The worker finished the probe between the pipeline's look at it and its merge.
     assert jobs.succeed(jobs.claim(probe.pk), {"probed": True})
-    jobs._add_stages(probe, ["media.enrich", "media.thumbnail"])
+    transitions._add_stages(probe, ["media.enrich", "media.thumbnail"])
     assert set(Job.objects.exclude(pk=probe.pk).values_list("kind", flat=True)) == {"media.enrich", "media.thumbnail"}
 
 
 def test_events_past_their_retention_are_pruned_by_an_hourly_schedule(alice, settings):
-    from django.apps import apps
+    from django.core.management import call_command
     from django_q.models import Schedule
 
-    from offload.events import prune_events
+    from offload.jobs.events import prune_events
 
     settings.OFFLOAD_EVENT_RETENTION_HOURS = 24
     old, _ = jobs.enqueue("system.noop", params={"n": 1}, user=alice)
@@ -378,9 +380,8 @@ def test_events_past_their_retention_are_pruned_by_an_hourly_schedule(alice, set
     assert prune_events() == 1
     assert list(JobEvent.objects.values_list("job_id", flat=True)) == [recent.pk]
 
-    migration = __import__("offload.migrations.0004_prune_events_schedule", fromlist=["forwards"])
-    migration.forwards(apps, None)
-    schedule = Schedule.objects.get(func="offload.events.prune_events")
+    call_command("schedules")
+    schedule = Schedule.objects.get(func="offload.jobs.events.prune_events")
     assert (schedule.schedule_type, schedule.repeats) == (Schedule.HOURLY, -1)
 
 
@@ -389,10 +390,10 @@ def test_events_reach_the_websockets_only_once_their_transaction_commits(
 ):
     from django.db import transaction
 
-    from offload import events
+    from offload.notifications import publisher
 
     published = []
-    monkeypatch.setattr(events, "publish_job_event", lambda seq, event, user_id, payload: published.append(event))
+    monkeypatch.setattr(publisher, "publish_job_event", lambda seq, event, user_id, payload: published.append(event))
 
     class Abandon(Exception):
         pass

@@ -7,8 +7,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from offload import limits
-from tests.cluster import wait_for
+from offload.lib import limits
+from tests.support.cluster import wait_for
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from django.urls import reverse
 
 from offload import jobs
 from offload.models import Job, Library, MediaItem
-from tests.cluster import wait_for
-from tests.media import make_video
+from tests.support.cluster import wait_for
+from tests.support.media import make_video
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test" / "artifacts"
 

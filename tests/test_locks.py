@@ -2,7 +2,7 @@
 
 import time
 
-from offload.locks import RedisLock
+from offload.lib.locks import RedisLock
 
 
 def test_a_lock_is_exclusive_until_released():

@@ -15,8 +15,8 @@ import pytest
 import requests
 from django.db import connection
 
-from tests.cluster import BASE_DIR, wait_for
-from tests.services import API_KEY, free_port
+from tests.support.cluster import BASE_DIR, wait_for
+from tests.support.services import API_KEY, free_port
 
 pytestmark = pytest.mark.slow
 

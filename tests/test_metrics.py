@@ -20,10 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
-from offload import jobs, limits, runner
-from offload.kinds import KINDS
+from offload import jobs
+from offload.jobs import kinds, runner
+from offload.lib import limits
 from offload.models import Job, JobStatus, Library
-from tests.cluster import BASE_DIR, wait_for
+from tests.support.cluster import BASE_DIR, wait_for
 
 CONTRACT_SERIES = (
     "offload_jobs_enqueued_total",
@@ -209,7 +210,7 @@ def test_the_oldest_queued_age_counts_from_when_a_job_was_due(client):
 @pytest.mark.django_db
 def test_every_kind_reports_its_queue_depth_even_when_idle(client):
     samples = scrape(client)
-    for kind in KINDS:
+    for kind in kinds.names():
         assert ("offload_queue_depth", frozenset({("kind", kind)})) in samples
         assert value(samples, "offload_queue_depth", kind=kind) == 0
 
@@ -467,7 +468,7 @@ def test_the_websocket_gauge_follows_open_connections(asgi_server, alice, shared
 
 
 def test_an_empty_sample_file_left_by_a_killed_process_does_not_break_the_scrape(tmp_path, monkeypatch, db):
-    from offload import metrics as offload_metrics
+    from offload.metrics import registry as offload_metrics
 
     monkeypatch.setattr(offload_metrics, "multiprocess_dir", lambda: str(tmp_path))
     (tmp_path / "histogram_999999.db").write_bytes(b"")

@@ -7,7 +7,7 @@ import pytest
 import redis
 from django.urls import reverse
 
-from tests.services import free_port
+from tests.support.services import free_port
 
 
 class PrivateRedis:

@@ -5,12 +5,13 @@ import shutil
 
 import pytest
 
-from offload import ffmpeg, jobs
+from offload import jobs
+from offload.handlers.probe import guess_kind
+from offload.handlers.scan import _reconcile
+from offload.lib import ffmpeg
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind, MediaStatus
-from offload.probe import guess_kind
-from offload.scan import _reconcile
-from tests.jobrunner import drain, run_next
-from tests.media import make_audio, make_corrupt, make_video
+from tests.support.jobrunner import drain, run_next
+from tests.support.media import make_audio, make_corrupt, make_video
 
 
 @pytest.fixture
@@ -216,7 +217,7 @@ def test_guess_kind(path, technical, kind):
 
 
 def test_a_scan_waits_while_another_scan_of_the_library_holds_its_lock(alice, library_root):
-    from offload.locks import RedisLock
+    from offload.lib.locks import RedisLock
 
     lib = library_root / "lib"
     make_video(lib / "a.mp4")

@@ -7,7 +7,7 @@ from django.test import RequestFactory
 
 from offload.models import Library, MediaItem
 from search.changelist import changelist_search
-from search.testing import drain_search_lane
+from tests.support.search import drain_search_lane
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +111,7 @@ def test_staff_find_everyones_items(staff_api, catalogue):
 
 
 def test_a_user_without_libraries_finds_nothing(db, index, django_user_model):
-    from tests.people import api_client_for, make_user
+    from tests.support.people import api_client_for, make_user
 
     carol = api_client_for(make_user("carol"))
     assert search(carol, q="anything") == {

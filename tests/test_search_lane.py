@@ -9,8 +9,8 @@ from offload import jobs
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import typesense as ts
 from search.models import PendingSync
-from tests.cluster import wait_for
-from tests.services import API_KEY, TypesenseServer
+from tests.support.cluster import wait_for
+from tests.support.services import API_KEY, TypesenseServer
 
 pytestmark = pytest.mark.slow
 

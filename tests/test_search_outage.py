@@ -9,8 +9,8 @@ from offload.models import Library, MediaItem
 from search import drift, tasks
 from search import typesense as ts
 from search.models import PendingSync
-from search.testing import drain_search_lane
-from tests.services import API_KEY, TypesenseServer
+from tests.support.search import drain_search_lane
+from tests.support.services import API_KEY, TypesenseServer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

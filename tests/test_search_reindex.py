@@ -9,13 +9,13 @@ from django.core.management import call_command
 from django.db import connection
 
 from offload import jobs
-from offload.locks import RedisLock
+from offload.lib.locks import RedisLock
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import drift, reindex, sync
 from search import typesense as ts
 from search.models import BuildStatus, IndexBuild, PendingSync
-from tests.jobrunner import drain
-from tests.people import api_client_for
+from tests.support.jobrunner import drain
+from tests.support.people import api_client_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from offload.models import Library, MediaItem, Rendition
 from search import sync
 from search import typesense as ts
 from search.models import PendingSync
-from search.testing import drain_search_lane
+from tests.support.search import drain_search_lane
 
 pytestmark = pytest.mark.django_db
 

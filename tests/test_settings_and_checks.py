@@ -14,7 +14,7 @@ from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
 from offload.checks import check_q_cluster
-from offload.kinds import get_kind
+from offload.jobs.kinds import get_kind
 from offload.models import Job, Library, MediaItem
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -8,14 +8,14 @@ import pytest
 from django.utils import timezone
 
 from offload import jobs
-from offload.breaker import CLOSED, HALF_OPEN, OPEN
-from offload.enrich import tmdb_client
-from offload.enrich.tmdb_client import TmdbNotFound, TmdbRejected, TmdbUnavailable
+from offload.lib import tmdb as tmdb_client
+from offload.lib.breaker import CLOSED, HALF_OPEN, OPEN
+from offload.lib.redis_state import state_redis
+from offload.lib.tmdb import TmdbNotFound, TmdbRejected, TmdbUnavailable
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
-from offload.redis_state import state_redis
-from tests.cluster import wait_for
-from tests.fake_tmdb import API_KEY, READ_TOKEN, FakeTmdb, fake_tmdb, forget_tmdb_state
-from tests.services import free_port
+from tests.support.cluster import wait_for
+from tests.support.fake_tmdb import API_KEY, READ_TOKEN, FakeTmdb, fake_tmdb, forget_tmdb_state
+from tests.support.services import free_port
 
 
 @pytest.fixture

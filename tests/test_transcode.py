@@ -6,12 +6,13 @@ import subprocess
 import pytest
 from django.urls import reverse
 
-from offload import ffmpeg, jobs
-from offload.locks import RedisLock
+from offload import jobs
+from offload.lib import ffmpeg
+from offload.lib.locks import RedisLock
 from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, Rendition
 from offload.profiles import PROFILES, expected_width, target_height, transcode_args
-from tests.jobrunner import drain
-from tests.media import make_audio, make_corrupt, make_video
+from tests.support.jobrunner import drain
+from tests.support.media import make_audio, make_corrupt, make_video
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_progress_rises_monotonically_and_ends_at_100(alice, library, library_ro
 
 
 def test_an_output_that_fails_verification_is_never_published(alice, clip, monkeypatch):
-    from offload import transcode as transcode_module
+    from offload.handlers import transcode as transcode_module
 
     def cut_short(*args, **kwargs):
         # An encoder that stops early: the file is valid media, one second long, not three.

@@ -14,9 +14,9 @@ from config.asgi import application
 from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
 from offload.notifications import streams
-from tests.asgi_client import InProcessWebsocket
-from tests.cluster import wait_for
-from tests.media import make_video
+from tests.support.asgi_client import InProcessWebsocket
+from tests.support.cluster import wait_for
+from tests.support.media import make_video
 
 pytestmark = pytest.mark.slow
 

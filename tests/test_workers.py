@@ -3,8 +3,8 @@
 import pytest
 
 from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, Rendition
-from tests.cluster import wait_for
-from tests.media import make_video
+from tests.support.cluster import wait_for
+from tests.support.media import make_video
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def ffmpeg_processes_of(job_id: int) -> list[str]:
 
 @pytest.fixture
 def long_clip(alice, library_root):
-    from tests.media import make_video
+    from tests.support.media import make_video
 
     make_video(library_root / "long.mp4", seconds=40, size="640x360")
     library = Library.objects.create(name="L", path=str(library_root), owner=alice)
@@ -132,6 +132,7 @@ def test_cancel_stops_a_running_transcode_and_leaves_nothing(qcluster, alice_api
 
 def test_a_transcode_whose_cluster_is_killed_reruns_and_leaves_no_half_file(qcluster, alice, long_clip, settings):
     from offload import jobs
+    from offload.jobs import reaper
 
     env = {"OFFLOAD_Q_TIMEOUT": "120", "OFFLOAD_Q_RETRY": "130", "OFFLOAD_JOB_STALE_SECONDS": "3"}
     settings.OFFLOAD_JOB_STALE_SECONDS = 3
@@ -145,7 +146,9 @@ def test_a_transcode_whose_cluster_is_killed_reruns_and_leaves_no_half_file(qclu
 
     second = qcluster(**env)
     # The dead attempt's heartbeat goes stale; the reaper hands the job to the new cluster.
-    wait_for(lambda: jobs.reap_stale_jobs() or job_status(job.pk) != JobStatus.RUNNING, timeout=20, what="a stale job")
+    wait_for(
+        lambda: reaper.reap_stale_jobs() or job_status(job.pk) != JobStatus.RUNNING, timeout=20, what="a stale job"
+    )
     wait_for(lambda: job_status(job.pk) == JobStatus.SUCCEEDED, timeout=120, what="the re-run", cluster=second)
     job.refresh_from_db()
     assert job.attempts == 2

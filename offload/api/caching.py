@@ -75,6 +75,11 @@ def bump_on_commit(namespace: str, audiences: Iterable[str]) -> None:
     transaction.on_commit(lambda: bump(namespace, audiences), robust=True)
 
 
+def on_job_event(sender, event, **kwargs) -> None:
+    """Subscriber to offload.jobs' job_event_committed: the job's owner's (and staff's) job answers are stale."""
+    bump("jobs", [str(event.user_id)] if event.user_id is not None else [])
+
+
 def etag_for(data: Any) -> str:
     body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'

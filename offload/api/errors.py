@@ -7,8 +7,8 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from offload.jobs import IdempotencyKeyReused, JobConflict
-from offload.paths import InvalidPath
+from offload.jobs.transitions import IdempotencyKeyReused, JobConflict
+from offload.lib.paths import InvalidPath
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from offload.jobs import job_payload
+from offload.jobs import payload
+from offload.lib.outputs import url_for
 from offload.models import Job, Library, MediaItem, Rendition
-from offload.outputs import url_for
-from offload.profiles import PROFILES
 
 
 class LibrarySerializer(serializers.ModelSerializer):
@@ -25,7 +24,7 @@ class JobTargetSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """The CONTRACT's job JSON; the fields below exist for the OpenAPI schema."""
+    """The CONTRACT's job JSON, as offload.jobs.payload defines it; the declarations below type it for the schema."""
 
     target = JobTargetSerializer(allow_null=True, read_only=True)
     url = serializers.CharField(read_only=True)
@@ -34,26 +33,11 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = [
-            "id",
-            "kind",
-            "status",
-            "progress",
-            "target",
-            "params",
-            "attempts",
-            "error",
-            "result",
-            "requested_by",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "url",
-        ]
+        fields = list(payload.FIELDS)
         read_only_fields = fields
 
     def to_representation(self, instance: Job) -> dict[str, Any]:
-        return job_payload(instance)
+        return payload.job_payload(instance)
 
 
 class MediaListSerializer(serializers.ModelSerializer):
@@ -159,10 +143,6 @@ class MediaDetailSerializer(serializers.ModelSerializer):
     @extend_schema_field(ThumbnailsSerializer)
     def get_thumbnails(self, item: MediaItem) -> dict[str, str | None]:
         return {name: url_for(getattr(item, name)) or None for name in ("poster", "sprite", "sprite_index")}
-
-
-class TranscodeRequestSerializer(serializers.Serializer):
-    profile = serializers.ChoiceField(choices=list(PROFILES))
 
 
 class ProfileSerializer(serializers.Serializer):

@@ -5,6 +5,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,9 +19,8 @@ from offload.api.serializers import (
     MediaDetailSerializer,
     MediaListSerializer,
     ProfileSerializer,
-    TranscodeRequestSerializer,
 )
-from offload.kinds import KINDS
+from offload.jobs import kinds
 from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
 from offload.profiles import PROFILES
 
@@ -39,6 +39,10 @@ JOB_RESPONSES = {
 }
 
 
+# How the API fetches a job's target on a person's behalf, by target type.
+TARGETS = {"media": access.get_item_for_user, "library": access.get_library_for_user}
+
+
 def job_response(job, created: bool) -> Response:
     """202 with a Location for a new job; 200 for the job already active or replayed."""
     data = JobSerializer(job).data
@@ -49,6 +53,53 @@ def job_response(job, created: bool) -> Response:
 
 def idempotency_key(request: Request) -> str:
     return request.headers.get("Idempotency-Key", "")
+
+
+def params_serializer(kind: kinds.JobKind) -> type[serializers.Serializer] | None:
+    """The request body a kind's params make, for validation and the schema."""
+    if not kind.params:
+        return None
+    fields = {
+        choice.name: serializers.ChoiceField(choices=list(choice.choices()), help_text=choice.help_text)
+        for choice in kind.params
+    }
+    name = "".join(part.capitalize() for part in kind.name.replace(".", "_").split("_")) + "Request"
+    return type(name, (serializers.Serializer,), fields)
+
+
+def job_action(kind: kinds.JobKind):
+    """POST /<targets>/{id}/<kind.action>/: 202 with a new job, 200 with the identical active one."""
+    body = params_serializer(kind)
+
+    @extend_schema(
+        request=body,
+        responses=JOB_RESPONSES,
+        parameters=[IDEMPOTENCY_HEADER],
+        summary=f"Queue a {kind.name} job",
+    )
+    def request_kind(self, request: Request, pk=None) -> Response:
+        target = TARGETS[kind.target_type](request.user, pk)
+        params = {}
+        if body is not None:
+            given = body(data=request.data)
+            given.is_valid(raise_exception=True)
+            params = given.validated_data
+        try:
+            job, created = actions.request_job(request.user, kind.name, target, params, idempotency_key(request))
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        return job_response(job, created)
+
+    request_kind.__name__ = kind.action
+    # The rate limiter counts a request to this view against the kind's scope.
+    request_kind.rate_limit_scope = kind.rate_limit
+    return action(detail=True, methods=["post"], url_path=kind.action, url_name=kind.action)(request_kind)
+
+
+def with_job_actions(viewset: type, target_type: str) -> type:
+    """The viewset with one POST action per kind registered on its target type."""
+    extra = {kind.action: job_action(kind) for kind in kinds.requestable(target_type)}
+    return type(viewset.__name__, (viewset,), {**extra, "__module__": viewset.__module__})
 
 
 class CachedReadMixin:
@@ -78,12 +129,6 @@ class LibraryViewSet(
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = actions.create_library(self.request.user, data["name"], data["path"])
-
-    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def scan(self, request: Request, pk=None) -> Response:
-        library = access.get_library_for_user(request.user, pk)
-        return job_response(*actions.request_scan(request.user, library, idempotency_key(request)))
 
 
 class MediaViewSet(
@@ -134,35 +179,6 @@ class MediaViewSet(
         item = actions.edit_item(request.user, item, serializer.validated_data)
         return Response(MediaDetailSerializer(item).data)
 
-    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def probe(self, request: Request, pk=None) -> Response:
-        item = access.get_item_for_user(request.user, pk)
-        return job_response(*actions.request_probe(request.user, item, idempotency_key(request)))
-
-    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def enrich(self, request: Request, pk=None) -> Response:
-        item = access.get_item_for_user(request.user, pk)
-        return job_response(*actions.request_enrich(request.user, item, idempotency_key(request)))
-
-    @extend_schema(request=None, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def thumbnail(self, request: Request, pk=None) -> Response:
-        item = access.get_item_for_user(request.user, pk)
-        return job_response(*actions.request_thumbnail(request.user, item, idempotency_key(request)))
-
-    @extend_schema(request=TranscodeRequestSerializer, responses=JOB_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    @action(detail=True, methods=["post"])
-    def transcode(self, request: Request, pk=None) -> Response:
-        item = access.get_item_for_user(request.user, pk)
-        body = TranscodeRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        job, created = actions.request_transcode(
-            request.user, item, body.validated_data["profile"], idempotency_key(request)
-        )
-        return job_response(job, created)
-
 
 class ProfileListView(APIView):
     """The transcode profiles and their settings."""
@@ -190,7 +206,7 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     @extend_schema(
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=JobStatus.values),
-            OpenApiParameter("kind", OpenApiTypes.STR, enum=list(KINDS)),
+            OpenApiParameter("kind", OpenApiTypes.STR, enum=kinds.names()),
         ]
     )
     def list(self, request, *args, **kwargs):
@@ -220,3 +236,6 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
         job = actions.retry_job(request.user, access.get_job_for_user(request.user, pk))
         data = JobSerializer(job).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
+
+    # A retry queues the job again: it counts as a job-creating request.
+    retry.rate_limit_scope = "jobs_user"

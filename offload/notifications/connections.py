@@ -8,7 +8,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from offload.redis_state import key
+from offload.lib.redis_state import key
 
 # Each connection is a member with an expiry score, refreshed by the heartbeat, so a
 # process that dies without closing its sockets frees their places within a minute.

@@ -11,10 +11,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from offload import metrics, throttle
-from offload.kinds import INTERNAL_KINDS
+from offload.access import job_visibility
+from offload.metrics import web as metrics
 from offload.notifications import connections, streams
 from offload.notifications.publisher import STAFF_GROUP, user_group
+from offload.web import throttle
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_TOO_MANY)
             return
         self.user = user
+        self.visibility = job_visibility(user)
         self.groups_joined = [STAFF_GROUP] if user.is_staff else [user_group(user.pk)]
         async with redis_gate():
             for group in self.groups_joined:
@@ -206,9 +208,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         async with self.send_lock:
             if seq <= self.last_seq:
                 return
-            visible = self.user.is_staff or (
-                message["user_id"] == self.user.pk and message["job"]["kind"] not in INTERNAL_KINDS
-            )
+            visible = self.visibility.admits(message["user_id"], message["job"]["kind"])
             if seq == self.last_seq + 1 and visible:
                 await self.send_json(streams.message(seq, message["event"], message["job"]))
             else:

@@ -6,7 +6,6 @@ keeps one connection pool and sends in order.
 """
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import threading
@@ -78,9 +77,6 @@ def publish_job_event(seq: int, event: str, user_id: int | None, job: dict[str, 
     _get().submit(groups, {"type": "job.event", "seq": seq, "event": event, "user_id": user_id, "job": job})
 
 
-def flush(timeout: float = 5.0) -> None:
-    """Wait until everything submitted so far has been sent (for tests and shutdown)."""
-    publisher = _get()
-    with publisher.pending_lock:
-        pending = list(publisher.pending)
-    concurrent.futures.wait(pending, timeout=timeout)
+def on_job_event(sender, event, **kwargs) -> None:
+    """Subscriber to offload.jobs' job_event_committed (connected in OffloadConfig.ready())."""
+    publish_job_event(event.seq, event.event, event.user_id, event.payload)

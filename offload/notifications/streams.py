@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework.authtoken.models import Token
 
-from offload.kinds import INTERNAL_KINDS
+from offload.access import job_visibility
 from offload.models import JobEvent
 
 # Replays are read and sent a page at a time: a long absence costs no more memory than a short one.
@@ -20,10 +20,7 @@ def user_for_token(key: str):
 
 
 def _stream(user):
-    events = JobEvent.objects.all()
-    if user.is_staff:
-        return events
-    return events.filter(user=user).exclude(job__kind__in=INTERNAL_KINDS)
+    return JobEvent.objects.filter(job_visibility(user).q(prefix="job__"))
 
 
 def latest_seq(user) -> int:

@@ -19,7 +19,7 @@ from config.wsgi import application
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import sync
 from search.query import SearchRequest, search_media
-from tests.people import make_user
+from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
 

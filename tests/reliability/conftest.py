@@ -8,9 +8,9 @@ processes on the copy.
 
 import pytest
 
-from tests.reliability.services import PrivatePostgres, PrivateRedis
-from tests.reliability.stack import Services, new_stack, prepare_services
-from tests.services import TypesenseServer
+from tests.support.reliability.services import PrivatePostgres, PrivateRedis
+from tests.support.reliability.stack import Services, new_stack, prepare_services
+from tests.support.services import TypesenseServer
 
 
 @pytest.fixture(autouse=True)

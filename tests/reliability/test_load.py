@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.reliability.load import assert_load_consistent, prepare, run_load
-from tests.reliability.stack import Stack
+from tests.support.reliability.load import assert_load_consistent, prepare, run_load
+from tests.support.reliability.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from tests.reliability.event_stream import EventStream
-from tests.reliability.invariants import assert_consistent
-from tests.reliability.stack import Stack
+from tests.support.reliability.event_stream import EventStream
+from tests.support.reliability.invariants import assert_consistent
+from tests.support.reliability.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from websockets.sync.client import connect
 
-from tests.reliability.event_stream import EventStream
-from tests.reliability.invariants import assert_consistent
-from tests.reliability.stack import Stack
+from tests.support.reliability.event_stream import EventStream
+from tests.support.reliability.invariants import assert_consistent
+from tests.support.reliability.stack import Stack
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ import time
 import psutil
 import pytest
 
-from tests.reliability.invariants import assert_consistent
-from tests.reliability.stack import Stack
+from tests.support.reliability.invariants import assert_consistent
+from tests.support.reliability.stack import Stack
 
 pytestmark = pytest.mark.slow
 

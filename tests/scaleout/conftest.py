@@ -1,8 +1,8 @@
 import pytest
 
-from tests.cluster import started_processes
-from tests.scaleout.hosts import HostQCluster
-from tests.scaleout.typesense_cluster import TypesenseCluster
+from tests.support.cluster import started_processes
+from tests.support.scaleout.hosts import HostQCluster
+from tests.support.scaleout.typesense_cluster import TypesenseCluster
 
 
 @pytest.fixture

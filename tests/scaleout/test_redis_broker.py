@@ -18,10 +18,11 @@ from django_q.signing import SignedPackage
 
 from offload import jobs
 from offload.checks import check_q_cluster
-from offload.kinds import get_kind
+from offload.jobs import queue, reaper
+from offload.jobs.kinds import get_kind
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.cluster import BASE_DIR, wait_for
-from tests.media import make_video
+from tests.support.cluster import BASE_DIR, wait_for
+from tests.support.media import make_video
 from tests.test_websocket import token_of
 
 
@@ -47,7 +48,7 @@ def redis_queue(settings, monkeypatch):
     q_cluster = {key: value for key, value in settings.Q_CLUSTER.items() if key != "orm"}
     settings.Q_CLUSTER = {**q_cluster, "redis": settings.REDIS_URL}
     broker = TestRedisBroker(list_key=f"scale-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setattr(jobs, "_broker", broker)
+    monkeypatch.setattr(queue, "_broker", broker)
     yield broker
     broker.delete_queue()
 
@@ -58,7 +59,7 @@ def test_a_job_reaches_redis_only_when_its_transaction_commits(redis_queue, djan
         job, _ = jobs.enqueue("system.noop", params={"n": 1})
         assert redis_queue.tasks() == []
     (task,) = redis_queue.tasks()
-    assert task["func"] == jobs.EXECUTE and task["args"] == (job.pk,)
+    assert task["func"] == queue.EXECUTE and task["args"] == (job.pk,)
     job.refresh_from_db()
     assert job.task_id == task["id"]
 
@@ -84,7 +85,7 @@ def test_a_delayed_attempt_waits_as_a_one_off_schedule_until_the_scheduler_pushe
     job = jobs.claim(job.pk)
 
     assert jobs.defer(job, "the scanner is busy", delay=30)
-    due = Schedule.objects.get(func=jobs.EXECUTE)
+    due = Schedule.objects.get(func=queue.EXECUTE)
     assert due.schedule_type == Schedule.ONCE and due.args == f"({job.pk},)"
     assert timezone.now() + timedelta(seconds=20) < due.next_run < timezone.now() + timedelta(seconds=40)
     assert Job.objects.get(pk=job.pk).task_id == f"schedule:{due.pk}"
@@ -96,7 +97,7 @@ def test_a_delayed_attempt_waits_as_a_one_off_schedule_until_the_scheduler_pushe
     monkeypatch.setattr("django_q.scheduler.close_old_django_connections", lambda: None)
     scheduler(broker=redis_queue)
     assert not Schedule.objects.filter(pk=due.pk).exists()
-    (task,) = [t for t in redis_queue.tasks() if t["func"] == jobs.EXECUTE]
+    (task,) = [t for t in redis_queue.tasks() if t["func"] == queue.EXECUTE]
     assert task["args"] == (job.pk,)
     assert task["timeout"] == get_kind("system.noop").timeout_for(job)
 
@@ -115,7 +116,7 @@ def test_the_reaper_pushes_a_job_whose_push_after_commit_was_lost(
         queued_at=long_ago,
     )
     with django_capture_on_commit_callbacks(execute=True):
-        assert jobs.reap_stale_jobs() == 1
+        assert reaper.reap_stale_jobs() == 1
     (task,) = redis_queue.tasks()
     assert task["args"] == (lost.pk,)
     assert Job.objects.get(pk=lost.pk).task_id == task["id"]

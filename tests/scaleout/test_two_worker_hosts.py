@@ -8,8 +8,8 @@ from django_q.status import Stat
 
 from offload.jobs import enqueue
 from offload.models import Job, JobEvent
-from tests.cluster import wait_for
-from tests.scaleout.hosts import own_hostnames_allowed, task_name
+from tests.support.cluster import wait_for
+from tests.support.scaleout.hosts import own_hostnames_allowed, task_name
 
 pytestmark = pytest.mark.slow
 

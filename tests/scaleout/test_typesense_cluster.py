@@ -6,8 +6,8 @@ import pytest
 import requests
 
 from offload.models import Library, MediaItem
-from tests.cluster import wait_for
-from tests.services import API_KEY
+from tests.support.cluster import wait_for
+from tests.support.services import API_KEY
 
 pytestmark = pytest.mark.slow
 

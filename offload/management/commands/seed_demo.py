@@ -4,8 +4,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from offload import demo
-from offload.ffmpeg import FFmpegMissing
-from offload.paths import InvalidPath
+from offload.lib.ffmpeg import FFmpegMissing
+from offload.lib.paths import InvalidPath
 
 
 class Command(BaseCommand):

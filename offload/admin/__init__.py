@@ -1,0 +1,11 @@
+"""The admin's pages: one module per page or group of pages.
+
+- `site`: the admin site, its index and its navigation;
+- `media`: libraries and media items; `enrich`: their enrichment controls;
+- `jobs`: jobs and their events; `widgets`: the badges, progress bars and job actions they share;
+- `dashboard` and `failures`: the operations dashboard and the failure groups;
+- `cache`: Redis, the cache and the rate limits.
+"""
+
+# Django's autodiscovery imports this package; these register their ModelAdmins.
+from offload.admin import jobs, media  # noqa: F401

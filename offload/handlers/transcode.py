@@ -1,0 +1,169 @@
+"""The media.transcode job: one profile's rendition of an item, verified before it is published."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from offload.jobs import Choice, JobCancelled, JobDeferred, JobFailed, JobKind, JobRun, TransientJobError, get_kind
+from offload.lib import ffmpeg, outputs
+from offload.lib.locks import RedisLock
+from offload.lib.paths import InvalidPath, resolve_item_path
+from offload.models import Job, MediaItem, Rendition
+from offload.profiles import PROFILES, TranscodeProfile, expected_width, target_height, transcode_args
+
+log = logging.getLogger(__name__)
+
+DURATION_TOLERANCE = 1.0
+# Kept alive every third of this while the transcode runs; a dead worker's lock frees itself soon.
+LOCK_TTL_SECONDS = 15
+
+
+def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
+    """The item, its file and a fresh ffprobe of it; JobFailed with the reason when unusable."""
+    item = MediaItem.objects.select_related("library").filter(pk=job.target_id).first()
+    if item is None:
+        raise JobFailed("The media item no longer exists.")
+    try:
+        source = resolve_item_path(item.library.root, item.relative_path)
+    except InvalidPath as exc:
+        raise JobFailed(str(exc)) from None
+    if not source.is_file():
+        raise JobFailed(f"The source file {item.relative_path} no longer exists.")
+    try:
+        return item, source, ffmpeg.probe(source)
+    except ffmpeg.ProbeError as exc:
+        raise JobFailed(f"The source is not readable media: {exc}") from None
+
+
+def verify(output: Path, profile: TranscodeProfile, source: dict[str, Any]) -> dict[str, Any]:
+    """Probe the output and compare it with what the profile promised; JobFailed otherwise."""
+    try:
+        got = ffmpeg.technical_metadata(ffmpeg.probe(output))
+    except ffmpeg.ProbeError as exc:
+        raise JobFailed(f"The output could not be verified: {exc}") from None
+    problems = []
+    if profile.needs_video:
+        height = target_height(profile, source["height"])
+        width = expected_width(source["width"], source["height"], height)
+        if got["video_codec"] != profile.video_codec:
+            problems.append(f"video codec {got['video_codec'] or 'none'}, expected {profile.video_codec}")
+        if got["height"] != height or abs((got["width"] or 0) - width) > 2:
+            problems.append(f"size {got['width']}x{got['height']}, expected {width}x{height}")
+    elif got["video_codec"]:
+        problems.append("a video stream in an audio rendition")
+    if source["audio_codec"] and got["audio_codec"] != profile.audio_codec:
+        problems.append(f"audio codec {got['audio_codec'] or 'none'}, expected {profile.audio_codec}")
+    if source["duration"] and abs((got["duration"] or 0) - source["duration"]) > DURATION_TOLERANCE:
+        problems.append(f"duration {got['duration']} s, source {source['duration']} s")
+    if problems:
+        raise JobFailed("The output failed verification: " + "; ".join(problems) + ".")
+    return got
+
+
+def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
+    profile = PROFILES.get(job.params.get("profile", ""))
+    if profile is None:
+        raise JobFailed(f"Unknown transcode profile {job.params.get('profile')!r}.")
+    item, source, data = load_source(job)
+    technical = ffmpeg.technical_metadata(data)
+    if profile.needs_video and not technical["video_codec"]:
+        raise JobFailed(f"The source has no video stream; {profile.name} needs one (try audio-aac-128k).")
+    if not technical["audio_codec"] and not profile.needs_video:
+        raise JobFailed("The source has no audio stream to encode.")
+
+    lock = RedisLock(f"transcode:{item.pk}:{profile.name}", ttl_seconds=LOCK_TTL_SECONDS)
+    if not lock.acquire():
+        raise JobDeferred(f"Another transcode of item {item.pk} to {profile.name} is running.", LOCK_TTL_SECONDS / 3)
+    lock.keep_alive()
+    try:
+        partial = outputs.fresh_partial_dir(job)
+        if profile.kind == "hls":
+            built = partial / profile.name
+            built.mkdir()
+            output = built / "index.m3u8"
+            dest = f"renditions/{item.pk}/{profile.name}"
+            published_name = f"{dest}/index.m3u8"
+        else:
+            output = built = partial / f"{profile.name}.{profile.extension}"
+            dest = published_name = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
+        args = transcode_args(
+            profile,
+            ffmpeg.file_url(source),
+            str(output),
+            source_height=technical["height"],
+            has_audio=bool(technical["audio_codec"]),
+        )
+
+        def report(percent: float | None, eta: float | None) -> None:
+            run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
+
+        try:
+            ffmpeg.run_ffmpeg(
+                args,
+                duration=technical["duration"],
+                timeout=get_kind(job.kind).timeout_for(job),
+                on_progress=report,
+                should_stop=lambda: run.should_stop() or lock.lost.is_set(),
+            )
+        except ffmpeg.FFmpegStopped:
+            if lock.lost.is_set():
+                raise TransientJobError("The transcode lock was lost; the job will run again.") from None
+            raise JobCancelled() from None
+        except ffmpeg.FFmpegFailed as exc:
+            raise JobFailed(f"ffmpeg could not transcode the file:\n{exc}") from None
+        got = verify(output, profile, technical)
+        size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
+        with transaction.atomic():
+            outputs.publish(built, dest)
+            rendition, _ = Rendition.objects.update_or_create(
+                item=item,
+                profile=profile.name,
+                defaults={
+                    "path": published_name,
+                    "size": size,
+                    "duration": got["duration"],
+                    "width": got["width"],
+                    "height": got["height"],
+                    "bitrate": got["bitrate"],
+                    "video_codec": got["video_codec"],
+                    "audio_codec": got["audio_codec"],
+                },
+            )
+    except OSError as exc:
+        raise JobFailed(f"Could not write the rendition: {exc.strerror or exc}.") from None
+    finally:
+        outputs.remove_partial_dir(job)
+        lock.release()
+    return {
+        "profile": profile.name,
+        "rendition": rendition.pk,
+        "path": published_name,
+        "url": outputs.url_for(published_name),
+        "size": size,
+        "width": got["width"],
+        "height": got["height"],
+        "duration": got["duration"],
+        "eta_seconds": 0,
+    }
+
+
+KIND = JobKind(
+    "media.transcode",
+    run_transcode,
+    target_type="media",
+    action="transcode",
+    label="Transcode…",
+    params=(
+        Choice(
+            "profile",
+            lambda: list(PROFILES),
+            help_text="Never upscales: a source smaller than the profile keeps its own height.",
+            describe=lambda name: f"{name} — {PROFILES[name].description}",
+        ),
+    ),
+    timeout=300,
+    # Real footage transcodes at 1.5-2x realtime on two cores; allow well past that.
+    timeout_per_media_second=3.0,
+)

@@ -1,0 +1,76 @@
+"""The job spine: its public API.
+
+Code outside the spine (handlers, the API, the admin, search) imports from here. Inside,
+the modules import each other directly:
+
+- `kinds`: the registry of job kinds;
+- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel);
+- `queue`: the django-q2 side, writing the task of a job's next attempt;
+- `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
+- `events`: the event log and the `job_event_committed` signal that announces it;
+- `payload`: the job's JSON;
+- `reaper`: new deliveries for jobs whose worker was lost;
+- `errors`: the exceptions handlers raise and requests meet.
+"""
+
+from offload.jobs.errors import (
+    IdempotencyKeyReused,
+    JobCancelled,
+    JobConflict,
+    JobDeferred,
+    JobFailed,
+    JobLost,
+    TransientJobError,
+    UnknownJobKind,
+)
+from offload.jobs.events import job_event_committed, record_event
+from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
+from offload.jobs.payload import job_payload
+from offload.jobs.runner import JobRun
+from offload.jobs.transitions import (
+    cancel,
+    cancel_flagged,
+    cancel_requested,
+    claim,
+    defer,
+    enqueue,
+    fail,
+    fail_or_retry,
+    heartbeat,
+    mark_cancelled,
+    retry,
+    succeed,
+)
+
+__all__ = [
+    "STAFF",
+    "VIEWERS",
+    "Choice",
+    "IdempotencyKeyReused",
+    "JobCancelled",
+    "JobConflict",
+    "JobDeferred",
+    "JobFailed",
+    "JobKind",
+    "JobLost",
+    "JobRun",
+    "TransientJobError",
+    "UnknownJobKind",
+    "cancel",
+    "cancel_flagged",
+    "cancel_requested",
+    "claim",
+    "defer",
+    "enqueue",
+    "fail",
+    "fail_or_retry",
+    "get_kind",
+    "heartbeat",
+    "job_event_committed",
+    "job_payload",
+    "mark_cancelled",
+    "record_event",
+    "register",
+    "retry",
+    "succeed",
+]

@@ -1,0 +1,88 @@
+"""The queue side of the spine: writing the django-q2 task that runs a job's next attempt.
+
+With the ORM broker (the default) the queue row is written in the caller's transaction,
+so a job row and its task commit together or not at all. A broker outside the database
+(OFFLOAD_Q_BROKER=redis) gets the task only once the job has committed.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
+from django_q.models import Schedule
+from django_q.tasks import async_task, schedule
+
+from offload.jobs.kinds import get_kind
+from offload.models import Job
+
+# The one task every job runs through. Stored in queue rows and schedules: renaming it
+# needs a data migration (see offload/migrations/0006_dotted_paths.py).
+EXECUTE = "offload.jobs.runner.execute"
+_broker = None
+
+
+def shared_broker():
+    """One broker per process: django-q2 builds a new one (and connection) per call otherwise."""
+    global _broker
+    if _broker is None:
+        _broker = get_broker()
+    return _broker
+
+
+class _LaterBroker(ORM):
+    """The ORM broker, writing a queue row that no worker takes before `not_before`.
+
+    The ORM broker hands out rows whose `lock` has passed; a row born with its lock in
+    the future is a delayed task, precise to the broker's poll interval.
+    """
+
+    def __init__(self, not_before) -> None:
+        super().__init__()
+        self.not_before = not_before
+
+    def enqueue(self, task) -> int:
+        return self.get_connection().create(key=self.list_key, payload=task, lock=self.not_before).pk
+
+
+def push(job: Job, not_before: datetime | None = None) -> None:
+    """Queue the job's next attempt: in the caller's transaction (ORM broker), or once it commits."""
+    timeout = get_kind(job.kind).timeout_for(job)
+    if not settings.Q_CLUSTER.get("orm"):
+        _push_after_commit(job, timeout, not_before)
+        return
+    broker = _LaterBroker(not_before) if not_before is not None else shared_broker()
+    task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=broker)
+    Job.objects.filter(pk=job.pk).update(task_id=task_id)
+    job.task_id = task_id
+
+
+def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> None:
+    """A broker outside the database (OFFLOAD_Q_BROKER=redis): the task leaves only once the job commits."""
+    if not_before is not None:
+        # Redis cannot hold a task back: a one-off schedule, written in this transaction, is
+        # handed to the broker by the cluster's scheduler (about every 30 s) once it is due.
+        due = schedule(
+            EXECUTE,
+            job.pk,
+            schedule_type=Schedule.ONCE,
+            next_run=not_before,
+            q_options={"timeout": timeout},
+        )
+        job.task_id = f"schedule:{due.pk}"
+        Job.objects.filter(pk=job.pk).update(task_id=job.task_id)
+        return
+    if job.task_id:
+        # Empty until the push below records its task: how reap_stale_jobs finds a lost push.
+        Job.objects.filter(pk=job.pk).update(task_id="")
+        job.task_id = ""
+    job_id = job.pk
+
+    def push() -> None:
+        task_id = async_task(EXECUTE, job_id, timeout=timeout, broker=shared_broker())
+        Job.objects.filter(pk=job_id, task_id="").update(task_id=task_id)
+
+    # robust: the job is committed whatever happens here; a failed push is logged and the
+    # reaper pushes the job again.
+    transaction.on_commit(push, robust=True)

@@ -1,0 +1,161 @@
+"""What a django-q2 worker runs: claim a job, run its kind's handler, record the outcome."""
+
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django_q.exceptions import TimeoutException
+from redis.exceptions import RedisError
+
+from offload.jobs import transitions as jobs
+from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
+from offload.jobs.kinds import get_kind
+from offload.models import Job
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 1.0
+
+
+class JobRun:
+    """The handle a handler gets: progress reports and cancellation."""
+
+    # How often a long-running step looks at the shared cancel flag.
+    CANCEL_POLL_INTERVAL = 0.25
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.cancel_event = threading.Event()
+        self._last_write = 0.0
+        self._last_poll = 0.0
+
+    def progress(self, percent: float | None, *, force: bool = False, partial_result: dict | None = None) -> None:
+        """Report progress (0–100); written at most once a second. Raises JobCancelled."""
+        self.check_cancelled()
+        now = time.monotonic()
+        if not force and now - self._last_write < PROGRESS_INTERVAL:
+            return
+        self._last_write = now
+        value = None if percent is None else round(max(0.0, min(100.0, percent)), 1)
+        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result):
+            raise JobLost(f"job {self.job.pk} was taken from this attempt")
+        if jobs.cancel_requested(self.job):
+            self.cancel_event.set()
+            self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        if self.cancel_event.is_set():
+            raise JobCancelled()
+
+    def should_stop(self) -> bool:
+        """Whether a cancel was requested; polls the shared flag a few times a second."""
+        if self.cancel_event.is_set():
+            return True
+        now = time.monotonic()
+        if now - self._last_poll >= self.CANCEL_POLL_INTERVAL:
+            self._last_poll = now
+            try:
+                if jobs.cancel_flagged(self.job.pk):
+                    self.cancel_event.set()
+            except RedisError as exc:
+                # The heartbeat still sees the database's record of the request.
+                log.warning("cancel flag unreadable for job %s: %s", self.job.pk, exc)
+        return self.cancel_event.is_set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
+
+class _Heartbeat(threading.Thread):
+    """One thread per worker process keeps the current job's heartbeat fresh.
+
+    A handler may spend minutes in one call (ffprobe, a big directory) without
+    reporting progress; the reaper and redelivered tasks judge liveness by this beat.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(name="offload-heartbeat", daemon=True)
+        self._run: JobRun | None = None
+        self._lock = threading.Lock()
+
+    def watch(self, run: JobRun | None) -> None:
+        with self._lock:
+            self._run = run
+
+    def run(self) -> None:
+        while True:
+            time.sleep(max(0.5, settings.OFFLOAD_JOB_STALE_SECONDS / 4))
+            with self._lock:
+                run = self._run
+            if run is None:
+                continue
+            try:
+                if jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
+                    run.cancel_event.set()
+            except Exception:
+                log.exception("heartbeat for job %s failed", run.job.pk)
+            finally:
+                # A beat every few seconds does not need a connection held open between
+                # beats, and an idle one would outlive the worker's own.
+                connection.close()
+
+
+_heartbeat: _Heartbeat | None = None
+_heartbeat_pid: int | None = None
+
+
+def _heartbeat_thread() -> _Heartbeat:
+    global _heartbeat, _heartbeat_pid
+    # A forked worker does not inherit its parent's threads: start one per process.
+    if _heartbeat is None or _heartbeat_pid != os.getpid():
+        _heartbeat = _Heartbeat()
+        _heartbeat.start()
+        _heartbeat_pid = os.getpid()
+    return _heartbeat
+
+
+def execute(job_id: int) -> str:
+    """The django-q2 task for every job kind. Safe to deliver more than once."""
+    job = jobs.claim(job_id)
+    if job is None:
+        return "not claimed"
+    run = JobRun(job)
+    beat = _heartbeat_thread()
+    beat.watch(run)
+    try:
+        return _run_handler(job, run)
+    finally:
+        beat.watch(None)
+
+
+def _run_handler(job: Job, run: JobRun) -> str:
+    spec = get_kind(job.kind)
+    try:
+        result = spec.handler(job, run)
+    except JobCancelled:
+        jobs.mark_cancelled(job)
+        return "cancelled"
+    except JobLost:
+        return "lost"
+    except JobFailed as exc:
+        jobs.fail(job, str(exc) or type(exc).__name__)
+        return "failed"
+    except JobDeferred as exc:
+        jobs.defer(job, str(exc), exc.delay)
+        return "deferred"
+    except TransientJobError as exc:
+        jobs.fail_or_retry(job, str(exc), retry_after=exc.retry_after)
+        return "retrying"
+    except TimeoutException:
+        jobs.fail(job, f"Timed out after {spec.timeout_for(job)} seconds.")
+        return "timed out"
+    except Exception as exc:
+        log.exception("job %s (%s) raised", job.pk, job.kind)
+        jobs.fail_or_retry(job, f"Unexpected error: {type(exc).__name__}: {exc}")
+        return "error"
+    jobs.succeed(job, result)
+    return "succeeded"

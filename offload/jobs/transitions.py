@@ -1,0 +1,382 @@
+"""The job spine: every change of a Job's status goes through a function here.
+
+Each transition is one transaction that changes the row with a conditional UPDATE,
+appends its JobEvent and, where work must run, writes the django-q2 queue row. So a
+rollback leaves no trace, and a task delivered twice finds nothing to do the second time.
+"""
+
+import hashlib
+import json
+import logging
+import random
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from offload.jobs.errors import IdempotencyKeyReused, JobConflict
+from offload.jobs.events import record_event
+from offload.jobs.kinds import get_kind
+from offload.jobs.queue import push
+from offload.lib import outputs
+from offload.lib.redis_state import key as redis_key
+from offload.lib.redis_state import state_redis
+from offload.metrics import jobs as metrics
+from offload.models import ACTIVE_STATUSES, Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def target_of(obj: models.Model | tuple[str, int] | None) -> tuple[str, int]:
+    """The (target_type, target_id) pair for a model instance, or the empty target."""
+    if obj is None:
+        return "", 0
+    if isinstance(obj, tuple):
+        return obj
+    return obj.JOB_TARGET_TYPE, obj.pk
+
+
+def _active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
+    return Job.objects.filter(
+        kind=kind,
+        target_type=target_type,
+        target_id=target_id,
+        params_hash=phash,
+        status__in=ACTIVE_STATUSES,
+    ).first()
+
+
+def _idempotent_replay(user, key: str, request: tuple) -> Job | None:
+    """The job an earlier request with this key made, if still within the TTL."""
+    earlier = Job.objects.filter(requested_by=user, idempotency_key=key).first()
+    if earlier is None:
+        return None
+    ttl = timedelta(seconds=settings.OFFLOAD_IDEMPOTENCY_TTL_SECONDS)
+    if earlier.created_at < timezone.now() - ttl:
+        # Expired: free the key for this request.
+        Job.objects.filter(pk=earlier.pk).update(idempotency_key="")
+        return None
+    if (earlier.kind, earlier.target_type, earlier.target_id, earlier.params_hash) != request:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used for a different request.")
+    return earlier
+
+
+def _adopt_key(job: Job, key: str) -> None:
+    """Give the key to the user's identical job that answered it: a retry with the key must find that job."""
+    try:
+        with transaction.atomic():
+            Job.objects.filter(pk=job.pk, idempotency_key="").update(idempotency_key=key)
+    except IntegrityError:
+        pass  # a concurrent request with the same key made its own job first; it answers that key
+    else:
+        job.idempotency_key = key
+
+
+def _add_stages(job: Job, then: list[str]) -> None:
+    """The active job stands in for a pipeline's stage: the stages after it follow it too."""
+    with transaction.atomic():
+        # Locked: a worker finishing the job either waits for the merge and reads it, or
+        # finished first, and then the stages it did not know of are queued here.
+        row = Job.objects.select_for_update().filter(pk=job.pk).values_list("status", "then").first()
+        if row is None:
+            return
+        status, stages = row
+        missing = [kind for kind in then if kind not in stages]
+        if not missing:
+            return
+        if status in ACTIVE_STATUSES:
+            job.then = stages + missing
+            Job.objects.filter(pk=job.pk).update(then=job.then)
+        elif status == JobStatus.SUCCEEDED:
+            for kind in missing:
+                enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
+
+
+def enqueue(
+    kind: str,
+    *,
+    target: models.Model | tuple[str, int] | None = None,
+    params: dict[str, Any] | None = None,
+    user=None,
+    idempotency_key: str = "",
+    then: list[str] | None = None,
+) -> tuple[Job, bool]:
+    """Create and queue a job; answer (job, created). An identical active job is returned instead."""
+    spec = get_kind(kind)
+    target_type, target_id = target_of(target)
+    if spec.target_type != target_type:
+        raise ValueError(f"{kind} needs a {spec.target_type or 'no'} target, not {target_type!r}")
+    params = params or {}
+    phash = params_hash(params)
+    key = idempotency_key.strip()[:255] if user is not None else ""
+    request = (kind, target_type, target_id, phash)
+    with transaction.atomic():
+        if key:
+            replay = _idempotent_replay(user, key, request)
+            if replay is not None:
+                return replay, False
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(
+                    kind=kind,
+                    target_type=target_type,
+                    target_id=target_id,
+                    params=params,
+                    params_hash=phash,
+                    requested_by=user,
+                    idempotency_key=key,
+                    max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+                    then=list(then or []),
+                )
+        except IntegrityError:
+            # Lost a race: to an identical active job, or to the same Idempotency-Key.
+            existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
+            if existing is None:
+                raise
+            if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
+                _adopt_key(existing, key)
+            if then:
+                _add_stages(existing, then)
+            return existing, False
+        record_event(job, JobStatus.QUEUED)
+        metrics.job_enqueued(kind)
+        push(job)
+    return job, True
+
+
+def claim(job_id: int) -> Job | None:
+    """Take the job for this worker: queued → running. None when another worker has it."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    with transaction.atomic():
+        # A running job whose heartbeat stopped lost its worker: a redelivered task
+        # may take it over.
+        claimed = (
+            Job.objects.filter(pk=job_id)
+            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale))
+            .update(
+                status=JobStatus.RUNNING,
+                attempts=F("attempts") + 1,
+                started_at=now,
+                heartbeat_at=now,
+                finished_at=None,
+            )
+        )
+        if not claimed:
+            return None
+        job = Job.objects.get(pk=job_id)
+        if job.attempts > job.max_attempts:
+            # Every attempt so far died with its worker: stop here, not in a crash loop.
+            _finish(
+                job,
+                JobStatus.FAILED,
+                error=(
+                    f"Gave up after {job.max_attempts} attempts: the worker running this "
+                    "job stopped (killed or crashed) each time."
+                ),
+            )
+            # No later attempt will clear what the dead ones left half written.
+            transaction.on_commit(lambda: outputs.remove_partial_dir(job), robust=True)
+            return None
+        record_event(job, "started")
+        metrics.job_started(job)
+    return job
+
+
+def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> bool:
+    now = timezone.now()
+    changes: dict[str, Any] = {
+        "status": status,
+        "finished_at": now,
+        "heartbeat_at": None,
+        "result": result,
+        "error": error,
+    }
+    if status == JobStatus.SUCCEEDED:
+        changes["progress"] = 100.0
+    with transaction.atomic():
+        # Only the attempt that claimed the job may finish it.
+        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
+        if not done:
+            return False
+        # The row now holds exactly these values, and this attempt owns it: no need to read it back.
+        for name, value in changes.items():
+            setattr(job, name, value)
+        record_event(job, status)
+        metrics.job_finished(job)
+        if status == JobStatus.SUCCEEDED:
+            if job.target_type:
+                # Read again: a pipeline may have added stages to this job while it ran. Only
+                # jobs with a target take part in pipelines; the rest skip the round trip.
+                job.then = Job.objects.filter(pk=job.pk).values_list("then", flat=True).get()
+            _queue_next_stages(job)
+    return True
+
+
+def _queue_next_stages(job: Job) -> None:
+    """The pipeline: each stage that needed this one is queued with the same commit."""
+    for kind in job.then:
+        enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
+
+
+def succeed(job: Job, result: dict[str, Any] | None) -> bool:
+    """Mark the claimed attempt succeeded with its result."""
+    return _finish(job, JobStatus.SUCCEEDED, result=result)
+
+
+def fail(job: Job, error: str) -> bool:
+    """Mark the claimed attempt failed for good, with a readable reason."""
+    return _finish(job, JobStatus.FAILED, error=error)
+
+
+def mark_cancelled(job: Job) -> bool:
+    """Mark a running job cancelled once its worker has stopped the work."""
+    return _finish(job, JobStatus.CANCELLED, error="Cancelled on request.")
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with full jitter: 2, 4, 8 … seconds, at most 5 minutes."""
+    return random.uniform(0.5, 1.0) * min(300.0, 2.0**attempt)
+
+
+def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> bool:
+    """After a transient failure: queue the next attempt (not before retry_after), or fail when none are left."""
+    if job.attempts >= job.max_attempts:
+        return fail(job, f"{error} (after {job.attempts} attempts)")
+    delay = backoff_seconds(job.attempts)
+    if retry_after:
+        # Honour the other side's Retry-After, spread a little so workers do not return together.
+        delay = max(delay, retry_after * random.uniform(1.0, 1.1))
+    due = timezone.now() + timedelta(seconds=delay)
+    with transaction.atomic():
+        requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+            status=JobStatus.QUEUED, error=error, heartbeat_at=None, queued_at=due
+        )
+        if not requeued:
+            return False
+        job.refresh_from_db()
+        record_event(job, JobStatus.QUEUED)
+        push(job, not_before=due)
+    return True
+
+
+def defer(job: Job, reason: str, delay: float) -> bool:
+    """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
+    due = timezone.now() + timedelta(seconds=delay)
+    with transaction.atomic():
+        deferred = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+            status=JobStatus.QUEUED,
+            error=reason,
+            heartbeat_at=None,
+            attempts=F("attempts") - 1,
+            queued_at=due,
+        )
+        if not deferred:
+            return False
+        job.refresh_from_db()
+        record_event(job, JobStatus.QUEUED)
+        push(job, not_before=due)
+    return True
+
+
+def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None) -> bool:
+    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job."""
+    changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if progress is not None:
+        changes["progress"] = progress
+    if partial_result is not None:
+        changes["result"] = partial_result
+    with transaction.atomic():
+        alive = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
+        if alive and progress is not None:
+            job.progress = progress
+            if partial_result is not None:
+                job.result = partial_result
+            record_event(job, "progress")
+    return bool(alive)
+
+
+def cancel_requested(job: Job) -> bool:
+    return Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
+
+
+CANCEL_FLAG_TTL = 24 * 3600
+
+
+def _raise_cancel_flag(job_id: int) -> None:
+    # Workers on any host poll this flag every fraction of a second while ffmpeg runs;
+    # the database column stays the record, polled by the heartbeat.
+    try:
+        state_redis().set(redis_key("cancel", job_id), 1, ex=CANCEL_FLAG_TTL)
+    except RedisError as exc:
+        log.warning("cancel flag for job %s not set in Redis (%s); the heartbeat will see it", job_id, exc)
+
+
+def cancel_flagged(job_id: int) -> bool:
+    """Whether a cancel was requested, from the shared flag (fast) — raises when Redis is away."""
+    return bool(state_redis().exists(redis_key("cancel", job_id)))
+
+
+def cancel(job: Job, user) -> Job:
+    """Cancel a queued job at once, or ask a running job's worker to stop."""
+    now = timezone.now()
+    with transaction.atomic():
+        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            cancel_requested_at=now,
+            cancelled_by=user,
+            error="Cancelled before it started.",
+        ):
+            job.refresh_from_db()
+            record_event(job, JobStatus.CANCELLED)
+            metrics.job_finished(job)
+            return job
+        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
+            cancel_requested_at=now, cancelled_by=user
+        ):
+            job_id = job.pk
+            transaction.on_commit(lambda: _raise_cancel_flag(job_id))
+        job.refresh_from_db()
+    if job.is_finished:
+        raise JobConflict(f"Job {job.pk} already {job.status}; there is nothing to cancel.")
+    return job
+
+
+def retry(job: Job, user) -> Job:
+    """Run a failed or cancelled job again, from a fresh set of attempts."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                again = Job.objects.filter(pk=job.pk, status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
+                    status=JobStatus.QUEUED,
+                    queued_at=timezone.now(),
+                    attempts=0,
+                    progress=None,
+                    error=None,
+                    result=None,
+                    started_at=None,
+                    finished_at=None,
+                    heartbeat_at=None,
+                    cancel_requested_at=None,
+                    cancelled_by=None,
+                )
+        except IntegrityError:
+            twin = _active_twin(job.kind, job.target_type, job.target_id, job.params_hash)
+            raise JobConflict(f"An identical job is already active (job {twin.pk if twin else '?'}).") from None
+        job.refresh_from_db()
+        if not again:
+            raise JobConflict(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
+        record_event(job, JobStatus.QUEUED)
+        metrics.job_enqueued(job.kind)
+        push(job)
+    return job

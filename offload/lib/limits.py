@@ -1,0 +1,119 @@
+"""Rate limits kept in Redis: an exact sliding window, shared by every process on every host.
+
+One Lua script counts and records a request atomically, so concurrent callers can never
+slip past the limit together, and it reads Redis' own clock (TIME), so hosts whose clocks
+disagree still share one window. Errors from Redis surface to the caller.
+"""
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import timezone
+from redis.exceptions import RedisError
+
+from offload.lib.redis_state import key as state_key
+from offload.lib.redis_state import state_redis
+from offload.metrics import web as metrics
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]: a sorted set of the requests inside the window, scored by their time in ms.
+# ARGV: limit, window in ms, a member id unique to this request.
+# Answers {allowed, remaining, retry_after_ms, reset_ms}.
+_SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
+  return {1, limit - count - 1, 0, oldest + window - now}
+end
+-- Denied requests are not recorded. A slot frees when the entry that brings the count
+-- under the limit leaves the window (the oldest one, unless the limit was lowered).
+local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
+local wait = tonumber(entry[2]) + window - now
+return {0, 0, wait, wait}
+"""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One rate-limit answer; times are seconds from now."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    # How long to wait before asking again; 0 when allowed.
+    retry_after: float
+    # When the oldest request counted leaves the window, so the quota starts to refill.
+    reset: float
+
+
+def acquire(scope: str, key: str, limit: int, window_seconds: float) -> Decision:
+    """Count one request against (scope, key): at most `limit` in any `window_seconds`."""
+    if limit < 1 or window_seconds <= 0:
+        raise ValueError("a rate limit needs limit >= 1 and a positive window")
+    window_ms = max(1, round(window_seconds * 1000))
+    client = state_redis()
+    script = client.register_script(_SLIDING_WINDOW)
+    allowed, remaining, retry_ms, reset_ms = script(
+        keys=[state_key("ratelimit", scope, key)],
+        args=[limit, window_ms, uuid.uuid4().hex],
+    )
+    metrics.ratelimit_decision(scope, bool(allowed))
+    return Decision(
+        allowed=bool(allowed),
+        limit=limit,
+        remaining=int(remaining),
+        retry_after=max(0, int(retry_ms)) / 1000,
+        reset=max(0, int(reset_ms)) / 1000,
+    )
+
+
+def reset(scope: str, key: str) -> None:
+    """Forget every request counted against (scope, key)."""
+    state_redis().delete(state_key("ratelimit", scope, key))
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """'300/60' → (300 requests, 60 seconds)."""
+    count, _, seconds = text.partition("/")
+    return int(count), float(seconds or 60)
+
+
+# Refusals per client, for the admin's "most limited" table.
+DENIALS_KEPT_DAYS = 2
+
+
+def _denials_key(day: dt.date) -> str:
+    return state_key("ratelimit", "denied", day.isoformat())
+
+
+def record_denial(scope: str, who: str) -> None:
+    """Count a refused request against its client, for the "most limited" table; never raises."""
+    try:
+        name = _denials_key(timezone.now().date())
+        pipe = state_redis().pipeline()
+        pipe.zincrby(name, 1, f"{scope}|{who}")
+        pipe.expire(name, DENIALS_KEPT_DAYS * 86400)
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("could not record a rate-limit denial: %s", exc)
+
+
+def most_limited(count: int = 20) -> list[dict[str, Any]]:
+    """Today's most refused clients, most refused first."""
+    rows = state_redis().zrevrange(_denials_key(timezone.now().date()), 0, count - 1, withscores=True)
+    result = []
+    for member, score in rows:
+        scope, _, who = member.decode().partition("|")
+        result.append({"scope": scope, "who": who, "denied": int(score)})
+    return result

@@ -1,0 +1,120 @@
+"""The job series, emitted by the spine once a transition commits, and the queue read at scrape time.
+
+The queue's depth and age are not counted at all: they are read from the database at
+scrape time, so they are right whichever process enqueued or ran what.
+"""
+
+import logging
+from collections.abc import Iterator
+
+from django.db import DatabaseError, transaction
+from django.db.models import Count, Min
+from django.utils import timezone
+from prometheus_client import Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from offload.jobs import kinds
+from offload.models import ACTIVE_STATUSES, Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+# From a no-op (milliseconds) to a long transcode (hours).
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+# The ORM broker polls every 50 ms; a healthy queue starts work well within a second.
+WAIT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+JOBS_ENQUEUED = Counter(
+    "offload_jobs_enqueued_total",
+    "Jobs put in the queue: created, or retried by a user.",
+    ["kind"],
+)
+JOBS_FINISHED = Counter(
+    "offload_jobs_finished_total",
+    "Jobs that reached a final status (succeeded, failed or cancelled).",
+    ["kind", "status"],
+)
+JOB_DURATION = Histogram(
+    "offload_job_duration_seconds",
+    "Seconds from an attempt's start to its job's final status.",
+    ["kind"],
+    buckets=DURATION_BUCKETS,
+)
+JOB_QUEUE_WAIT = Histogram(
+    "offload_job_queue_wait_seconds",
+    "Seconds from when an attempt became due (enqueue, retry, end of a backoff) to its start.",
+    ["kind"],
+    buckets=WAIT_BUCKETS,
+)
+
+# Job series are emitted when the transition's transaction commits: a rolled-back
+# enqueue or finish never happened, and must not be counted.
+
+
+def job_enqueued(kind: str) -> None:
+    """Count a job entering the queue, once the caller's transaction commits."""
+    transaction.on_commit(lambda: JOBS_ENQUEUED.labels(kind=kind).inc(), robust=True)
+
+
+def job_started(job) -> None:
+    """Observe how long a claimed attempt waited in the queue once due, once the claim commits."""
+    if job.started_at is None:
+        return
+    kind, wait = job.kind, max(0.0, (job.started_at - job.queued_at).total_seconds())
+    transaction.on_commit(lambda: JOB_QUEUE_WAIT.labels(kind=kind).observe(wait), robust=True)
+
+
+def job_finished(job) -> None:
+    """Count a job's final status and observe its attempt's duration, once the change commits."""
+    kind, status = job.kind, str(job.status)
+    duration = None
+    if job.started_at is not None and job.finished_at is not None:
+        duration = max(0.0, (job.finished_at - job.started_at).total_seconds())
+
+    def emit() -> None:
+        JOBS_FINISHED.labels(kind=kind, status=status).inc()
+        if duration is not None:
+            JOB_DURATION.labels(kind=kind).observe(duration)
+
+    transaction.on_commit(emit, robust=True)
+
+
+class QueueCollector(Collector):
+    """Queue depth, running jobs and the oldest queued job's age per kind, read from the database."""
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("offload_database_up", "Whether the scrape could read the job table (1) or not (0).")
+        try:
+            # One grouped query over the active rows; the (status, kind) index serves it.
+            rows = list(
+                Job.objects.filter(status__in=ACTIVE_STATUSES)
+                .values_list("status", "kind")
+                .annotate(n=Count("pk"), oldest=Min("queued_at"))
+                .order_by()
+            )
+        except DatabaseError as exc:
+            log.warning("metrics: the job table could not be read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        now = timezone.now()
+        depth = dict.fromkeys(kinds.names(), 0)
+        running = dict.fromkeys(kinds.names(), 0)
+        oldest = dict.fromkeys(kinds.names(), 0.0)
+        for status, kind, n, first in rows:
+            if status == JobStatus.QUEUED:
+                depth[kind] = n
+                oldest[kind] = max(0.0, (now - first).total_seconds())
+            else:
+                running[kind] = n
+        for name, doc, data in (
+            ("offload_queue_depth", "Jobs waiting in the queue.", depth),
+            ("offload_queue_oldest_age_seconds", "Longest wait of a due queued job (0 when none).", oldest),
+            ("offload_jobs_running", "Jobs being run by a worker.", running),
+        ):
+            family = GaugeMetricFamily(name, doc, labels=["kind"])
+            for kind, value in sorted(data.items()):
+                family.add_metric([kind], value)
+            yield family

@@ -1,0 +1,198 @@
+"""Rate limits on incoming requests: the API (with RateLimit-* headers), logins and websockets.
+
+Counting happens in offload.lib.limits (one Lua script, Redis' clock). This module decides who
+a request is, which limits apply, and what to do when Redis cannot answer: the API fails
+open (serving beats refusing), logins fail closed (a limiter that vanishes must not turn
+into unlimited password guessing).
+"""
+
+import ipaddress
+import logging
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from redis.exceptions import RedisError
+
+from offload.lib import limits
+
+log = logging.getLogger(__name__)
+
+LOGIN_PATHS = ("/admin/login/",)
+
+
+@dataclass(frozen=True)
+class Limit:
+    scope: str
+    limit: int
+    window: float
+    fail_open: bool
+
+
+def limit_for(name: str) -> Limit:
+    count, window = limits.parse_rate(settings.OFFLOAD_RATE_LIMITS[name])
+    return Limit(name, count, window, fail_open=name not in settings.OFFLOAD_RATE_LIMITS_FAIL_CLOSED)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The client's address; X-Forwarded-For counts only when it comes from a trusted proxy."""
+    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
+    trusted = [ipaddress.ip_network(net, strict=False) for net in settings.OFFLOAD_TRUSTED_PROXIES]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not is_trusted(remote):
+        return remote
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    # The nearest hop that is not one of our proxies is the client as far as we can tell.
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return remote
+
+
+def _token_user_id(request: HttpRequest) -> int | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if not header.startswith("Token "):
+        return None
+    key = header[6:].strip()
+    if not key or len(key) > 64:
+        return None
+    cache_key = f"throttle:token:{key}"
+    user_id = cache.get(cache_key)
+    if user_id is None:
+        from rest_framework.authtoken.models import Token
+
+        user_id = Token.objects.filter(key=key).values_list("user_id", flat=True).first() or 0
+        cache.set(cache_key, user_id, timeout=300)
+    return user_id or None
+
+
+def identify(request: HttpRequest) -> tuple[str, bool]:
+    """('user:<id>' or 'ip:<addr>', authenticated?) — who the limits count against."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"user:{user.pk}", True
+    token_user = _token_user_id(request)
+    if token_user:
+        return f"user:{token_user}", True
+    return f"ip:{client_ip(request)}", False
+
+
+def check(limit: Limit, who: str) -> limits.Decision | None:
+    """The decision, or None when Redis could not answer and the limit fails open."""
+    try:
+        return limits.acquire(limit.scope, who, limit.limit, limit.window)
+    except RedisError as exc:
+        log.warning(
+            "rate limiter unavailable for %s (%s): failing %s",
+            limit.scope,
+            exc,
+            "open" if limit.fail_open else "closed",
+        )
+        if limit.fail_open:
+            return None
+        raise
+
+
+def headers(decision: limits.Decision) -> dict[str, str]:
+    return {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(max(0, decision.remaining)),
+        "RateLimit-Reset": str(math.ceil(decision.reset)),
+    }
+
+
+def too_many(decision: limits.Decision, what: str, scope: str, who: str) -> JsonResponse:
+    limits.record_denial(scope, who)
+    retry_after = max(1, math.ceil(decision.retry_after))
+    response = JsonResponse(
+        {"detail": f"Too many {what}: at most {decision.limit}. Try again in {retry_after} s."}, status=429
+    )
+    for name, value in headers(decision).items():
+        response[name] = value
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+@dataclass
+class RateLimitState:
+    """Who an API request counts against, and the decision its RateLimit-* headers show."""
+
+    who: str
+    authenticated: bool
+    shown: limits.Decision | None
+
+
+def rate_limit_scope(view_func, method: str) -> str:
+    """The extra scope the view's handler for this method declares (`rate_limit_scope`), or ""."""
+    cls = getattr(view_func, "cls", None)
+    if cls is None:
+        return ""
+    # A viewset maps methods to its actions; a plain APIView handles a method by its name.
+    handler_name = getattr(view_func, "actions", {}).get(method.lower(), method.lower())
+    return getattr(getattr(cls, handler_name, None), "rate_limit_scope", "")
+
+
+class RateLimitMiddleware:
+    """Limits every API request (per user, or per client IP when anonymous) and admin logins."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path
+        if path.startswith("/api/"):
+            return self._api(request)
+        if request.method == "POST" and path in LOGIN_PATHS:
+            return self._login(request)
+        return self.get_response(request)
+
+    def _api(self, request: HttpRequest) -> HttpResponse:
+        who, authenticated = identify(request)
+        name = "api_user" if authenticated else "api_anon"
+        decision = check(limit_for(name), who)
+        if decision is not None and not decision.allowed:
+            return too_many(decision, "requests", name, who)
+        request.offload_ratelimit = RateLimitState(who, authenticated, decision)
+        response = self.get_response(request)
+        shown = request.offload_ratelimit.shown
+        if shown is not None:
+            for header, value in headers(shown).items():
+                response[header] = value
+        return response
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
+        """A request for a job counts against its kind's own scope too, once the URL says which view it is."""
+        state = getattr(request, "offload_ratelimit", None)
+        # Anonymous requests have one limit for everything; their job POSTs are refused later anyway.
+        if state is None or not state.authenticated:
+            return None
+        scope = rate_limit_scope(view_func, request.method)
+        if not scope:
+            return None
+        decision = check(limit_for(scope), state.who)
+        if decision is None:
+            return None
+        if not decision.allowed:
+            return too_many(decision, "job requests", scope, state.who)
+        if state.shown is None or decision.remaining < state.shown.remaining:
+            state.shown = decision
+        return None
+
+    def _login(self, request: HttpRequest) -> HttpResponse:
+        who = f"ip:{client_ip(request)}"
+        try:
+            decision = check(limit_for("login"), who)
+        except RedisError:
+            return JsonResponse({"detail": "Logins are paused: the rate limiter is unavailable."}, status=503)
+        if decision is not None and not decision.allowed:
+            return too_many(decision, "login attempts", "login", who)
+        return self.get_response(request)

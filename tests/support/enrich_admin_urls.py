@@ -1,0 +1,20 @@
+"""An admin site with the enrichment mixin wired as offload/admin.py wires it, for its tests."""
+
+from django.contrib import admin
+from django.urls import path
+
+from offload.admin.enrich import EnrichAdminMixin
+from offload.models import MediaItem
+
+site = admin.AdminSite(name="enrich_admin")
+
+
+class MediaItemEnrichAdmin(EnrichAdminMixin, admin.ModelAdmin):
+    actions = ["enrich", "unlock_all_fields"]
+    fields = ["title", "year", "provenance_table"]
+    readonly_fields = ["provenance_table"]
+
+
+site.register(MediaItem, MediaItemEnrichAdmin)
+
+urlpatterns = [path("admin/", site.urls)]

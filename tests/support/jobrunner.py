@@ -1,0 +1,38 @@
+"""Run queued jobs inline, the way a django-q2 worker would, without a cluster."""
+
+import pydoc
+
+from django_q.signing import SignedPackage
+
+from offload.jobs.queue import shared_broker
+from offload.models import Job
+
+
+def run_next() -> bool:
+    """Deliver the oldest queued task, if any; answer whether one ran."""
+    broker = shared_broker()
+    batch = broker.dequeue()
+    if not batch:
+        return False
+    for ack_id, payload in batch:
+        task = SignedPackage.loads(payload)
+        pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
+        broker.acknowledge(ack_id)
+    return True
+
+
+def drain(max_tasks: int = 1000) -> int:
+    """Deliver every task in the queue (including ones queued meanwhile); answer how many ran."""
+    ran = 0
+    while ran < max_tasks:
+        if not run_next():
+            return ran
+        ran += 1
+    raise AssertionError(f"the queue did not drain within {max_tasks} tasks")
+
+
+def statuses(kind: str | None = None) -> list[str]:
+    qs = Job.objects.order_by("id")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return list(qs.values_list("status", flat=True))

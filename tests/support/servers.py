@@ -1,0 +1,58 @@
+"""A real ASGI server (uvicorn) on the test database, for end-to-end tests."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from django.conf import settings
+
+from tests.support.cluster import BASE_DIR, test_database_url
+from tests.support.services import free_port
+
+
+class AsgiServer:
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            # As in production: the ASGI process pools its database connections.
+            "DATABASE_POOL_SIZE": "4",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "AsgiServer":
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--no-access-log"],
+            cwd=BASE_DIR, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz/live", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"uvicorn did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def stop(self) -> None:
+        # A graceful stop waits up to its timeout for open websockets; a finished test needs none.
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._log.close()
