@@ -11,6 +11,8 @@ class OffloadConfig(AppConfig):
         from django_q.models import Schedule
 
         from offload import checks, signals
+        from offload.admin import jobs as jobs_admin
+        from offload.admin import media as media_admin
         from offload.api import caching
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
         from offload.jobs import job_event_committed, register
@@ -24,6 +26,8 @@ class OffloadConfig(AppConfig):
         register(scan.KIND, probe.KIND, enrich.KIND, thumbnail.KIND, transcode.KIND, *system.KINDS)
 
         checks.register_all()
+        jobs_admin.register()
+        media_admin.register()
         signals.connect()
         # The cache first: a client that hears of an event and reads the job sees it changed.
         job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")

@@ -486,6 +486,9 @@ def run(sup: Supervisor) -> int:
     say("Migrating the database…")
     if manage(env, "migrate", "--noinput").returncode != 0:
         raise StartupFailed("manage.py migrate failed; its error is above.")
+    # The periodic tasks follow the settings of this start (a migration would freeze them).
+    if manage(env, "schedules").returncode != 0:
+        raise StartupFailed("manage.py schedules failed; its error is above.")
     login = ensure_admin(env)
     say("Seeding the demo library…")
     seeded = manage(env, "seed_demo", "--owner", login["username"]).returncode == 0

@@ -28,12 +28,12 @@ def messages_of(response):
 
 def test_scan_now_action_queues_a_scan_per_library(admin_client, library, staff):
     url = reverse("admin:offload_library_changelist")
-    response = admin_client.post(url, {"action": "scan_now", "_selected_action": [library.pk]}, follow=True)
+    response = admin_client.post(url, {"action": "scan", "_selected_action": [library.pk]}, follow=True)
     assert "1 job queued." in messages_of(response)
     job = Job.objects.get(kind="library.scan")
     assert job.target == {"type": "library", "id": library.pk}
     assert job.requested_by == staff
-    again = admin_client.post(url, {"action": "scan_now", "_selected_action": [library.pk]}, follow=True)
+    again = admin_client.post(url, {"action": "scan", "_selected_action": [library.pk]}, follow=True)
     assert "0 jobs queued. 1 already active." in messages_of(again)
 
 

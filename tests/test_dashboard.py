@@ -352,9 +352,7 @@ def test_bulk_actions_in_the_job_admin_are_written_to_the_admin_log(staff_client
 
 def test_jobs_queued_from_the_admin_are_written_to_the_admin_log(staff_client, staff, alice, tmp_path):
     library = Library.objects.create(name="Films", path=str(tmp_path), owner=alice)
-    staff_client.post(
-        reverse("admin:offload_library_changelist"), {"action": "scan_now", "_selected_action": [library.pk]}
-    )
+    staff_client.post(reverse("admin:offload_library_changelist"), {"action": "scan", "_selected_action": [library.pk]})
     job = Job.objects.get(kind="library.scan")
     entry = LogEntry.objects.get(user=staff, object_id=str(job.pk))
     assert entry.action_flag == ADDITION

@@ -87,9 +87,9 @@ def test_the_enrich_action_queues_a_job_per_item(staff_client, items):
     response = staff_client.post(CHANGELIST, {"action": "enrich", "_selected_action": ids}, follow=True)
     assert response.status_code == 200
     assert set(Job.objects.filter(kind="media.enrich").values_list("target_id", flat=True)) == {i.pk for i in items}
-    assert "2 enrichment jobs queued." in response.content.decode()
+    assert "2 jobs queued." in response.content.decode()
     again = staff_client.post(CHANGELIST, {"action": "enrich", "_selected_action": ids}, follow=True)
-    assert "0 enrichment jobs queued. 2 already active." in again.content.decode()
+    assert "0 jobs queued. 2 already active." in again.content.decode()
 
 
 def test_the_unlock_all_action_unlocks_every_field_and_queues_enrichment(staff_client, items):

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-from django.apps import apps
 from django.contrib.admin.models import ADDITION, LogEntry
 from django.core.management import call_command
 from django.test import Client
@@ -110,8 +109,7 @@ def test_other_users_cannot_open_the_search_admin(index, alice):
 
 
 def test_the_schedules_run_on_the_search_lane_without_catch_up(settings):
-    migration = __import__("search.migrations.0002_schedules", fromlist=["forwards"])
-    migration.forwards(apps, None)
+    call_command("schedules")
     schedules = Schedule.objects.filter(name__startswith="search: ")
     assert {s.func for s in schedules} == {"search.tasks.drain_pending", "search.tasks.reconcile"}
     assert {s.cluster for s in schedules} == {settings.SEARCH_Q_CLUSTER}

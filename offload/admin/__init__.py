@@ -5,7 +5,7 @@
 - `jobs`: jobs and their events; `widgets`: the badges, progress bars and job actions they share;
 - `dashboard` and `failures`: the operations dashboard and the failure groups;
 - `cache`: Redis, the cache and the rate limits.
-"""
 
-# Django's autodiscovery imports this package; these register their ModelAdmins.
-from offload.admin import jobs, media  # noqa: F401
+The ModelAdmins register from OffloadConfig.ready(), not from this package's import: the
+admin site's class lives here too, and Django imports it while it sets the site up.
+"""

@@ -13,7 +13,6 @@ from offload.jobs import IdempotencyKeyReused, JobConflict
 from offload.models import Job, JobEvent
 
 
-@admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     Media = LiveJobsMedia
     list_display = [
@@ -129,7 +128,6 @@ class JobAdmin(admin.ModelAdmin):
         self._each(request, queryset, actions.cancel_job, "cancelled")
 
 
-@admin.register(JobEvent)
 class JobEventAdmin(admin.ModelAdmin):
     list_display = ["seq", "event", "job", "user", "created_at"]
     list_filter = ["event"]
@@ -140,3 +138,9 @@ class JobEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+def register() -> None:
+    """Put these pages on the admin site (from OffloadConfig.ready())."""
+    admin.site.register(Job, JobAdmin)
+    admin.site.register(JobEvent, JobEventAdmin)

@@ -40,7 +40,6 @@ class LibraryAdminForm(forms.ModelForm):
             raise ValidationError(str(exc)) from None
 
 
-@admin.register(Library)
 class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
     form = LibraryAdminForm
     list_display = ["name", "path", "owner", "items", "last_scanned_at"]
@@ -60,7 +59,6 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-@admin.register(MediaItem)
 class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
     Media = LiveJobsMedia
     list_display = ["__str__", "library", "kind", "status", "duration", "resolution", "updated_at"]
@@ -181,3 +179,9 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
                 obj.save(update_fields=[*changed_other, "updated_at"])
         else:
             super().save_model(request, obj, form, change)
+
+
+def register() -> None:
+    """Put these pages on the admin site (from OffloadConfig.ready())."""
+    admin.site.register(Library, LibraryAdmin)
+    admin.site.register(MediaItem, MediaItemAdmin)

@@ -8,18 +8,16 @@ so a new kind needs its handler module and one `register()` call (see docs/jobs.
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 
 from offload.jobs.errors import UnknownJobKind
-from offload.models import MediaItem
+from offload.models import Job, MediaItem
 
-if TYPE_CHECKING:
-    from offload.jobs.runner import JobRun
-    from offload.models import Job
-
-Handler = Callable[["Job", "JobRun"], dict[str, Any] | None]
+# handler(job, run) → the job's result; `run` is the attempt's offload.jobs.runner.JobRun
+# (progress, cancellation). Typed loosely here: the runner imports this module.
+Handler = Callable[[Job, Any], dict[str, Any] | None]
 
 # Who may ask for a kind: anyone who can see its target, or staff alone.
 VIEWERS = "viewers"
@@ -59,7 +57,7 @@ class JobKind:
     # Extra checks at request time, beyond access: raise ValueError with the reason.
     validate: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
 
-    def timeout_for(self, job: "Job") -> int:
+    def timeout_for(self, job: Job) -> int:
         """The attempt's timeout, scaled with the media's duration, never past the cluster's own."""
         longest = int(settings.Q_CLUSTER["timeout"])
         seconds = float(self.timeout)

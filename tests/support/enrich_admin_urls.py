@@ -1,16 +1,17 @@
-"""An admin site with the enrichment mixin wired as offload/admin.py wires it, for its tests."""
+"""An admin site with the enrichment mixin wired as offload/admin/media.py wires it, for its tests."""
 
 from django.contrib import admin
 from django.urls import path
 
 from offload.admin.enrich import EnrichAdminMixin
+from offload.admin.widgets import JobActionsMixin
 from offload.models import MediaItem
 
 site = admin.AdminSite(name="enrich_admin")
 
 
-class MediaItemEnrichAdmin(EnrichAdminMixin, admin.ModelAdmin):
-    actions = ["enrich", "unlock_all_fields"]
+class MediaItemEnrichAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
+    actions = ["unlock_all_fields"]
     fields = ["title", "year", "provenance_table"]
     readonly_fields = ["provenance_table"]
 

@@ -69,6 +69,7 @@ def prepare_services(
     with ThreadPoolExecutor(1) as pool:
         clips = pool.submit(make_clips)
         manage(env, "migrate", "--no-input", "-v", "0")
+        manage(env, "schedules")
         code = "from tests.support.reliability.seed import seed_people; seed_people()"
         people = seed.parse(manage(env, "shell", "--no-imports", "-c", code))
         return Services(

@@ -1,0 +1,100 @@
+"""Schedules follow the settings on every start; an upgrade keeps queued tasks and schedules running."""
+
+import importlib
+
+import pytest
+from django.apps import apps
+from django.core.management import call_command
+from django.db import transaction
+from django_q.models import OrmQ, Schedule
+from django_q.signing import SignedPackage
+from django_q.tasks import async_task
+
+from offload import jobs
+from offload.jobs.events import job_event_committed
+from offload.jobs.queue import shared_broker
+from offload.models import Job, JobStatus
+from tests.support.jobrunner import drain
+
+upgrade = importlib.import_module("offload.migrations.0006_dotted_paths")
+
+pytestmark = pytest.mark.django_db
+
+
+def test_changing_the_reconcile_interval_and_restarting_changes_the_schedule(settings):
+    call_command("schedules")
+    reconcile = Schedule.objects.get(name="search: reconcile index with database")
+    assert (reconcile.minutes, reconcile.cluster) == (settings.SEARCH_RECONCILE_MINUTES, settings.SEARCH_Q_CLUSTER)
+    settings.SEARCH_RECONCILE_MINUTES = 42
+    settings.SEARCH_Q_CLUSTER = "search-elsewhere"
+    call_command("schedules")  # what make run and the production start do after migrate
+    reconcile.refresh_from_db()
+    assert (reconcile.minutes, reconcile.cluster) == (42, "search-elsewhere")
+    assert Schedule.objects.filter(name="search: reconcile index with database").count() == 1
+
+
+def test_the_schedules_command_writes_every_registered_schedule_once():
+    Schedule.objects.all().delete()
+    call_command("schedules")
+    call_command("schedules")
+    assert set(Schedule.objects.values_list("func", flat=True)) == {
+        "offload.jobs.reaper.reap_stale_jobs",
+        "offload.jobs.events.prune_events",
+        "search.tasks.drain_pending",
+        "search.tasks.reconcile",
+    }
+    assert Schedule.objects.count() == 4
+
+
+def test_a_task_queued_and_a_schedule_saved_before_the_upgrade_still_run(alice):
+    # What a deployment's database held before the modules moved: a job whose task names
+    # offload.runner.execute, and the schedules under their old paths.
+    with transaction.atomic():
+        job, _ = jobs.enqueue("system.noop", user=alice)
+        OrmQ.objects.all().delete()
+        async_task("offload.runner.execute", job.pk, broker=shared_broker())
+    Schedule.objects.create(name="old reaper", func="offload.jobs.reap_stale_jobs", schedule_type=Schedule.MINUTES)
+    Schedule.objects.create(name="old pruning", func="offload.events.prune_events", schedule_type=Schedule.HOURLY)
+    assert SignedPackage.loads(OrmQ.objects.get().payload)["func"] == "offload.runner.execute"
+
+    upgrade.rewrite(apps, None)
+
+    assert SignedPackage.loads(OrmQ.objects.get().payload)["func"] == "offload.jobs.runner.execute"
+    assert drain() == 1
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    funcs = dict(Schedule.objects.filter(name__startswith="old ").values_list("name", "func"))
+    assert funcs == {
+        "old reaper": "offload.jobs.reaper.reap_stale_jobs",
+        "old pruning": "offload.jobs.events.prune_events",
+    }
+    # Each rewritten path names a function that exists.
+    from pydoc import locate
+
+    assert all(callable(locate(func)) for func in funcs.values())
+
+
+def test_an_event_is_announced_once_when_its_transaction_commits_and_never_when_it_rolls_back(
+    alice, django_capture_on_commit_callbacks
+):
+    heard = []
+
+    def listener(sender, event, **kwargs):
+        heard.append((event.event, event.job_id))
+
+    job_event_committed.connect(listener)
+    try:
+        try:
+            with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+                jobs.enqueue("system.noop", params={"n": 1}, user=alice)
+                raise RuntimeError("abandon")
+        except RuntimeError:
+            pass
+        assert heard == []
+        with django_capture_on_commit_callbacks(execute=True):
+            job, _ = jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+            assert heard == []
+        assert heard == [("queued", job.pk)]
+    finally:
+        job_event_committed.disconnect(listener)
+    assert Job.objects.count() == 1
