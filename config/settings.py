@@ -364,6 +364,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "offload.api.schema.OffloadAutoSchema",
     "EXCEPTION_HANDLER": "offload.api.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "offload.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 if DEBUG:

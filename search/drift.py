@@ -10,6 +10,7 @@ from offload.models import MediaItem, Rendition
 from search import typesense as ts
 from search.documents import epoch_us
 from search.models import PendingSync
+from search.reindex import abandon_stale_builds
 from search.sync import mark_items, sync_pending
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,6 @@ def repair(report: DriftReport, *, now: bool = True) -> int:
 
 def reconcile() -> dict[str, Any]:
     """The scheduled check: find drift and repair it; drift found means a write was lost."""
-    from search.reindex import abandon_stale_builds
-
     abandoned = abandon_stale_builds()
     report = find_drift()
     if report.total:

@@ -2,6 +2,10 @@
 
 from django.contrib import admin
 
+from offload.admin import cache as admin_cache
+from offload.admin import dashboard
+from offload.notifications.streams import recent_events
+
 
 class OffloadAdminSite(admin.AdminSite):
     site_header = "Offload"
@@ -9,21 +13,14 @@ class OffloadAdminSite(admin.AdminSite):
     index_title = "Media library operations"
 
     def index(self, request, extra_context=None):
-        from offload.notifications.streams import recent_events
-
         context = {"offload_recent_events": recent_events(request.user, limit=15), **(extra_context or {})}
         return super().index(request, extra_context=context)
 
     def get_urls(self):
-        from offload.admin import cache as admin_cache
-        from offload.admin import dashboard
-
         return dashboard.urls(self) + admin_cache.urls(self) + super().get_urls()
 
     def get_app_list(self, request, app_label=None):
         """The apps, headed by "Operations": the dashboard and the failure groups."""
-        from offload.admin import dashboard
-
         app_list = super().get_app_list(request, app_label)
         if app_label is None and request.user.has_perm("offload.view_job"):
             app_list.insert(0, dashboard.app_list_entry(self))

@@ -1,5 +1,7 @@
 """Thin API views: parse, check access, call one action, serialize."""
 
+import re
+
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -51,8 +53,26 @@ def job_response(job, created: bool) -> Response:
     return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
 
+# Any key up to this size is honoured whole (long ones are stored as their digest); past it, 400.
+MAX_IDEMPOTENCY_KEY = 4096
+
+
 def idempotency_key(request: Request) -> str:
-    return request.headers.get("Idempotency-Key", "")
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationError({"detail": f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters."})
+    return key
+
+
+def id_filter(params, name: str) -> int | None:
+    """A query parameter that names a row by id: None when absent, 400 when it cannot be one."""
+    value = params.get(name)
+    if not value:
+        return None
+    # ASCII digits only ("²" passes str.isdigit), and within a bigint.
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise ValidationError({name: ["A valid id (a positive whole number) is required."]})
+    return int(value)
 
 
 def params_serializer(kind: kinds.JobKind) -> type[serializers.Serializer] | None:
@@ -154,9 +174,9 @@ class MediaViewSet(
         params = self.request.query_params
         if params.get("kind"):
             qs = qs.filter(kind=params["kind"])
-        if params.get("library"):
-            library = params["library"]
-            qs = qs.filter(library_id=int(library)) if library.isdigit() else qs.none()
+        library = id_filter(params, "library")
+        if library is not None:
+            qs = qs.filter(library_id=library)
         if params.get("q"):
             qs = qs.filter(title__icontains=params["q"]) | qs.filter(relative_path__icontains=params["q"])
         return qs

@@ -58,7 +58,9 @@ class JobRun:
         if now - self._last_poll >= self.CANCEL_POLL_INTERVAL:
             self._last_poll = now
             try:
-                if jobs.cancel_flagged(self.job.pk):
+                # The flag is a fast hint; the row is the record (a flag left from an earlier
+                # attempt, before a retry, must not cancel this one).
+                if jobs.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
                     self.cancel_event.set()
             except RedisError as exc:
                 # The heartbeat still sees the database's record of the request.

@@ -31,6 +31,18 @@ from offload.models import ACTIVE_STATUSES, Job, JobStatus
 log = logging.getLogger(__name__)
 
 
+# Keys up to this length are stored as given; longer ones as their digest, so that two long
+# keys differ whenever their texts do (the column holds 255 characters).
+STORED_KEY_LENGTH = 200
+
+
+def stored_idempotency_key(key: str) -> str:
+    """The Idempotency-Key as the job row stores it: whole, or its SHA-256 when long."""
+    if len(key) <= STORED_KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
 def params_hash(params: dict[str, Any]) -> str:
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -101,6 +113,10 @@ def _add_stages(job: Job, then: list[str]) -> None:
                 enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
 
 
+# A create that collides with a job which then vanishes from sight is tried again this often.
+CREATE_ATTEMPTS = 3
+
+
 def enqueue(
     kind: str,
     *,
@@ -117,36 +133,42 @@ def enqueue(
         raise ValueError(f"{kind} needs a {spec.target_type or 'no'} target, not {target_type!r}")
     params = params or {}
     phash = params_hash(params)
-    key = idempotency_key.strip()[:255] if user is not None else ""
+    key = stored_idempotency_key(idempotency_key.strip()) if user is not None else ""
     request = (kind, target_type, target_id, phash)
     with transaction.atomic():
         if key:
             replay = _idempotent_replay(user, key, request)
             if replay is not None:
                 return replay, False
-        try:
-            with transaction.atomic():
-                job = Job.objects.create(
-                    kind=kind,
-                    target_type=target_type,
-                    target_id=target_id,
-                    params=params,
-                    params_hash=phash,
-                    requested_by=user,
-                    idempotency_key=key,
-                    max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
-                    then=list(then or []),
-                )
-        except IntegrityError:
-            # Lost a race: to an identical active job, or to the same Idempotency-Key.
-            existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
-            if existing is None:
-                raise
-            if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
-                _adopt_key(existing, key)
-            if then:
-                _add_stages(existing, then)
-            return existing, False
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                with transaction.atomic():
+                    job = Job.objects.create(
+                        kind=kind,
+                        target_type=target_type,
+                        target_id=target_id,
+                        params=params,
+                        params_hash=phash,
+                        requested_by=user,
+                        idempotency_key=key,
+                        max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+                        then=list(then or []),
+                    )
+                break
+            except IntegrityError:
+                # Lost a race: to an identical active job, or to the same Idempotency-Key.
+                existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
+                if existing is None:
+                    # The job we collided with finished (or its key expired) before we could
+                    # read it: nothing is in the way any more, so create ours.
+                    if attempt + 1 == CREATE_ATTEMPTS:
+                        raise
+                    continue
+                if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
+                    _adopt_key(existing, key)
+                if then:
+                    _add_stages(existing, then)
+                return existing, False
         record_event(job, JobStatus.QUEUED)
         metrics.job_enqueued(kind)
         push(job)
@@ -321,6 +343,13 @@ def _raise_cancel_flag(job_id: int) -> None:
         log.warning("cancel flag for job %s not set in Redis (%s); the heartbeat will see it", job_id, exc)
 
 
+def _lower_cancel_flag(job_id: int) -> None:
+    try:
+        state_redis().delete(redis_key("cancel", job_id))
+    except RedisError as exc:
+        log.warning("cancel flag for job %s not cleared in Redis (%s); the runner checks the row", job_id, exc)
+
+
 def cancel_flagged(job_id: int) -> bool:
     """Whether a cancel was requested, from the shared flag (fast) — raises when Redis is away."""
     return bool(state_redis().exists(redis_key("cancel", job_id)))
@@ -379,4 +408,7 @@ def retry(job: Job, user) -> Job:
         record_event(job, JobStatus.QUEUED)
         metrics.job_enqueued(job.kind)
         push(job)
+        # The last attempt's cancel flag must not cancel this one (the runner also checks the row).
+        job_id = job.pk
+        transaction.on_commit(lambda: _lower_cancel_flag(job_id), robust=True)
     return job
