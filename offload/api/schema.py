@@ -30,6 +30,13 @@ class OffloadAutoSchema(AutoSchema):
         errors: dict[str, tuple[dict[str, Any], str]] = {}
         if self._get_request_body() is not None:
             errors["400"] = (FIELD_ERRORS, "The input is invalid.")
+        elif (
+            self.method == "GET"
+            and self._is_list_view()
+            and (self._get_filter_parameters() or self.get_override_parameters())
+        ):
+            # A list filter with a value it cannot take (an id that is no number, say).
+            errors["400"] = (FIELD_ERRORS, "A filter's value is invalid.")
         if self.get_auth() and {} not in self.get_auth():
             errors["401"] = (DETAIL, "No credentials, or invalid ones.")
         # A missing (or not visible) object, or a page past the last one.
