@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import redis
 import requests
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import redis_broker
 from django_q.models import OrmQ, Schedule
@@ -67,7 +68,7 @@ def test_a_job_reaches_redis_only_when_its_transaction_commits(redis_queue, djan
 @pytest.mark.django_db
 def test_a_rolled_back_job_never_reaches_redis(redis_queue, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), jobs.transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
             jobs.enqueue("system.noop", params={"n": 2})
             raise RuntimeError("the request failed after queueing")
     assert callbacks == []
