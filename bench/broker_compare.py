@@ -2,7 +2,7 @@
 
 Each phase, for one broker (OFFLOAD_Q_BROKER=orm or redis, in every process of the phase):
 
-1. Throughput: a child process enqueues N `system.noop` jobs with offload.jobs.transitions.enqueue (each with
+1. Throughput: a child process enqueues N `system.noop` jobs with offload.jobs.enqueue (each with
    its own params: identical active jobs are deduplicated), then `manage.py qcluster` (2 workers)
    starts; timed from its start until every job is `succeeded`, and in the steady window from
    10 % done to all done.

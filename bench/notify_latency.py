@@ -3,7 +3,7 @@
 1. Latency. One uvicorn worker and one qcluster (2 workers) serve the bench database; one
    websocket client (python `websockets`) is authenticated as a staff user, who owns the jobs
    (`system.noop` is internal: only staff see it). A separate process enqueues N jobs with
-   offload.jobs.transitions.enqueue, either all at once (burst) or at a steady rate (paced), so the client's
+   offload.jobs.enqueue, either all at once (burst) or at a steady rate (paced), so the client's
    process does nothing but listen. For each job's "succeeded" message:
        latency = time the client received it - the job's `finished_at`
    `finished_at` is taken in the worker just before the UPDATE, the event INSERT and the COMMIT
@@ -219,7 +219,8 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
     from django.db import connection
 
     from offload.api import caching
-    from offload.jobs import enqueue, events, runner
+    from offload.jobs import enqueue, runner
+    from offload.notifications import publisher
     from tests.support.publisher import flush_publisher
 
     owner = get_user_model().objects.get(pk=owner_id)
@@ -229,7 +230,7 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
     real = {
         "commit": connection.commit,
         "bump": caching.bump,
-        "publish": events.publish_job_event,
+        "publish": publisher.publish_job_event,
         "sync": redis.Redis.execute_command,
         "async": redis.asyncio.Redis.execute_command,
         "sync pipe": redis.client.Pipeline.execute,
@@ -270,7 +271,7 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
 
     tag = f"anatomy-{time.time_ns()}"
     rows: list[dict[str, float]] = []
-    connection.commit, caching.bump, events.publish_job_event = commit, bump, publish
+    connection.commit, caching.bump, publisher.publish_job_event = commit, bump, publish
     redis.Redis.execute_command, redis.asyncio.Redis.execute_command = sync_command, async_command
     redis.client.Pipeline.execute, redis.asyncio.client.Pipeline.execute = sync_pipe, async_pipe
     try:
@@ -307,7 +308,7 @@ def anatomy(owner_id: int, jobs: int = 200, gap: float = 0.02) -> None:
                     )
     finally:
         del connection.commit
-        caching.bump, events.publish_job_event = real["bump"], real["publish"]
+        caching.bump, publisher.publish_job_event = real["bump"], real["publish"]
         redis.Redis.execute_command, redis.asyncio.Redis.execute_command = real["sync"], real["async"]
         redis.client.Pipeline.execute, redis.asyncio.client.Pipeline.execute = real["sync pipe"], real["async pipe"]
         common.truncate_queue_tables()

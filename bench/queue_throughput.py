@@ -1,6 +1,6 @@
 """Queue throughput: no-op jobs per second through the whole spine against bare django-q2 tasks.
 
-Spine: N `system.noop` jobs queued with offload.jobs.transitions.enqueue (each with its own params, since an
+Spine: N `system.noop` jobs queued with offload.jobs.enqueue (each with its own params, since an
 identical active job would be deduplicated), then `manage.py qcluster` starts; timed from its
 start until every job is `succeeded`. Bare: N `async_task("bench.noop.noop", broker=<one broker>)`,
 the same cluster, timed until the cluster's OrmQ rows are gone (save_limit=-1 stores no
