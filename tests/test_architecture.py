@@ -6,32 +6,15 @@ from tests.support.cluster import BASE_DIR
 from tests.support.imports import cycles, import_graph
 
 # Who may not import whom. A module under the first prefix never imports one under any of the others.
+WEB_FACING = ("offload.api", "offload.web", "offload.admin", "offload.notifications")
+USER_ACTIONS = ("offload.actions", "offload.access")
 FORBIDDEN = {
     # Wrappers around outside programs and services know no domain workflow.
-    "offload.lib": (
-        "offload.jobs",
-        "offload.handlers",
-        "offload.api",
-        "offload.web",
-        "offload.admin",
-        "offload.notifications",
-        "offload.actions",
-        "offload.access",
-        "search",
-    ),
+    "offload.lib": ("offload.jobs", "offload.handlers", *WEB_FACING, *USER_ACTIONS, "search"),
     # The spine knows neither the API cache nor the publisher: they subscribe to its event signal.
-    "offload.jobs": (
-        "offload.handlers",
-        "offload.api",
-        "offload.web",
-        "offload.admin",
-        "offload.notifications",
-        "offload.actions",
-        "offload.access",
-        "search",
-    ),
-    "offload.handlers": ("offload.api", "offload.web", "offload.admin", "offload.notifications", "search"),
-    "offload.metrics": ("offload.handlers", "offload.api", "offload.web", "offload.admin", "search"),
+    "offload.jobs": ("offload.handlers", *WEB_FACING, *USER_ACTIONS, "search"),
+    "offload.handlers": (*WEB_FACING, "search"),
+    "offload.metrics": ("offload.handlers", *WEB_FACING, "search"),
     "offload": ("search",),
 }
 # What search may use of offload: models, access, wrappers, the spine's public API and the
