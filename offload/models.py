@@ -272,9 +272,11 @@ class Job(models.Model):
 class JobEvent(models.Model):
     """One job state change, as clients see it. Append-only."""
 
-    # Taken from EventSequence under its row lock, so seqs commit in order: a client
+    # Taken from EventSequence as the inserting transaction commits (a deferred trigger on
+    # PostgreSQL, see offload/jobs/events.py), so seqs become visible in order: a client
     # resuming "after N" can never miss an event that commits later with a lower seq.
-    seq = models.BigIntegerField(unique=True)
+    # NULL only inside the inserting transaction, before its commit.
+    seq = models.BigIntegerField(unique=True, null=True, blank=True)
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

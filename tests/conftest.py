@@ -127,3 +127,28 @@ def silent_server():
     for conn in accepted:
         conn.close()
     listener.close()
+
+
+@pytest.fixture(autouse=True)
+def events_numbered_at_insert(request):
+    """A test inside one never-committed transaction numbers job events at INSERT.
+
+    In production PostgreSQL numbers them as their transaction commits (offload/jobs/events.py),
+    which a `db` test never does. Tests that commit (transactional_db, real processes) keep
+    the production behaviour.
+    """
+    names = request.fixturenames
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "transactional_db" in names or "live_server" in names
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        transactional = True
+    if transactional or ("db" not in names and marker is None):
+        yield
+        return
+    request.getfixturevalue("db")
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS offload_jobevent_number IMMEDIATE")
+    yield

@@ -127,7 +127,9 @@ def test_media_list_filters(alice_api, alices_library, alices_item):
     assert by_q["count"] == 1
     by_library = alice_api.get(f"/api/v1/media/?library={alices_library.pk}").json()
     assert by_library["count"] == 2
-    assert alice_api.get("/api/v1/media/?library=nope").json()["count"] == 0
+    # A filter value that cannot be an id is an error (CONTRACT: list filters answer 400), not an empty list.
+    nope = alice_api.get("/api/v1/media/?library=nope")
+    assert nope.status_code == 400 and "library" in nope.json()
 
 
 def test_patch_edits_descriptive_fields_and_locks_them(alice_api, alices_item):

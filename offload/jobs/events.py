@@ -4,6 +4,36 @@ Every change of a job passes through `record_event()`. Once the change commits, 
 `job_event_committed` signal carries the event to whoever subscribed in their app's
 `ready()`: the API cache (its job answers are stale) and the websocket publisher. The spine
 knows neither of them.
+
+Numbering, and why no event is ever skipped
+-------------------------------------------
+Every event gets one global `seq`; each user's stream is the subsequence they may see, so
+one order serves the staff stream, each owner and each joiner alike. Clients rely on one
+property: once an event with seq N is visible, every event with a lower seq is visible too
+(committed) or will never exist. The websocket consumer sends the live event N only after
+replaying, from the table, whatever lies between the client's last seq and N; a resume
+replays "after N" from the table. Both are exact only under that property.
+
+Taking the number at INSERT breaks it unless the number is held under a lock until commit:
+T1 takes 7, T2 takes 8, T2 commits first, a client sees 8, then 7 commits and is never sent.
+Offload used to hold the one counter row's lock from the INSERT through the queue row, the
+job UPDATE and the COMMIT, so every request and every worker in the system queued behind
+each other's round trips.
+
+On PostgreSQL the number is now taken at COMMIT: the event is inserted with seq NULL, and a
+deferred constraint trigger (migration 0011) numbers it while the transaction commits. The
+trigger updates the counter row, so two committing transactions still take turns, but the
+lock is held only from the trigger to the end of that same commit: no client round trip
+happens in between. Why the property holds: T2 can take its number only once T1 has
+released the counter row, and PostgreSQL releases a transaction's locks only after it has
+marked the transaction committed and visible (ProcArrayEndTransaction precedes the lock
+release in CommitTransaction). So when seq 8 exists at all, 7 is already visible. A
+transaction that rolls back never reaches its commit-time trigger and takes no number, so
+the global order also has no holes. Inside the inserting transaction the row's seq is NULL;
+nothing outside can see the row before it commits.
+
+SQLite (the embedded run) allows one writer at a time, so numbering at INSERT is already in
+commit order there.
 """
 
 from datetime import timedelta
@@ -22,7 +52,7 @@ job_event_committed = Signal()
 
 
 def next_seq() -> int:
-    """Take the next event seq; the row lock is held until the caller's transaction ends."""
+    """Take the next event seq at INSERT (SQLite); the row lock is held until the transaction ends."""
     connection = transaction.get_connection()
     table = connection.ops.quote_name(EventSequence._meta.db_table)
     # One round trip: the UPDATE takes the row lock and RETURNING hands back the new value.
@@ -36,12 +66,16 @@ def next_seq() -> int:
     return row[0]
 
 
+def numbered_at_commit() -> bool:
+    """Whether the database numbers events as they commit (PostgreSQL) rather than at INSERT."""
+    return transaction.get_connection().vendor == "postgresql"
+
+
 def record_event(job: Job, event: str) -> JobEvent:
     """Append a JobEvent for the job's current state, inside the caller's transaction."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction that changed the job")
-    # Taken last, so the sequence row stays locked for as short a time as possible.
-    seq = next_seq()
+    seq = None if numbered_at_commit() else next_seq()
     record = JobEvent.objects.create(
         seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
     )
@@ -51,6 +85,9 @@ def record_event(job: Job, event: str) -> JobEvent:
 
 
 def _announce(record: JobEvent) -> None:
+    if record.seq is None:
+        # Numbered as its transaction committed: read the number back (no lock is held now).
+        record.seq = JobEvent.objects.filter(pk=record.pk).values_list("seq", flat=True).first()
     # Robust: a subscriber that fails is logged by Django and keeps the event from no other.
     job_event_committed.send_robust(sender=JobEvent, event=record)
 
