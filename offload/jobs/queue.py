@@ -5,13 +5,19 @@ so a job row and its task commit together or not at all. A broker outside the da
 (OFFLOAD_Q_BROKER=redis) gets the task only once the job has committed.
 """
 
+import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
+from django_q.conf import Conf
 from django_q.models import Schedule
+from django_q.signals import pre_enqueue
+from django_q.signing import SignedPackage
 from django_q.tasks import async_task, schedule
 
 from offload.jobs.kinds import get_kind
@@ -46,16 +52,41 @@ class _LaterBroker(ORM):
         return self.get_connection().create(key=self.list_key, payload=task, lock=self.not_before).pk
 
 
-def push(job: Job, not_before: datetime | None = None) -> None:
-    """Queue the job's next attempt: in the caller's transaction (ORM broker), or once it commits."""
+def new_task_id() -> str:
+    """An id for the next task, known before the job row is written (so the row carries it from the start)."""
+    return uuid.uuid4().hex if settings.Q_CLUSTER.get("orm") else ""
+
+
+def push(job: Job, not_before: datetime | None = None, *, recorded: bool = False) -> None:
+    """Queue the job's next attempt: in the caller's transaction (ORM broker), or once it commits.
+
+    `recorded`: job.task_id is a fresh id from new_task_id() that the caller already wrote
+    with the job's row, which spares an UPDATE.
+    """
     timeout = get_kind(job.kind).timeout_for(job)
     if not settings.Q_CLUSTER.get("orm"):
         _push_after_commit(job, timeout, not_before)
         return
     broker = _LaterBroker(not_before) if not_before is not None else shared_broker()
-    task_id = async_task(EXECUTE, job.pk, timeout=timeout, broker=broker)
-    Job.objects.filter(pk=job.pk).update(task_id=task_id)
-    job.task_id = task_id
+    task_id = job.task_id if recorded and job.task_id else uuid.uuid4().hex
+    _enqueue_task(task_id, job.pk, timeout, broker)
+    if task_id != job.task_id:
+        Job.objects.filter(pk=job.pk).update(task_id=task_id)
+        job.task_id = task_id
+
+
+def _enqueue_task(task_id: str, job_id: int, timeout: int, broker) -> None:
+    """django-q2's async_task for EXECUTE, with an id chosen beforehand (async_task draws its own)."""
+    task: dict[str, Any] = {"id": task_id, "name": f"job-{job_id}", "func": EXECUTE, "args": (job_id,)}
+    task["timeout"] = timeout
+    if Conf.CACHED:
+        task["cached"] = Conf.CACHED
+    if Conf.ACK_FAILURES:
+        task["ack_failure"] = Conf.ACK_FAILURES
+    task["kwargs"] = {}
+    task["started"] = timezone.now()
+    pre_enqueue.send(sender="django_q", task=task)
+    broker.enqueue(SignedPackage.dumps(task))
 
 
 def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> None:

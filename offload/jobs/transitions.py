@@ -14,14 +14,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, sql
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
 from offload.jobs.events import record_event
 from offload.jobs.kinds import get_kind
-from offload.jobs.queue import push
+from offload.jobs.queue import new_task_id, push
 from offload.lib import outputs
 from offload.lib.redis_state import key as redis_key
 from offload.lib.redis_state import state_redis
@@ -141,38 +142,60 @@ def enqueue(
             if replay is not None:
                 return replay, False
         for attempt in range(CREATE_ATTEMPTS):
-            try:
-                with transaction.atomic():
-                    job = Job.objects.create(
-                        kind=kind,
-                        target_type=target_type,
-                        target_id=target_id,
-                        params=params,
-                        params_hash=phash,
-                        requested_by=user,
-                        idempotency_key=key,
-                        max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
-                        then=list(then or []),
-                    )
+            job = _insert_unless_taken(
+                Job(
+                    kind=kind,
+                    target_type=target_type,
+                    target_id=target_id,
+                    params=params,
+                    params_hash=phash,
+                    requested_by=user,
+                    idempotency_key=key,
+                    max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+                    then=list(then or []),
+                    task_id=new_task_id(),
+                )
+            )
+            if job is not None:
                 break
-            except IntegrityError:
-                # Lost a race: to an identical active job, or to the same Idempotency-Key.
-                existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
-                if existing is None:
-                    # The job we collided with finished (or its key expired) before we could
-                    # read it: nothing is in the way any more, so create ours.
-                    if attempt + 1 == CREATE_ATTEMPTS:
-                        raise
-                    continue
-                if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
-                    _adopt_key(existing, key)
-                if then:
-                    _add_stages(existing, then)
-                return existing, False
+            # Lost a race: to an identical active job, or to the same Idempotency-Key.
+            existing = (key and _idempotent_replay(user, key, request)) or _active_twin(*request)
+            if existing is None:
+                # The job we collided with finished (or its key expired) before we could
+                # read it: nothing is in the way any more, so create ours.
+                if attempt + 1 == CREATE_ATTEMPTS:
+                    raise IntegrityError(f"could not create a {kind} job: it kept colliding with one that vanished")
+                continue
+            if key and not existing.idempotency_key and existing.requested_by_id == user.pk:
+                _adopt_key(existing, key)
+            if then:
+                _add_stages(existing, then)
+            return existing, False
         record_event(job, JobStatus.QUEUED)
         metrics.job_enqueued(kind)
-        push(job)
+        push(job, recorded=True)
     return job, True
+
+
+def _insert_unless_taken(job: Job) -> Job | None:
+    """INSERT the job, or nothing when a unique index already holds its twin (or its key): None then.
+
+    ON CONFLICT DO NOTHING instead of a savepoint around a failing INSERT: two round trips
+    fewer on every accepted request, and the transaction stays usable either way.
+    """
+    fields = [f for f in Job._meta.concrete_fields if not f.primary_key]
+    for field in fields:
+        field.pre_save(job, add=True)
+    query = sql.InsertQuery(Job, on_conflict=OnConflict.IGNORE)
+    query.insert_values(fields, [job])
+    rows = query.get_compiler(using=job._state.db or "default").execute_sql(returning_fields=[Job._meta.pk])
+    # A conflict inserts nothing and RETURNING answers no row (None where one was expected).
+    if not rows or rows[0] is None:
+        return None
+    job.pk = rows[0][0]
+    job._state.adding = False
+    job._state.db = job._state.db or "default"
+    return job
 
 
 def claim(job_id: int) -> Job | None:
