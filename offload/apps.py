@@ -13,7 +13,7 @@ class OffloadConfig(AppConfig):
         from offload import checks, signals
         from offload.admin import jobs as jobs_admin
         from offload.admin import media as media_admin
-        from offload.api import caching
+        from offload.api import caching, tokens
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
         from offload.jobs import job_event_committed, register
         from offload.jobs.schedules import register_schedule
@@ -29,6 +29,7 @@ class OffloadConfig(AppConfig):
         jobs_admin.register()
         media_admin.register()
         signals.connect()
+        tokens.connect()
         # The cache first: a client that hears of an event and reads the job sees it changed.
         job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")

@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from config.asgi import application
+from offload.api import tokens
 from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
 from offload.notifications import streams
@@ -182,13 +183,13 @@ def test_bad_auth_closes_with_4401(asgi_server, first_message):
 @pytest.mark.django_db(transaction=True)
 def test_a_token_sent_in_time_is_not_refused_while_a_busy_server_checks_it(alice, settings, monkeypatch):
     settings.OFFLOAD_WS_AUTH_TIMEOUT = 0.2
-    check_token = streams.user_for_token
+    check_token = tokens.user_for_token
 
     def slow_check(token):
         time.sleep(0.6)  # longer than the deadline: a database under load
         return check_token(token)
 
-    monkeypatch.setattr(streams, "user_for_token", slow_check)
+    monkeypatch.setattr(tokens, "user_for_token", slow_check)
     token = token_of(alice)
 
     async def connect_and_authenticate() -> dict:

@@ -12,6 +12,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from offload.access import job_visibility
+from offload.api import tokens
 from offload.metrics import web as metrics
 from offload.notifications import connections, streams
 from offload.notifications.publisher import STAFF_GROUP, user_group
@@ -167,7 +168,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             self.deadline.cancel()
         user = None
         if message.get("type") == "auth":
-            user = await database_sync_to_async(streams.user_for_token)(message.get("token"))
+            user = await database_sync_to_async(tokens.user_for_token)(message.get("token"))
         if user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return

@@ -2,21 +2,11 @@
 
 from typing import Any
 
-from rest_framework.authtoken.models import Token
-
 from offload.access import job_visibility
 from offload.models import JobEvent
 
 # Replays are read and sent a page at a time: a long absence costs no more memory than a short one.
 REPLAY_PAGE = 1000
-
-
-def user_for_token(key: str):
-    """The active user behind a DRF token, or None."""
-    if not isinstance(key, str) or not key or len(key) > 64:
-        return None
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else None
 
 
 def _stream(user):

@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import RedisError
 
+from offload.api.tokens import user_for_token
 from offload.lib import limits
 
 log = logging.getLogger(__name__)
@@ -58,21 +58,12 @@ def client_ip(request: HttpRequest) -> str:
     return remote
 
 
-def _token_user_id(request: HttpRequest) -> int | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    if not header.startswith("Token "):
+def _token_user(request: HttpRequest):
+    """The user an `Authorization: Token …` header names (cached; offload.api.tokens), or None."""
+    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme != "Token":
         return None
-    key = header[6:].strip()
-    if not key or len(key) > 64:
-        return None
-    cache_key = f"throttle:token:{key}"
-    user_id = cache.get(cache_key)
-    if user_id is None:
-        from rest_framework.authtoken.models import Token
-
-        user_id = Token.objects.filter(key=key).values_list("user_id", flat=True).first() or 0
-        cache.set(cache_key, user_id, timeout=300)
-    return user_id or None
+    return user_for_token(key.strip())
 
 
 def identify(request: HttpRequest) -> tuple[str, bool]:
@@ -80,9 +71,9 @@ def identify(request: HttpRequest) -> tuple[str, bool]:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}", True
-    token_user = _token_user_id(request)
-    if token_user:
-        return f"user:{token_user}", True
+    token_user = _token_user(request)
+    if token_user is not None:
+        return f"user:{token_user.pk}", True
     return f"ip:{client_ip(request)}", False
 
 
