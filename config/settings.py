@@ -151,6 +151,9 @@ else:
 # process takes a small pool instead (DATABASE_POOL_SIZE, set for it alone: pooled
 # connections do not survive the qcluster's fork).
 DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0, minimum=0)
+# Threads the one-port server (config/asgi.py) hands HTTP requests to; each keeps one
+# persistent database connection, so this also bounds the web process's connections.
+OFFLOAD_HTTP_THREADS = env_int("OFFLOAD_HTTP_THREADS", 8, minimum=1)
 if DATABASE_POOL_SIZE and _default_db["ENGINE"].endswith("postgresql"):
     _default_db["CONN_MAX_AGE"] = 0
     _default_db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": DATABASE_POOL_SIZE, "timeout": 10}

@@ -45,14 +45,12 @@ SERVICE_TIER = 0
 
 
 def web_database_env(env: dict[str, str]) -> dict[str, str]:
-    """The web process's database settings: a small pool on PostgreSQL, no persistent ones otherwise.
+    """The web process's database settings: persistent connections, one per HTTP thread.
 
-    Under ASGI each request's sync code runs in a thread of its own; persistent per-thread
-    connections would pile up. The workers keep their persistent connections.
+    config/asgi.py hands HTTP to a fixed pool of OFFLOAD_HTTP_THREADS threads, so persistent
+    per-thread connections stay bounded (threads + the websocket consumers' one).
     """
-    if env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        return {**env, "DATABASE_POOL_SIZE": env.get("DATABASE_POOL_SIZE") or "4"}
-    return {**env, "CONN_MAX_AGE": "0"}
+    return dict(env)
 
 
 class Stop(BaseException):

@@ -7,7 +7,7 @@ from django.core.cache import cache
 
 from tests.support.cluster import QCluster, started_processes
 from tests.support.people import api_client_for, make_user
-from tests.support.servers import AsgiServer
+from tests.support.servers import AsgiServer, WsgiServer
 from tests.support.services import API_KEY, TypesenseServer
 
 
@@ -98,6 +98,12 @@ def qcluster(tmp_path, transactional_db, library_root):
 def asgi_server(tmp_path, transactional_db, library_root):
     """Start real uvicorn servers on the test database: asgi_server(**env)."""
     yield from started_processes(lambda n, **env: AsgiServer(tmp_path / f"uvicorn-{n}.log", **env))
+
+
+@pytest.fixture
+def wsgi_server(tmp_path, transactional_db, library_root):
+    """Start real gunicorn servers on the test database: wsgi_server(**env)."""
+    yield from started_processes(lambda n, **env: WsgiServer(tmp_path / f"gunicorn-{n}.log", **env))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.humanhash import humanize
 from django_q.models import Schedule
 from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
@@ -77,7 +78,7 @@ def push(job: Job, not_before: datetime | None = None, *, recorded: bool = False
 
 def _enqueue_task(task_id: str, job_id: int, timeout: int, broker) -> None:
     """django-q2's async_task for EXECUTE, with an id chosen beforehand (async_task draws its own)."""
-    task: dict[str, Any] = {"id": task_id, "name": f"job-{job_id}", "func": EXECUTE, "args": (job_id,)}
+    task: dict[str, Any] = {"id": task_id, "name": humanize(task_id), "func": EXECUTE, "args": (job_id,)}
     task["timeout"] = timeout
     if Conf.CACHED:
         task["cached"] = Conf.CACHED

@@ -1,4 +1,4 @@
-"""A real ASGI server (uvicorn) on the test database, for end-to-end tests."""
+"""Real web servers on the test database, for end-to-end tests: uvicorn (one port) and gunicorn (HTTP)."""
 
 import os
 import signal
@@ -25,19 +25,24 @@ class AsgiServer:
             "DATABASE_URL": test_database_url(),
             "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            # As in production: the ASGI process pools its database connections.
-            "DATABASE_POOL_SIZE": "4",
             **env,
         }
         self.proc: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                "--port", str(self.port), "--no-access-log"]  # fmt: skip
+
     def start(self, timeout: float = 30.0) -> "AsgiServer":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log"],
-            cwd=BASE_DIR, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            self.command(),
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -48,7 +53,7 @@ class AsgiServer:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"uvicorn did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(f"{self.command()[2]} did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
         # A graceful stop waits up to its timeout for open websockets; a finished test needs none.
@@ -56,3 +61,11 @@ class AsgiServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+class WsgiServer(AsgiServer):
+    """gunicorn serving HTTP through Django's WSGI handler, as production does (README)."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
+                "--worker-class", "gthread", "--workers", "2", "--threads", "4"]  # fmt: skip

@@ -252,8 +252,8 @@ class Stack:
         return process.start()
 
     def web(self, **env: str) -> WebServer:
-        """uvicorn with a small connection pool, as in production (README)."""
-        server = WebServer({**self.env, "DATABASE_POOL_SIZE": "4", **env}, self.logs / "uvicorn.log")
+        """uvicorn serving HTTP and websockets on one port, as `make run` does."""
+        server = WebServer({**self.env, **env}, self.logs / "uvicorn.log")
         self.processes.append(server)
         self.web_server = server
         return server.start()

@@ -6,10 +6,11 @@ import subprocess
 
 from django_q.humanhash import humanize
 
+from offload.jobs.queue import EXECUTE
 from tests.support.cluster import QCluster
 
 # django-q2's worker logs "<process> processing <task name> '<function>'" as it starts each task.
-PROCESSING = re.compile(r"processing (\S+) 'offload\.runner\.execute'")
+PROCESSING = re.compile(r"processing (\S+) '" + re.escape(EXECUTE) + "'")
 
 
 @functools.cache
