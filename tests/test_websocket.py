@@ -319,3 +319,54 @@ def test_websocket_connects_are_rate_limited_per_user(asgi_server, alice):
     with pytest.raises(ConnectionClosed) as closed:
         third.recv()
     assert closed.value.rcvd.code == 4429
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resuming_as_it_authenticates_replays_before_any_live_event_in_seq_order(staff):
+    for n in range(3):
+        enqueue("system.noop", params={"n": n}, user=staff)
+    seqs = list(JobEvent.objects.order_by("seq").values_list("seq", flat=True))
+    token = token_of(staff)
+
+    async def reconnect_after_the_first() -> list[dict]:
+        client = InProcessWebsocket(application, "/ws/events/")
+        assert await client.connect()
+        await client.send_json_to({"type": "auth", "token": token, "after": seqs[0]})
+        messages = [await client.receive_json_from(timeout=5) for _ in range(4)]
+        # A live event after the hello arrives after the replay, never between.
+        await asyncio.to_thread(enqueue, "system.noop", params={"n": 9}, user=staff)
+        messages.append(await client.receive_json_from(timeout=5))
+        await client.disconnect()
+        return messages
+
+    hello, *replayed, resumed, live = asyncio.run(reconnect_after_the_first())
+    assert hello["type"] == "hello" and hello["seq"] == seqs[-1]
+    assert [m["seq"] for m in replayed] == seqs[1:]
+    assert resumed == {"type": "resumed", "after": seqs[0], "count": 2, "seq": seqs[-1]}
+    assert live["type"] == "job" and live["seq"] > seqs[-1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_client_resumes_with_after_in_the_url(staff):
+    enqueue("system.noop", params={"n": 1}, user=staff)
+    enqueue("system.noop", params={"n": 2}, user=staff)
+    seqs = list(JobEvent.objects.order_by("seq").values_list("seq", flat=True))
+    session = SessionStore()
+    session["_auth_user_id"] = str(staff.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = staff.get_session_auth_hash()
+    session.save()
+
+    async def connect_with_after() -> list[dict]:
+        client = InProcessWebsocket(
+            application, f"/ws/events/?after={seqs[0]}", cookie=f"sessionid={session.session_key}"
+        )
+        assert await client.connect()
+        messages = [await client.receive_json_from(timeout=5) for _ in range(3)]
+        await client.disconnect()
+        return messages
+
+    hello, replayed, resumed = asyncio.run(connect_with_after())
+    assert hello["type"] == "hello"
+    assert replayed["seq"] == seqs[1]
+    assert resumed["count"] == 1

@@ -5,6 +5,7 @@ import json
 import logging
 import math
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -38,6 +39,15 @@ CLOSE_TOO_MANY = 4429
 MAX_MESSAGE_BYTES = 4096
 
 
+def _seq_or_none(value: Any) -> int | None:
+    """A seq the client gave (`after`), or None when it gave none or something that is not one."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63:
+        return value
+    return None
+
+
 class JobEventsConsumer(AsyncWebsocketConsumer):
     user = None
     last_seq = 0
@@ -53,7 +63,8 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         await self.accept()
         user = self.scope.get("user")
         if user is not None and user.is_authenticated:
-            await self.start(user)
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            await self.start(user, after=_seq_or_none(query.get("after", [None])[0]))
         else:
             self.deadline = asyncio.create_task(self.auth_deadline())
             self.tasks.append(self.deadline)
@@ -63,7 +74,13 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
 
-    async def start(self, user) -> None:
+    async def start(self, user, after: int | None = None) -> None:
+        """Join the user's stream; with `after`, first replay what they missed since that seq.
+
+        Messages reach a consumer one at a time, so live events wait until this returns: a
+        replay here goes out before them, in seq order. (A `resume` message sent after the
+        hello cannot promise that: live events may already have gone out ahead of it.)
+        """
         decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_connect"), f"user:{user.pk}")
         if decision is not None and not decision.allowed:
             await self.error(f"Too many connection attempts; try again in {math.ceil(decision.retry_after)} s.")
@@ -96,6 +113,10 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         # after it has been (or will be) sent live on this connection.
         self.hello_seq = self.last_seq
         await self.send_json({"type": "hello", "user": user.pk, "staff": user.is_staff, "seq": self.last_seq})
+        if after is not None:
+            async with self.send_lock:
+                count = await self.replay(after, self.hello_seq) if after < self.hello_seq else 0
+                await self.send_json({"type": "resumed", "after": after, "count": count, "seq": self.last_seq})
         self.tasks.append(asyncio.create_task(self.heartbeat()))
 
     async def heartbeat(self) -> None:
@@ -172,7 +193,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        await self.start(user)
+        await self.start(user, after=_seq_or_none(message.get("after")))
 
     async def resume(self, after: Any) -> None:
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:

@@ -13,12 +13,16 @@ from django.db import connections
 
 
 class InProcessWebsocket(ApplicationCommunicator):
-    def __init__(self, application, path: str, *, origin: str = "http://testserver") -> None:
+    def __init__(self, application, path: str, *, origin: str = "http://testserver", cookie: str | None = None) -> None:
+        path, _, query = path.partition("?")
+        headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+        if cookie:
+            headers.append((b"cookie", cookie.encode()))
         scope = {
             "type": "websocket",
             "path": path,
-            "query_string": b"",
-            "headers": [(b"origin", origin.encode()), (b"host", b"testserver")],
+            "query_string": query.encode(),
+            "headers": headers,
             "subprotocols": [],
         }
         super().__init__(application, scope)
