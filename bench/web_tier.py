@@ -1,0 +1,134 @@
+"""The web tier side by side: each serving setup Offload ships, against the same three endpoints.
+
+Endpoints (wrk, 50 connections, --duration seconds each, medians of --runs):
+  accept  POST /api/v1/media/{id}/probe/ → 202 (the spine: job, event, queue row in one commit)
+  bare    GET /bench/insert/, a view mounted only here that does one INSERT
+  live    GET /healthz/live (no database)
+
+Servers (2 processes each, on the bench database; rate limits lifted):
+  one-port   uvicorn config.asgi (HTTP handed to Django's WSGI handler, a2wsgi, 8 threads)  — make run
+  gunicorn   gunicorn config.wsgi, gthread, 2 workers × 8 threads                        — production HTTP
+  django-asgi  uvicorn with Django's own ASGI handler: what Offload served before (reference)
+
+It prints req/s and p50/p99 per endpoint, the accept/bare ratios per server, and the peak
+number of PostgreSQL connections the bench database saw during each server's runs.
+
+    .venv/bin/python bench/web_tier.py [--runs 2] [--duration 10] [--servers one-port,gunicorn,django-asgi]
+"""
+
+import argparse
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.accept_latency import IDS_FILE, LUA_SCRIPT, make_fixtures
+
+UNLIMITED = "100000000/60"
+SERVERS = {
+    "one-port": lambda port: [common.PYTHON, "-m", "uvicorn", "bench.web_tier_app:asgi", "--workers", "2",
+                              "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "off",
+                              "--log-level", "warning"],
+    "gunicorn": lambda port: [common.PYTHON, "-m", "gunicorn", "bench.web_tier_app:wsgi", "--worker-class", "gthread",
+                              "--workers", "2", "--threads", "8", "--bind", f"127.0.0.1:{port}",
+                              "--log-level", "warning"],
+    "django-asgi": lambda port: [common.PYTHON, "-m", "uvicorn", "bench.web_tier_app:django_asgi", "--workers", "2",
+                                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--lifespan", "off",
+                                 "--log-level", "warning"],
+}  # fmt: skip
+ENDPOINTS = {
+    "accept": ("POST", "/api/v1/media/{id}/probe/"),
+    "bare": ("GET", "/bench/insert/"),
+    "live": ("GET", "/healthz/live"),
+}
+
+
+@dataclass
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict
+
+
+def run_wrk(port: int, method: str, path: str, token: str, args: argparse.Namespace) -> Figures:
+    command = [
+        args.wrk,
+        *("-t", "2", "-c", str(args.connections), "-d", f"{args.duration}s", "--timeout", "30s"),
+        *("-s", str(LUA_SCRIPT), f"http://127.0.0.1:{port}"),
+        *("--", token, str(IDS_FILE), method, path, "2"),
+    ]
+    data = common.wrk_figures(common.wrk_json(command, timeout=args.duration + 60))
+    return Figures(data["requests"] / data["seconds"], data["p50_ms"], data["p99_ms"], data["statuses"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--items", type=int, default=20000)
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    args = parser.parse_args()
+
+    common.set_up(
+        "web_tier",
+        OFFLOAD_RATE_API_USER=UNLIMITED,
+        OFFLOAD_RATE_JOBS_USER=UNLIMITED,
+        OFFLOAD_RATE_API_ANON=UNLIMITED,
+        OFFLOAD_API_CACHE="0",
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_hit (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
+    token, _ids = make_fixtures(args.items)
+    common.print_summary(common.machine_summary())
+
+    results: dict[str, dict[str, list[Figures]]] = {}
+    peaks: dict[str, int] = {}
+    with common.Children() as children:
+        for n, name in enumerate(args.servers.split(",")):
+            port = common.BASE_PORT + 10 + n
+            server = children.start(f"web-tier-{name}", SERVERS[name](port))
+            common.wait_for_http(f"http://127.0.0.1:{port}/healthz/live", server)
+            results[name] = {endpoint: [] for endpoint in ENDPOINTS}
+            with common.ConnectionSampler() as sampler:
+                for _ in range(args.runs):
+                    for endpoint, (method, path) in ENDPOINTS.items():
+                        if endpoint == "accept":
+                            # Every run starts with no jobs: each request makes a new one (202).
+                            common.truncate_queue_tables()
+                        figures = run_wrk(port, method, path, token, args)
+                        results[name][endpoint].append(figures)
+                        print(f"  {name:12} {endpoint:6} {figures.rps:8.0f} req/s  p50 {figures.p50_ms:7.1f} ms"
+                              f"  p99 {figures.p99_ms:7.1f} ms  {figures.statuses}")  # fmt: skip
+            peaks[name] = sampler.peak
+            children.stop(server)
+
+    print(f"\nmedians of {args.runs} runs, {args.connections} connections, {args.duration} s each:")
+    print(f"{'server':12} {'endpoint':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, by_endpoint in results.items():
+        med = {
+            endpoint: (
+                common.median([f.rps for f in runs]),
+                common.median([f.p50_ms for f in runs]),
+                common.median([f.p99_ms for f in runs]),
+            )
+            for endpoint, runs in by_endpoint.items()
+        }
+        for endpoint, (rps, p50, p99) in med.items():
+            print(f"{name:12} {endpoint:8} {rps:8.0f} {p50:8.1f} {p99:8.1f}")
+        ratio = med["accept"][0] / med["bare"][0]
+        p99_ratio = med["accept"][2] / med["bare"][2]
+        print(f"{name:12} accept/bare: {ratio:.0%} of the rate, p99 {p99_ratio:.2f}x; peak PostgreSQL "
+              f"connections {peaks[name]}")  # fmt: skip
+    common.truncate_queue_tables()
+
+
+if __name__ == "__main__":
+    main()
