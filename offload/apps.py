@@ -15,7 +15,7 @@ class OffloadConfig(AppConfig):
         from offload.admin import media as media_admin
         from offload.api import caching, tokens
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
-        from offload.jobs import job_event_committed, register
+        from offload.jobs import events, job_event_committed, register
         from offload.jobs.schedules import register_schedule
         from offload.metrics import database, registry
         from offload.metrics.jobs import QueueCollector
@@ -35,6 +35,7 @@ class OffloadConfig(AppConfig):
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
 
         database.connect()
+        events.connect()
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())
         registry.register_collector(ServicesCollector())

@@ -98,3 +98,28 @@ def test_an_event_is_announced_once_when_its_transaction_commits_and_never_when_
     finally:
         job_event_committed.disconnect(listener)
     assert Job.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_event_is_announced_with_the_seq_it_took_at_commit_without_reading_it_back(alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from offload.models import JobEvent
+
+    heard = []
+
+    def listener(sender, event, **kwargs):
+        heard.append((event.pk, event.seq))
+
+    job_event_committed.connect(listener)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            jobs.enqueue("system.noop", params={"n": 1}, user=alice)
+            jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    finally:
+        job_event_committed.disconnect(listener)
+    stored = dict(JobEvent.objects.values_list("pk", "seq"))
+    assert heard == sorted(stored.items()) and heard[1][1] == heard[0][1] + 1
+    # The numbers came with the COMMIT's answer: no query read them back.
+    assert not [q for q in queries.captured_queries if 'FROM "offload_jobevent"' in q["sql"]]

@@ -32,6 +32,11 @@ transaction that rolls back never reaches its commit-time trigger and takes no n
 the global order also has no holes. Inside the inserting transaction the row's seq is NULL;
 nothing outside can see the row before it commits.
 
+The committing session learns its numbers without another round trip: the trigger sends
+them with pg_notify on a channel only that session listens on (`offload_seq_<backend pid>`),
+and PostgreSQL delivers a session's own notifications with its COMMIT's answer. Should one
+be missing, the number is read back.
+
 SQLite (the embedded run) allows one writer at a time, so numbering at INSERT is already in
 commit order there.
 """
@@ -40,6 +45,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.backends.signals import connection_created
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -86,10 +92,42 @@ def record_event(job: Job, event: str) -> JobEvent:
 
 def _announce(record: JobEvent) -> None:
     if record.seq is None:
-        # Numbered as its transaction committed: read the number back (no lock is held now).
-        record.seq = JobEvent.objects.filter(pk=record.pk).values_list("seq", flat=True).first()
+        # Numbered as its transaction committed: the trigger told this session the number
+        # with the COMMIT's answer; read it back only when that notice is missing.
+        record.seq = _numbers_heard(transaction.get_connection()).pop(record.pk, None)
+        if record.seq is None:
+            record.seq = JobEvent.objects.filter(pk=record.pk).values_list("seq", flat=True).first()
     # Robust: a subscriber that fails is logged by Django and keeps the event from no other.
     job_event_committed.send_robust(sender=JobEvent, event=record)
+
+
+def _numbers_heard(connection) -> dict[int, int]:
+    """Event id → seq, as this connection's session heard them from the numbering trigger."""
+    return getattr(connection, "offload_event_numbers", {})
+
+
+def listen_for_numbers(sender, connection, **kwargs) -> None:
+    """connection_created: listen on this session's own channel for the numbers its commits take."""
+    if connection.vendor != "postgresql":
+        return
+    raw = connection.connection
+    heard = connection.offload_event_numbers = getattr(connection, "offload_event_numbers", {})
+    if getattr(raw, "offload_listening", False):
+        return  # a pooled connection handed out again: already listening
+
+    def hear(notice) -> None:
+        event_id, _, seq = notice.payload.partition(" ")
+        heard[int(event_id)] = int(seq)
+
+    raw.add_notify_handler(hear)
+    with connection.cursor() as cursor:
+        cursor.execute(f"LISTEN offload_seq_{raw.info.backend_pid}")
+    raw.offload_listening = True
+
+
+def connect() -> None:
+    """Listen for event numbers on every PostgreSQL connection (from OffloadConfig.ready())."""
+    connection_created.connect(listen_for_numbers, dispatch_uid="offload.jobs.events.numbers")
 
 
 def prune_events() -> int:

@@ -17,6 +17,9 @@ BEGIN
     ON CONFLICT (id) DO UPDATE SET last_seq = offload_eventsequence.last_seq + 1
     RETURNING last_seq INTO taken;
     UPDATE offload_jobevent SET seq = taken WHERE id = NEW.id;
+    -- Tells the committing session its number (delivered with the COMMIT's answer), so it
+    -- need not read it back; only that session listens on its own channel.
+    PERFORM pg_notify('offload_seq_' || pg_backend_pid(), NEW.id || ' ' || taken);
     RETURN NULL;
 END
 $$ LANGUAGE plpgsql;
