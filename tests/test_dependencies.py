@@ -82,7 +82,7 @@ def test_modules_the_code_imports_are_declared():
 
 
 def test_the_check_catches_a_pin_outside_its_range():
-    pins = parse_lock('django==6.0.1 \\\n    --hash=sha256:abc\nredis==8.1.0 \\\n    --hash=sha256:def\n')
+    pins = parse_lock("django==6.0.1 \\\n    --hash=sha256:abc\nredis==8.1.0 \\\n    --hash=sha256:def\n")
     problems = lock_problems([Requirement("Django>=5.2,<6.0"), Requirement("redis>=8.1,<9")], pins)
     assert problems == ["Django==6.0.1 is outside the declared range <6.0,>=5.2"]
 
