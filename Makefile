@@ -61,5 +61,17 @@ test-system-deps:
 services:
 	@bash scripts/ensure_services.sh
 
+# The OpenAPI document, from the code (SCHEMA=path to write it elsewhere).
+SCHEMA ?= var/openapi.yml
+schema: venv
+	mkdir -p $(dir $(SCHEMA))
+	$(PY) manage.py spectacular --validate --fail-on-warn --file $(SCHEMA)
+	@echo "Wrote $(SCHEMA)"
+
+# `clean` keeps var/ (the embedded run's database, demo library and media); `clean-all` removes it too.
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var/test var/lock-tools
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf var
