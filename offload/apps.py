@@ -1,4 +1,7 @@
+from pathlib import Path
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin import apps as admin_apps
 
 
@@ -50,9 +53,25 @@ class OffloadConfig(AppConfig):
         )
 
 
+def make_runtime_folders() -> None:
+    """The folders a process writes to at once: the metrics folder and the SQLite file's folder."""
+    folders = [settings.PROMETHEUS_MULTIPROC_DIR]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and str(database["NAME"]) != ":memory:":
+        folders.append(Path(database["NAME"]).parent)
+    for folder in folders:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
 class OffloadAdminConfig(admin_apps.AdminConfig):
     """Installed in place of django.contrib.admin, so `admin.site` is Offload's site."""
 
     default = False  # INSTALLED_APPS names it; "offload" alone means OffloadConfig
 
     default_site = "offload.admin.site.OffloadAdminSite"
+
+    def ready(self) -> None:
+        # The first app made ready (INSTALLED_APPS): the admin's autodiscovery already
+        # imports modules whose metrics write into the metrics folder.
+        make_runtime_folders()
+        super().ready()
