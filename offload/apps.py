@@ -3,6 +3,7 @@ from pathlib import Path
 from django.apps import AppConfig
 from django.conf import settings
 from django.contrib.admin import apps as admin_apps
+from django.core.signals import request_finished
 
 
 class OffloadConfig(AppConfig):
@@ -13,7 +14,7 @@ class OffloadConfig(AppConfig):
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
 
-        from offload import checks, signals
+        from offload import checks, logs, signals
         from offload.admin import jobs as jobs_admin
         from offload.admin import media as media_admin
         from offload.api import caching
@@ -37,6 +38,7 @@ class OffloadConfig(AppConfig):
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
 
         database.connect()
+        request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())
         registry.register_collector(ServicesCollector())
