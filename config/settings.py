@@ -225,6 +225,10 @@ OFFLOAD_LIBRARY_ROOTS = [
 ]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media" / "output"))).resolve()
 MEDIA_URL = "/media/"
+# Behind nginx: after the access check, /media/ answers with X-Accel-Redirect to this internal
+# location (deploy/nginx/offload.conf) and nginx streams the file, ranges included. Empty: the
+# app serves the file itself.
+OFFLOAD_MEDIA_ACCEL_REDIRECT = env_str("OFFLOAD_MEDIA_ACCEL_REDIRECT", "")
 STATIC_URL = "/static/"
 # Static files are served from the apps' own folders, so no collectstatic step is needed;
 # set STATIC_ROOT to collect them for a proxy instead.
