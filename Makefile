@@ -34,8 +34,9 @@ lint: dev-venv
 venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
+# Debian's python3 makes virtualenvs only with python3-venv: installed first where missing.
 $(VENV)/.installed: requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { PYTHON=$(PYTHON) bash scripts/ensure_system_packages.sh --venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
