@@ -12,12 +12,12 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	MEDIA_ROOT=$(CURDIR)/var/test/output \
 	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/test/prometheus
 
-.PHONY: run test lint schema venv system-deps test-system-deps services clean
+.PHONY: run test lint schema venv dev-venv lock system-deps test-system-deps services clean clean-all
 
 run: venv system-deps
 	$(PY) scripts/run.py
 
-test: venv test-system-deps services lint
+test: dev-venv test-system-deps services lint
 	mkdir -p var/test/library var/test/output
 	$(TEST_ENV) $(PY) manage.py check --fail-level WARNING
 	$(TEST_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file var/test/schema.yml
@@ -26,16 +26,30 @@ test: venv test-system-deps services lint
 	promtool check config deploy/prometheus/prometheus.yml
 	$(TEST_ENV) $(PY) -m pytest
 
-lint: venv
+lint: dev-venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
+# The runtime lock for `make run`; the runtime and development locks together for `make test`.
 venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
 
+# Debian's python3 makes virtualenvs only with python3-venv: installed first where missing.
 $(VENV)/.installed: requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { PYTHON=$(PYTHON) bash scripts/ensure_system_packages.sh --venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Regenerate both locks from pyproject.toml (pip-tools, in a virtualenv of its own).
+PIP_COMPILE := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	test -x var/lock-tools/bin/pip-compile || ($(PYTHON) -m venv var/lock-tools && var/lock-tools/bin/pip install --quiet pip-tools)
+	var/lock-tools/bin/$(PIP_COMPILE) -o requirements.txt pyproject.toml
+	var/lock-tools/bin/$(PIP_COMPILE) --extra dev -o requirements-dev.txt pyproject.toml
 
 # ffprobe comes from the system's ffmpeg package (imageio-ffmpeg ships ffmpeg alone);
 # the tests also drive Debian's chromium, and check the alerting rules with promtool.
@@ -48,5 +62,17 @@ test-system-deps:
 services:
 	@bash scripts/ensure_services.sh
 
+# The OpenAPI document, from the code (SCHEMA=path to write it elsewhere).
+SCHEMA ?= var/openapi.yml
+schema: venv
+	mkdir -p $(dir $(SCHEMA))
+	$(PY) manage.py spectacular --validate --fail-on-warn --file $(SCHEMA)
+	@echo "Wrote $(SCHEMA)"
+
+# `clean` keeps var/ (the embedded run's database, demo library and media); `clean-all` removes it too.
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var/test var/lock-tools
+	find . -name __pycache__ -type d -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+clean-all: clean
+	rm -rf var

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "offload.web.request_id.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -129,7 +130,7 @@ _database_url = env_str("DATABASE_URL", "")
 if _database_url:
     _default_db = dj_database_url.parse(_database_url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
 else:
-    VAR_DIR.mkdir(exist_ok=True)
+    # Its folder is made when the app starts (offload/apps.py), never when settings load.
     _default_db = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "offload.sqlite3",
@@ -184,6 +185,9 @@ CACHES = {
         },
     },
 }
+# The same client on the state instance (noeviction): django-q2's cluster stats live here, so
+# an eviction in the cache instance never makes live workers look dead.
+CACHES["state"] = {**CACHES["default"], "BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "offload.cache"
 
@@ -224,6 +228,10 @@ OFFLOAD_LIBRARY_ROOTS = [
 ]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media" / "output"))).resolve()
 MEDIA_URL = "/media/"
+# Behind nginx: after the access check, /media/ answers with X-Accel-Redirect to this internal
+# location (deploy/nginx/offload.conf) and nginx streams the file, ranges included. Empty: the
+# app serves the file itself.
+OFFLOAD_MEDIA_ACCEL_REDIRECT = env_str("OFFLOAD_MEDIA_ACCEL_REDIRECT", "")
 STATIC_URL = "/static/"
 # Static files are served from the apps' own folders, so no collectstatic step is needed;
 # set STATIC_ROOT to collect them for a proxy instead.
@@ -268,6 +276,7 @@ Q_CLUSTER = {
     "poll": env_float("OFFLOAD_Q_POLL", 0.05),
     "bulk": 1,
     "label": "Task queue",
+    "cache": "state",
 }
 # The broker: "orm" (the default database; a job and its queue row commit together) or
 # "redis" (REDIS_URL; more throughput, pushed after commit, see docs/scaling.md).
@@ -277,6 +286,8 @@ if OFFLOAD_Q_BROKER == "redis":
     Q_CLUSTER["redis"] = REDIS_URL
 elif OFFLOAD_Q_BROKER != "orm":
     raise ImproperlyConfigured(f"OFFLOAD_Q_BROKER must be orm or redis, not {OFFLOAD_Q_BROKER!r}")
+# django-q2's brokers, saving each cluster's lane beside its stats (offload/jobs/lanes.py).
+Q_CLUSTER["broker_class"] = f"offload.jobs.lanes.Lane{'Redis' if OFFLOAD_Q_BROKER == 'redis' else 'ORM'}Broker"
 
 # --- Search sync -------------------------------------------------------------
 
@@ -418,8 +429,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 # variable once, when first imported; the settings load before anything imports it, so
 # setting it here reaches every process and their children. `make run` empties the folder
 # before it starts them; a deployment does the same when it starts a host's processes.
+# The folder itself is made when the app starts (offload/apps.py), never when settings load.
 PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))).resolve()
-PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 # A gauge per process would repeat once per pid; `manage.py migrate --check` answers this.
 PROMETHEUS_EXPORT_MIGRATIONS = False
@@ -435,11 +446,20 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# plain: text lines; json: one JSON object per line (offload/logs.py). Either way a line
+# carries the request id in the web and the job id and kind in a worker.
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "offload.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "offload.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # django-q2 logs as "django-q".
     "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},

@@ -1,5 +1,9 @@
+from pathlib import Path
+
 from django.apps import AppConfig
+from django.conf import settings
 from django.contrib.admin import apps as admin_apps
+from django.core.signals import request_finished
 
 
 class OffloadConfig(AppConfig):
@@ -10,7 +14,7 @@ class OffloadConfig(AppConfig):
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
 
-        from offload import checks, signals
+        from offload import checks, logs, signals
         from offload.admin import jobs as jobs_admin
         from offload.admin import media as media_admin
         from offload.api import caching, tokens
@@ -36,6 +40,7 @@ class OffloadConfig(AppConfig):
 
         database.connect()
         events.connect()
+        request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())
         registry.register_collector(ServicesCollector())
@@ -52,9 +57,25 @@ class OffloadConfig(AppConfig):
         )
 
 
+def make_runtime_folders() -> None:
+    """The folders a process writes to at once: the metrics folder and the SQLite file's folder."""
+    folders = [settings.PROMETHEUS_MULTIPROC_DIR]
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3") and str(database["NAME"]) != ":memory:":
+        folders.append(Path(database["NAME"]).parent)
+    for folder in folders:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+
+
 class OffloadAdminConfig(admin_apps.AdminConfig):
     """Installed in place of django.contrib.admin, so `admin.site` is Offload's site."""
 
     default = False  # INSTALLED_APPS names it; "offload" alone means OffloadConfig
 
     default_site = "offload.admin.site.OffloadAdminSite"
+
+    def ready(self) -> None:
+        # The first app made ready (INSTALLED_APPS): the admin's autodiscovery already
+        # imports modules whose metrics write into the metrics folder.
+        make_runtime_folders()
+        super().ready()

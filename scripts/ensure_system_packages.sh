@@ -2,14 +2,22 @@
 # System tools Offload needs, from Debian's packages, installed when missing (as root).
 #   ffmpeg/ffprobe: media work (imageio-ffmpeg ships ffmpeg alone, without ffprobe)
 #   chromium + chromedriver: the browser test of the live admin (tests only)
-#   promtool (Debian's prometheus package): checks deploy/prometheus/ (tests only)
+#   promtool and prometheus (Debian's prometheus package): checks and runs deploy/prometheus/ (tests only)
+#   nginx: the shipped site in deploy/nginx/, in front of the real app servers (tests only)
+#   python3-venv: `python3 -m venv` needs it on Debian (--venv: before .venv is created)
 set -euo pipefail
 want=()
-command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || want+=(ffmpeg)
-if [ "${1:-}" = "--test" ]; then
+mode="${1:-}"
+if [ "$mode" = "--venv" ]; then
+  ${PYTHON:-python3} -c "import ensurepip, venv" 2>/dev/null || want+=(python3-venv)
+else
+  command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || want+=(ffmpeg)
+fi
+if [ "$mode" = "--test" ]; then
   command -v chromium >/dev/null || want+=(chromium)
   command -v chromedriver >/dev/null || want+=(chromium-driver)
   command -v promtool >/dev/null || want+=(prometheus)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -43,6 +43,12 @@ LOG_TAIL_LINES = 30
 APP_TIER = 1
 SERVICE_TIER = 0
 
+# A child that dies is started again after a backoff that doubles with each crash in a row,
+# up to the cap; a child that ran this long before dying starts the count afresh.
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+RESTART_STABLE_SECONDS = 60.0
+
 
 def web_database_env(env: dict[str, str]) -> dict[str, str]:
     """The web process's database settings: persistent connections, one per HTTP thread.
@@ -108,6 +114,12 @@ class Child:
     stop_signal: int
     grace: float
     tier: int
+    args: list[str]
+    env: dict[str, str]
+    started_at: float = 0.0
+    # Crashes in a row, and when the pending restart is due (None: none pending).
+    crashes: int = 0
+    restart_at: float | None = None
 
     @property
     def alive(self) -> bool:
@@ -138,27 +150,64 @@ class Supervisor:
         # A stop signal between the fork and the bookkeeping below would leave an unknown child.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            with open(log_path, "wb") as log_file:
-                proc = subprocess.Popen(
-                    args,
-                    cwd=BASE_DIR,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    # Its own group: the terminal's Ctrl-C reaches this script alone, which then
-                    # stops the children in order; and killpg reaches their own children too.
-                    process_group=0,
-                    preexec_fn=_child_setup(stop_signal),
-                )
-            child = Child(name, proc, log_path, stop_signal, grace, tier)
+            proc = self._spawn(args, env, log_path, stop_signal, "wb")
+            child = Child(name, proc, log_path, stop_signal, grace, tier, args, env, started_at=time.monotonic())
             self.children.append(child)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         return child
 
-    def first_dead(self) -> Child | None:
-        return next((c for c in self.children if not c.alive), None)
+    @staticmethod
+    def _spawn(args: list[str], env: dict[str, str], log_path: Path, stop_signal: int, mode: str) -> subprocess.Popen:
+        with open(log_path, mode) as log_file:
+            return subprocess.Popen(
+                args,
+                cwd=BASE_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                # Its own group: the terminal's Ctrl-C reaches this script alone, which then
+                # stops the children in order; and killpg reaches their own children too.
+                process_group=0,
+                preexec_fn=_child_setup(stop_signal),
+            )
+
+    def schedule_restart(self, child: Child) -> float:
+        """After a crash: clear what the child left in its group, and set when it starts again."""
+        # Whatever the dead leader left behind (a qcluster's workers, an ffmpeg) goes first.
+        self._signal_group(child, signal.SIGKILL)
+        if time.monotonic() - child.started_at >= RESTART_STABLE_SECONDS:
+            child.crashes = 0
+        delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2**child.crashes)
+        child.crashes += 1
+        child.restart_at = time.monotonic() + delay
+        return delay
+
+    def restart(self, child: Child) -> None:
+        """Start the crashed child again with its own command and environment; its log continues."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            with open(child.log_path, "ab") as log_file:
+                log_file.write(f"\n--- run: restarted after a crash (restart {child.crashes}) ---\n".encode())
+            child.proc = self._spawn(child.args, child.env, child.log_path, child.stop_signal, "ab")
+            child.started_at = time.monotonic()
+            child.restart_at = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+    def supervise(self) -> None:
+        """One round: note new deaths (with a log line and a backoff), restart those that are due."""
+        for child in self.children:
+            if child.alive or self.stopping:
+                continue
+            if child.restart_at is None:
+                report_death(child)
+                delay = self.schedule_restart(child)
+                warn(f"restarting {child.name} in {delay:g} s (crash {child.crashes} in a row).")
+            elif time.monotonic() >= child.restart_at:
+                self.restart(child)
+                say(f"run: {child.name} restarted (pid {child.proc.pid}).")
 
     def _signal_group(self, child: Child, sig: int) -> None:
         try:
@@ -567,13 +616,11 @@ def run(sup: Supervisor) -> int:
     say(rule)
     say("ready")
 
+    # A crashed child is restarted (with a backoff) while the others keep running; the
+    # system recovers from a restarted Redis, Typesense, worker or web server by itself.
     while True:
-        dead = sup.first_dead()
-        if dead is not None:
-            report_death(dead)
-            warn("stopping everything.")
-            return 1
-        time.sleep(0.5)
+        sup.supervise()
+        time.sleep(0.2)
 
 
 def main() -> int:

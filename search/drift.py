@@ -1,6 +1,7 @@
 """Drift: documents missing from, orphaned in, or stale in the index, compared with the database."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,8 @@ from search.sync import mark_items, sync_pending
 log = logging.getLogger(__name__)
 
 SAMPLE = 20
+# Rows compared between two progress reports.
+PROGRESS_EVERY = 1000
 
 
 @dataclass
@@ -45,13 +48,18 @@ class DriftReport:
         return data
 
 
-def find_drift() -> DriftReport:
-    """Compare every document's id, updated_at and has_renditions with the database."""
+def find_drift(progress: Callable[[str, int, int], None] | None = None) -> DriftReport:
+    """Compare every document's id, updated_at and has_renditions with the database.
+
+    `progress` hears (stage, done, total): the export of the index, then the rows compared.
+    """
     # The write client: exporting a large collection takes longer than a search may.
     client = ts.require_write_client()
     collection = ts.alias_target(client)
     indexed: dict[int, tuple[Any, Any]] = {}
     if collection is not None:
+        if progress:
+            progress("exporting", 0, 0)
         for doc in ts.export_documents(client, collection, ("id", "updated_at", "has_renditions")):
             indexed[int(doc["id"])] = (doc.get("updated_at"), doc.get("has_renditions"))
     pending = set(PendingSync.objects.values_list("item_id", flat=True))
@@ -61,8 +69,11 @@ def find_drift() -> DriftReport:
         .values_list("pk", "updated_at", "has_renditions")
     )
     report = DriftReport(collection=collection, indexed=len(indexed), in_database=0, pending=len(pending))
+    total = MediaItem.objects.count() if progress else 0
     for pk, updated_at, has_renditions in rows.iterator(chunk_size=5000):
         report.in_database += 1
+        if progress and report.in_database % PROGRESS_EVERY == 0:
+            progress("comparing", report.in_database, max(total, report.in_database))
         doc = indexed.pop(pk, None)
         if pk in pending:
             continue
@@ -71,6 +82,8 @@ def find_drift() -> DriftReport:
         elif doc != (epoch_us(updated_at), has_renditions):
             report.stale.append(pk)
     report.orphaned = sorted(pk for pk in indexed if pk not in pending)
+    if progress:
+        progress("comparing", report.in_database, report.in_database)
     return report
 
 

@@ -41,11 +41,17 @@ class ReindexBusy(Exception):
     """Another reindex is building now."""
 
 
-def rebuild(*, batch_size: int | None = None, progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+def rebuild(
+    *,
+    batch_size: int | None = None,
+    progress: Callable[[float], None] | None = None,
+    counts: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
     """Build a fresh collection from the database and put it behind the alias; answer figures.
 
     One at a time: a second reindex gives up on the lock before it creates a collection. The
     build's row in the database keeps the rule too, so a Redis outage does not stop a reindex.
+    `progress` hears a percentage (a job's progress); `counts` hears (stage, done, total).
     """
     lock = RedisLock("reindex", ttl_seconds=REINDEX_LOCK_TTL)
     try:
@@ -53,10 +59,10 @@ def rebuild(*, batch_size: int | None = None, progress: Callable[[float], None] 
             raise ReindexBusy("A reindex is already running (another worker holds the reindex lock).")
     except RedisError as exc:
         log.warning("reindex: the lock is unavailable (%s); the build registration alone keeps one at a time", exc)
-        return _rebuild(batch_size, progress)
+        return _rebuild(batch_size, progress, counts)
     lock.keep_alive()
     try:
-        return _rebuild(batch_size, progress)
+        return _rebuild(batch_size, progress, counts)
     finally:
         try:
             lock.release()
@@ -64,7 +70,9 @@ def rebuild(*, batch_size: int | None = None, progress: Callable[[float], None] 
             log.warning("reindex: could not release the lock (%s); it expires by itself", exc)
 
 
-def _rebuild(batch_size: int | None, progress: Callable[[float], None] | None) -> dict[str, Any]:
+def _rebuild(
+    batch_size: int | None, progress: Callable[[float], None] | None, counts: Callable[[str, int, int], None] | None
+) -> dict[str, Any]:
     client = ts.require_write_client()
     batch_size = batch_size or settings.SEARCH_REINDEX_BATCH
     started = time.monotonic()
@@ -80,9 +88,13 @@ def _rebuild(batch_size: int | None, progress: Callable[[float], None] | None) -
         raise
     swapped = False
     try:
-        documents = _import_all(client, build, batch_size, progress)
+        documents = _import_all(client, build, batch_size, progress, counts)
         build_seconds = time.monotonic() - started
+        if counts:
+            counts("replaying", 0, BuildReplay.objects.filter(build=build).count())
         replayed, unsettled = _replay(build)
+        if counts:
+            counts("swapping", replayed, replayed)
         previous = ts.swap_alias(client, name)
         swapped = True
         _go_live(build, documents, replayed)
@@ -167,9 +179,18 @@ def _prefetched(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[s
             reader.submit(connections.close_all).result()
 
 
-def _import_all(client, build: IndexBuild, batch_size: int, progress: Callable[[float], None] | None) -> int:
-    total = MediaItem.objects.count() or 1
+def _import_all(
+    client,
+    build: IndexBuild,
+    batch_size: int,
+    progress: Callable[[float], None] | None,
+    counts: Callable[[str, int, int], None] | None,
+) -> int:
+    items = MediaItem.objects.count()
+    total = items or 1
     seen = written = 0
+    if counts:
+        counts("copying", 0, items)
     for batch in _prefetched(iter_document_batches(batch_size)):
         refused = ts.import_documents(client, build.collection, batch)
         if refused:
@@ -183,6 +204,8 @@ def _import_all(client, build: IndexBuild, batch_size: int, progress: Callable[[
         IndexBuild.objects.filter(pk=build.pk).update(heartbeat_at=timezone.now(), documents=written)
         if progress:
             progress(min(90.0, 90.0 * seen / total))
+        if counts:
+            counts("copying", seen, max(items, seen))
     return written
 
 

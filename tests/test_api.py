@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from offload import jobs
+from offload.api.pagination import JobCursorPagination
 from offload.models import Job, JobStatus, Library, MediaItem
 from tests.support.jobrunner import drain
 from tests.support.media import make_video
@@ -127,9 +128,25 @@ def test_media_list_filters(alice_api, alices_library, alices_item):
     assert by_q["count"] == 1
     by_library = alice_api.get(f"/api/v1/media/?library={alices_library.pk}").json()
     assert by_library["count"] == 2
-    # A filter value that cannot be an id is an error (CONTRACT: list filters answer 400), not an empty list.
-    nope = alice_api.get("/api/v1/media/?library=nope")
-    assert nope.status_code == 400 and "library" in nope.json()
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("kind=bogus", "kind"),
+        ("library=nope", "library"),
+        ("library=0", "library"),
+        ("library=²", "library"),
+        ("library=99999999999999999999999", "library"),
+        ("q=a%00b", "q"),
+    ],
+)
+def test_a_bad_media_filter_answers_400_with_the_fields_error(alice_api, alices_item, query, field):
+    response = alice_api.get(f"/api/v1/media/?{query}")
+    assert response.status_code == 400
+    body = response.json()
+    assert list(body) == [field]
+    assert isinstance(body[field][0], str) and body[field][0]
 
 
 def test_patch_edits_descriptive_fields_and_locks_them(alice_api, alices_item):
@@ -150,7 +167,35 @@ def test_jobs_list_is_newest_first_and_filters(alice_api, alice, alices_item, al
     listed = alice_api.get("/api/v1/jobs/").json()
     assert [j["id"] for j in listed["results"]] == [second.pk, first.pk]
     assert [j["id"] for j in alice_api.get("/api/v1/jobs/?kind=media.probe").json()["results"]] == [first.pk]
-    assert alice_api.get("/api/v1/jobs/?status=failed").json()["count"] == 0
+    assert alice_api.get("/api/v1/jobs/?status=failed").json()["results"] == []
+
+
+@pytest.mark.parametrize(("query", "field"), [("status=bogus", "status"), ("kind=no.such", "kind")])
+def test_a_bad_job_filter_answers_400_with_the_fields_error(alice_api, query, field):
+    response = alice_api.get(f"/api/v1/jobs/?{query}")
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert "valid choice" in response.json()[field][0]
+
+
+def test_the_job_list_pages_by_cursor_and_new_jobs_never_shift_a_page(alice_api, alice, library_root):
+    libraries = [Library.objects.create(name=f"L{i}", path=str(library_root), owner=alice) for i in range(5)]
+    made = [jobs.enqueue("library.scan", target=library, user=alice)[0] for library in libraries[:4]]
+    first = alice_api.get("/api/v1/jobs/?page_size=2").json()
+    assert set(first) == {"next", "previous", "results"}
+    assert [j["id"] for j in first["results"]] == [made[3].pk, made[2].pk]
+    # A job arriving at the top does not push an already-seen row onto the next page.
+    jobs.enqueue("library.scan", target=libraries[4], user=alice)
+    second = alice_api.get(first["next"]).json()
+    assert [j["id"] for j in second["results"]] == [made[1].pk, made[0].pk]
+    assert second["next"] is None and second["previous"] is not None
+
+
+def test_the_job_lists_page_size_is_capped(alice_api, alice, library_root):
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    jobs.enqueue("library.scan", target=library, user=alice)
+    assert len(alice_api.get("/api/v1/jobs/?page_size=100000").json()["results"]) == 1
+    assert JobCursorPagination.max_page_size == 200
 
 
 def test_cancel_and_retry_through_the_api(alice_api, alice, alices_item):
@@ -186,7 +231,7 @@ def test_bob_cannot_see_cancel_or_retry_alices_job(bob_api, alice, alices_item):
     assert bob_api.post(f"/api/v1/jobs/{job.pk}/cancel/").status_code == 404
     Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
     assert bob_api.post(f"/api/v1/jobs/{job.pk}/retry/").status_code == 404
-    assert bob_api.get("/api/v1/jobs/").json()["count"] == 0
+    assert bob_api.get("/api/v1/jobs/").json()["results"] == []
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
 
@@ -211,7 +256,7 @@ def test_staff_see_and_act_on_everyones_jobs(staff_api, alice, alices_item):
 
 def test_internal_job_kinds_are_listed_to_staff_only(alice_api, staff_api, alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    assert alice_api.get("/api/v1/jobs/").json()["count"] == 0
+    assert alice_api.get("/api/v1/jobs/").json()["results"] == []
     assert alice_api.get(f"/api/v1/jobs/{job.pk}/").status_code == 404
     assert staff_api.get(f"/api/v1/jobs/{job.pk}/").status_code == 200
 
@@ -273,8 +318,9 @@ def test_a_link_out_of_the_roots_is_refused_as_a_library(alice_api, library_root
         ("get", "/api/v1/no-such-endpoint/", None, None),
         ("delete", "/api/v1/media/{item}/", None, None),
         ("put", "/api/v1/media/{item}/", '{"title": "x"}', "application/json"),
-        ("get", "/api/v1/jobs/?page=999", None, None),
-        ("get", "/api/v1/jobs/?page=-1", None, None),
+        ("get", "/api/v1/jobs/?cursor=999", None, None),
+        ("get", "/api/v1/jobs/?cursor=-1", None, None),
+        ("get", "/api/v1/jobs/?status=bogus", None, None),
     ],
 )
 def test_bad_requests_answer_4xx_json(alice_api, alices_item, method, path, body, content_type):
@@ -293,4 +339,5 @@ def test_bad_requests_answer_4xx_json(alice_api, alices_item, method, path, body
 def test_nul_bytes_in_query_parameters_answer_400(alice_api, alices_item, path):
     response = alice_api.get(path)
     assert response.status_code == 400
-    assert "NUL" in response.json()["detail"]
+    # The filter's own field error names the parameter.
+    assert list(response.json()) == [path.split("?")[1].split("=")[0]]

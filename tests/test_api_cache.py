@@ -35,6 +35,33 @@ def test_a_second_get_is_a_hit_with_the_same_etag_and_if_none_match_answers_304(
     assert again.content == b""
 
 
+def test_a_weak_etag_from_a_compressing_proxy_still_answers_304(alice_api, item):
+    first = alice_api.get(f"/api/v1/media/{item.pk}/")
+    weak = "W/" + first["ETag"]
+    assert alice_api.get(f"/api/v1/media/{item.pk}/", HTTP_IF_NONE_MATCH=weak).status_code == 304
+    listed = alice_api.get("/api/v1/media/")
+    again = alice_api.get("/api/v1/media/", HTTP_IF_NONE_MATCH=f'"other", W/{listed["ETag"]}')
+    assert again.status_code == 304
+    assert again["ETag"] == listed["ETag"]
+    assert alice_api.get("/api/v1/media/", HTTP_IF_NONE_MATCH='W/"other"').status_code == 200
+
+
+def test_the_cache_key_holds_scheme_and_host_so_links_never_carry_another_hosts_url(alice_api, alice, item):
+    for i in range(3):
+        jobs.enqueue(
+            "media.probe", target=MediaItem.objects.create(library=item.library, relative_path=f"{i}.mp4"), user=alice
+        )
+    first = alice_api.get("/api/v1/jobs/?page_size=1", HTTP_HOST="localhost")
+    assert first.json()["next"].startswith("http://localhost/")
+    other = alice_api.get("/api/v1/jobs/?page_size=1", HTTP_HOST="127.0.0.1")
+    assert other["X-Cache"] == "miss"
+    assert other.json()["next"].startswith("http://127.0.0.1/")
+    secure = alice_api.get("/api/v1/jobs/?page_size=1", HTTP_HOST="localhost", secure=True)
+    assert secure["X-Cache"] == "miss"
+    assert secure.json()["next"].startswith("https://localhost/")
+    assert alice_api.get("/api/v1/jobs/?page_size=1", HTTP_HOST="localhost")["X-Cache"] == "hit"
+
+
 def test_a_patch_is_visible_on_the_next_get(alice_api, item):
     assert alice_api.get(f"/api/v1/media/{item.pk}/").json()["metadata"]["title"] == "Before"
     alice_api.patch(f"/api/v1/media/{item.pk}/", {"title": "After"}, format="json")

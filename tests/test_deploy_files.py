@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from django.core.cache import cache
 
 from offload import jobs
@@ -24,7 +25,11 @@ REQUIRED_ALERTS = {
     "OffloadHttpLatencyP95High",
     "OffloadRedisDown",
     "OffloadNoWorkersAlive",
+    "OffloadWorkerLaneDead",
+    "OffloadSearchOutboxGrowing",
+    "OffloadSearchDown",
 }
+RUNBOOKS = BASE_DIR / "docs" / "runbooks.md"
 # Series names in PromQL: Offload's own and django-prometheus'.
 SERIES = re.compile(r"\b((?:offload|django)_[a-z0-9_]+)")
 
@@ -54,6 +59,47 @@ def test_every_required_alert_is_defined_with_a_for_clause():
     assert names >= REQUIRED_ALERTS
     assert text.count("for: ") == len(names)
     assert re.search(r"OffloadJobFailureRatioHigh[\s\S]*?> 0\.10\s+for: 10m", text)
+
+
+def _alerts() -> list[dict]:
+    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to dashes."""
+    headings = re.findall(r"^#{1,6} (.+)$", markdown, re.M)
+    return {re.sub(r"[^a-z0-9 _-]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_a_runbook_section_that_says_what_to_check_and_do():
+    runbooks = RUNBOOKS.read_text()
+    anchors = _anchors(runbooks)
+    sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", runbooks, re.M | re.S))
+    for rule in _alerts():
+        url = rule["annotations"].get("runbook_url", "")
+        assert url == f"docs/runbooks.md#{rule['alert'].lower()}", rule["alert"]
+        assert url.split("#")[1] in anchors, rule["alert"]
+        body = sections[rule["alert"]]
+        assert "Check" in body and "Do:" in body, rule["alert"]
+
+
+def test_the_5xx_ratio_leaves_out_probes_and_scrapes():
+    rule = next(r for r in _alerts() if r["alert"] == "OffloadHttp5xxRatioHigh")
+    assert rule["expr"].count('view!~"metrics|healthz-.*"') == 2
+
+
+def test_the_dashboard_filters_every_query_by_a_host_variable():
+    dashboard = _dashboard()
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert 'up{job="offload"}' in variables["host"]["definition"]
+    assert variables["host"]["includeAll"] is True
+    exprs = [t["expr"] for p in dashboard["panels"] if p["type"] != "row" for t in p["targets"]]
+    for expr in exprs:
+        selectors = SERIES.findall(expr)
+        assert expr.count('instance=~"$host"') == len(selectors), expr
+    assert any("offload_workers_alive" in e and "by (lane)" in e for e in exprs)
+    assert any("offload_search_outbox_backlog" in e for e in exprs)
+    assert any("offload_search_up" in e for e in exprs)
 
 
 def _dashboard() -> dict:

@@ -23,6 +23,7 @@ from websockets.sync.client import connect
 from offload import jobs
 from offload.jobs import kinds, runner
 from offload.lib import limits
+from offload.metrics.services import lanes
 from offload.models import Job, JobStatus, Library
 from tests.support.cluster import BASE_DIR, wait_for
 
@@ -219,8 +220,10 @@ def test_every_kind_reports_its_queue_depth_even_when_idle(client):
 def test_redis_and_the_worker_count_are_reported(client):
     samples = scrape(client)
     assert value(samples, "offload_redis_up") == 1
-    # No cluster runs in this test.
-    assert value(samples, "offload_workers_alive") == 0
+    # No cluster runs in this test: every lane says 0.
+    for lane in lanes():
+        assert ("offload_workers_alive", frozenset({("lane", lane)})) in samples
+        assert value(samples, "offload_workers_alive", lane=lane) == 0
 
 
 @pytest.mark.django_db
@@ -235,7 +238,7 @@ def test_with_redis_away_the_scrape_still_answers_and_says_so(client, settings):
     samples = scrape(client)
     assert value(samples, "offload_redis_up") == 0
     # django-q2's cluster stats live in Redis: without it the worker count is unknown, not 0.
-    assert ("offload_workers_alive", frozenset()) not in samples
+    assert [key for key in samples if key[0] == "offload_workers_alive"] == []
     assert value(samples, "offload_database_up") == 1
 
 

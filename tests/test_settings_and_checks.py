@@ -167,3 +167,30 @@ def test_a_transcode_timeout_scales_with_the_media_and_stops_at_the_cluster_time
 def test_max_attempts_must_be_explicit(settings):
     settings.Q_CLUSTER = {k: v for k, v in settings.Q_CLUSTER.items() if k != "max_attempts"}
     assert [e.id for e in check_q_cluster()] == ["offload.E003"]
+
+
+def test_loading_the_settings_creates_no_folder_and_starting_the_app_creates_what_it_writes_to(tmp_path):
+    var, metrics = tmp_path / "var", tmp_path / "metrics"
+    code = """
+import importlib, json, pathlib, sys
+settings = importlib.import_module("config.settings")
+after_import = [pathlib.Path(p).exists() for p in sys.argv[1:]]
+import django
+django.setup()
+print(json.dumps([after_import, [pathlib.Path(p).exists() for p in sys.argv[1:]]]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(var), str(metrics)],
+        cwd=BASE_DIR,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "OFFLOAD_VAR_DIR": str(var),
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[False, False], [True, True]]

@@ -17,6 +17,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.http import HttpResponseBase
+from django.utils.cache import get_conditional_response
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.request import Request
@@ -91,9 +93,16 @@ def etag_for(data: Any) -> str:
     return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
 
 
-def _not_modified(request: Request, etag: str) -> bool:
-    wanted = request.headers.get("If-None-Match", "")
-    return etag in [tag.strip() for tag in wanted.split(",")] or wanted.strip() == "*"
+def _conditional(request: Request, etag: str, headers: dict[str, str]) -> HttpResponseBase | None:
+    """Django's own answer to If-None-Match / If-Match for this ETag (304, 412), or None to answer in full.
+
+    Django compares If-None-Match weakly, so W/"…" (what a compressing proxy sends back) matches too.
+    """
+    answer = get_conditional_response(request._request, etag=etag)
+    if answer is not None:
+        for name, value in headers.items():
+            answer[name] = value
+    return answer
 
 
 def cached_get(
@@ -103,13 +112,14 @@ def cached_get(
     *,
     ttl: int | None = None,
     expensive: bool = False,
-) -> Response:
+) -> Response | HttpResponseBase:
     """Answer a GET from the cache, or compute it (once, if expensive) and keep it."""
     if not settings.OFFLOAD_API_CACHE:
         return with_etag(request, compute())
     namespaces = list(namespaces)
     audience = audience_of(request.user)
-    base = f"api:{audience}:{request.get_full_path()}"
+    # Scheme and host belong to the key: a cached answer's links (`next`, `url`) carry them.
+    base = f"api:{audience}:{request.build_absolute_uri()}"
     version = versions(namespaces, audience)
     if version is None:
         response = compute()
@@ -121,8 +131,9 @@ def cached_get(
         hit = _single_flight(key, base)
     if hit is not None:
         status, data, etag = hit
-        if _not_modified(request, etag):
-            return Response(status=304, headers={"ETag": etag, "X-Cache": "hit"})
+        conditional = _conditional(request, etag, {"ETag": etag, "X-Cache": "hit"})
+        if conditional is not None:
+            return conditional
         return Response(data, status=status, headers={"ETag": etag, "X-Cache": "hit"})
     response = compute()
     if response.status_code == 200:
@@ -152,12 +163,15 @@ def _single_flight(key: str, base: str):
     return None  # waited long enough: compute it ourselves
 
 
-def with_etag(request: Request, response: Response) -> Response:
+def with_etag(request: Request, response: Response) -> Response | HttpResponseBase:
     """An ETag on a 200 answer, or a 304 when the client already holds that answer."""
     if response.status_code != 200 or not hasattr(response, "data"):
         return response
     etag = etag_for(response.data)
-    if _not_modified(request, etag):
-        return Response(status=304, headers={"ETag": etag})
+    conditional = _conditional(
+        request, etag, {"ETag": etag, **({"X-Cache": response["X-Cache"]} if response.has_header("X-Cache") else {})}
+    )
+    if conditional is not None:
+        return conditional
     response["ETag"] = etag
     return response

@@ -1,8 +1,7 @@
 """Thin API views: parse, check access, call one action, serialize."""
 
-import re
-
 from django.db.models import Count
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -14,6 +13,8 @@ from rest_framework.views import APIView
 
 from offload import access, actions
 from offload.api.caching import cached_get
+from offload.api.filters import JobFilter, MediaFilter
+from offload.api.pagination import JobCursorPagination
 from offload.api.serializers import (
     DescriptiveSerializer,
     JobSerializer,
@@ -23,7 +24,7 @@ from offload.api.serializers import (
     ProfileSerializer,
 )
 from offload.jobs import kinds
-from offload.models import Job, JobStatus, Library, MediaItem, MediaKind
+from offload.models import Job, Library, MediaItem
 from offload.profiles import PROFILES
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
@@ -62,17 +63,6 @@ def idempotency_key(request: Request) -> str:
     if len(key) > MAX_IDEMPOTENCY_KEY:
         raise ValidationError({"detail": f"Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters."})
     return key
-
-
-def id_filter(params, name: str) -> int | None:
-    """A query parameter that names a row by id: None when absent, 400 when it cannot be one."""
-    value = params.get(name)
-    if not value:
-        return None
-    # ASCII digits only ("²" passes str.isdigit), and within a bigint.
-    if not re.fullmatch(r"[0-9]{1,18}", value):
-        raise ValidationError({name: ["A valid id (a positive whole number) is required."]})
-    return int(value)
 
 
 def params_serializer(kind: kinds.JobKind) -> type[serializers.Serializer] | None:
@@ -162,6 +152,8 @@ class MediaViewSet(
     http_method_names = ["get", "patch", "post", "head", "options"]
     queryset = MediaItem.objects.none()  # for the schema; get_queryset applies access
     cache_namespaces = ("media",)
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = MediaFilter
 
     def get_serializer_class(self):
         if self.action == "list":
@@ -171,26 +163,7 @@ class MediaViewSet(
         return MediaDetailSerializer
 
     def get_queryset(self):
-        qs = access.media_for(self.request.user)
-        params = self.request.query_params
-        if params.get("kind"):
-            qs = qs.filter(kind=params["kind"])
-        library = id_filter(params, "library")
-        if library is not None:
-            qs = qs.filter(library_id=library)
-        if params.get("q"):
-            qs = qs.filter(title__icontains=params["q"]) | qs.filter(relative_path__icontains=params["q"])
-        return qs
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("kind", OpenApiTypes.STR, enum=MediaKind.values),
-            OpenApiParameter("library", OpenApiTypes.INT),
-            OpenApiParameter("q", OpenApiTypes.STR),
-        ]
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return access.media_for(self.request.user)
 
     @extend_schema(request=DescriptiveSerializer, responses=MediaDetailSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
@@ -214,24 +187,12 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     serializer_class = JobSerializer
     queryset = Job.objects.none()  # for the schema; get_queryset applies access
     cache_namespaces = ("jobs",)
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = JobFilter
+    pagination_class = JobCursorPagination
 
     def get_queryset(self):
-        qs = access.jobs_for(self.request.user)
-        params = self.request.query_params
-        if params.get("status"):
-            qs = qs.filter(status=params["status"])
-        if params.get("kind"):
-            qs = qs.filter(kind=params["kind"])
-        return qs.order_by("-created_at", "-id")
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=JobStatus.values),
-            OpenApiParameter("kind", OpenApiTypes.STR, enum=kinds.names()),
-        ]
-    )
-    def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        return access.jobs_for(self.request.user).order_by("-created_at", "-id")
 
     @extend_schema(
         request=None,

@@ -10,6 +10,7 @@ from django.db import connection
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
+from offload import logs
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -129,7 +130,9 @@ def execute(job_id: int) -> str:
     beat = _heartbeat_thread()
     beat.watch(run)
     try:
-        return _run_handler(job, run)
+        # Every line logged while the job runs names it (LOG_FORMAT=json: job_id, job_kind).
+        with logs.bound(job_id=job.pk, job_kind=job.kind):
+            return _run_handler(job, run)
     finally:
         beat.watch(None)
 

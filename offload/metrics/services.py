@@ -3,12 +3,15 @@
 import logging
 from collections.abc import Iterator
 
+from django.conf import settings
+from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.status import Stat
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
+from offload.jobs.lanes import lane_of
 from offload.lib.redis_state import ping_both
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,27 @@ class ServicesCollector(Collector):
             return
         redis_up.add_metric([], 1)
         yield redis_up
-        clusters = [stat for stat in Stat.get_all() if stat.status != Conf.STOPPED]
-        yield GaugeMetricFamily(
+        workers = GaugeMetricFamily(
             "offload_workers_alive",
-            "django-q2 worker processes of live clusters, as their clusters last reported.",
-            value=sum(len(stat.workers) for stat in clusters),
+            "django-q2 worker processes of a lane's live clusters, as their clusters last reported.",
+            labels=["lane"],
         )
-        yield GaugeMetricFamily("offload_clusters_alive", "django-q2 clusters reporting in.", value=len(clusters))
+        clusters = GaugeMetricFamily(
+            "offload_clusters_alive", "django-q2 clusters reporting in, per lane.", labels=["lane"]
+        )
+        # Per lane, every lane always: a dead lane beside a live one must show as 0, not hide in a sum.
+        per_lane = {lane: [] for lane in lanes()}
+        broker = get_broker()
+        for stat in Stat.get_all(broker):
+            if stat.status != Conf.STOPPED:
+                per_lane.setdefault(lane_of(stat, broker, default=settings.Q_CLUSTER["name"]), []).append(stat)
+        for lane, alive in per_lane.items():
+            workers.add_metric([lane], sum(len(stat.workers) for stat in alive))
+            clusters.add_metric([lane], len(alive))
+        yield workers
+        yield clusters
+
+
+def lanes() -> list[str]:
+    """The worker lanes: the default cluster and each alternative cluster (named after its queue)."""
+    return [settings.Q_CLUSTER["name"], *settings.Q_CLUSTER.get("ALT_CLUSTERS", {})]

@@ -1,6 +1,8 @@
 """`/media/`: published renditions and thumbnails, to whoever may see their item."""
 
 import re
+from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import Http404, HttpResponse
@@ -37,5 +39,23 @@ def serve_media(request, path: str) -> HttpResponse:
         user = found[0]
     if not media_for(user).filter(pk=int(match["item"])).exists():
         raise Http404("No such file.")
+    if settings.OFFLOAD_MEDIA_ACCEL_REDIRECT:
+        return accel_redirect(path)
     # Read at request time: MEDIA_ROOT is a setting, not an import-time constant.
     return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
+def accel_redirect(path: str) -> HttpResponse:
+    """Hand the file to the proxy (nginx's X-Accel-Redirect): it streams it, Range requests included.
+
+    The file is checked here first, so a missing one answers the app's own 404.
+    """
+    root = Path(settings.MEDIA_ROOT).resolve()
+    target = (root / path).resolve()
+    if not target.is_file() or not target.is_relative_to(root):
+        raise Http404("No such file.")
+    response = HttpResponse()
+    # No Content-Type of ours: the proxy sets the file's own from its extension.
+    del response["Content-Type"]
+    response["X-Accel-Redirect"] = settings.OFFLOAD_MEDIA_ACCEL_REDIRECT.rstrip("/") + "/" + quote(path)
+    return response

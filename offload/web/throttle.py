@@ -36,24 +36,24 @@ def limit_for(name: str) -> Limit:
     return Limit(name, count, window, fail_open=name not in settings.OFFLOAD_RATE_LIMITS_FAIL_CLOSED)
 
 
+def is_trusted_proxy(address: str) -> bool:
+    """Whether the address is one of OFFLOAD_TRUSTED_PROXIES (addresses or CIDR networks)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in settings.OFFLOAD_TRUSTED_PROXIES)
+
+
 def client_ip(request: HttpRequest) -> str:
     """The client's address; X-Forwarded-For counts only when it comes from a trusted proxy."""
     remote = request.META.get("REMOTE_ADDR", "") or "unknown"
-    trusted = [ipaddress.ip_network(net, strict=False) for net in settings.OFFLOAD_TRUSTED_PROXIES]
-
-    def is_trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in trusted)
-
-    if not is_trusted(remote):
+    if not is_trusted_proxy(remote):
         return remote
     hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
     # The nearest hop that is not one of our proxies is the client as far as we can tell.
     for hop in reversed(hops):
-        if not is_trusted(hop):
+        if not is_trusted_proxy(hop):
             return hop
     return remote
 

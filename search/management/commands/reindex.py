@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from offload import jobs
 from search import reindex
 from search import typesense as ts
+from search.progress import Progress
 
 
 class Command(BaseCommand):
@@ -24,19 +25,24 @@ class Command(BaseCommand):
             job, created = jobs.enqueue("search.reindex")
             self.stdout.write(f"Reindex job {job.pk} {'queued' if created else 'already active'}.")
             return
-        last = [-10.0]
+        shown = Progress(self.stdout, "reindex")
 
-        def progress(percent: float) -> None:
-            if percent - last[0] >= 10 or percent >= 100:
-                last[0] = percent
-                self.stdout.write(f"  {percent:5.1f}%")
+        def counts(stage: str, done: int, total: int) -> None:
+            if stage == "copying":
+                shown.update(done, total)
+            elif stage == "replaying":
+                shown.note(f"replaying {total} writes made during the copy")
+            else:
+                shown.note("swapping the alias")
 
         try:
-            result = reindex.rebuild(batch_size=batch_size, progress=progress)
+            result = reindex.rebuild(batch_size=batch_size, counts=counts)
         except reindex.ReindexBusy as exc:
             raise CommandError(str(exc)) from exc
         except (ts.SearchUnavailable, *ts.ERRORS) as exc:
             raise CommandError(f"Typesense unavailable: {type(exc).__name__}: {exc}") from exc
+        finally:
+            shown.finish()
         self.stdout.write(
             self.style.SUCCESS(
                 f"{result['collection']} is live: {result['documents']} documents, {result['replayed']} replayed, "

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from search import drift
 from search import typesense as ts
+from search.progress import Progress
 
 
 class Command(BaseCommand):
@@ -13,10 +14,20 @@ class Command(BaseCommand):
         parser.add_argument("--repair", action="store_true", help="Re-index every drifted item now.")
 
     def handle(self, *args, repair=False, **options):
+        shown = Progress(self.stdout, "search_drift")
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage == "exporting":
+                shown.note("exporting the index")
+            else:
+                shown.update(done, total)
+
         try:
-            report = drift.find_drift()
+            report = drift.find_drift(progress)
         except (ts.SearchUnavailable, *ts.ERRORS) as exc:
             raise CommandError(f"Typesense unavailable: {type(exc).__name__}: {exc}") from exc
+        finally:
+            shown.finish()
         self.stdout.write(
             f"collection {report.collection or '(none)'}: {report.indexed} documents, "
             f"{report.in_database} items, {report.pending} writes in flight"

@@ -1,0 +1,43 @@
+"""Which lane (django-q2 cluster name) each running cluster serves.
+
+Every lane shares django-q2's stat list (its key comes from the site's `name`), and a stat
+does not say which lane it belongs to. These brokers save, beside each stat and with the
+same short expiry, the lane of the cluster that saved it, so workers can be counted per
+lane and a dead lane beside a live one shows as 0.
+"""
+
+from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
+from django_q.conf import Conf
+from django_q.status import Stat
+
+
+def _lane_key(stat_key: str) -> str:
+    return f"{stat_key}:lane"
+
+
+class LaneORMBroker(ORM):
+    """The ORM broker; its cluster stats (in the state Redis) carry their lane."""
+
+    def set_stat(self, key: str, value: str, timeout: int):
+        saved = super().set_stat(key, value, timeout)
+        if self.cache:
+            self.cache.set(_lane_key(key), Conf.CLUSTER_NAME, timeout)
+        return saved
+
+
+class LaneRedisBroker(Redis):
+    """The Redis broker; its cluster stats carry their lane."""
+
+    def set_stat(self, key: str, value: str, timeout: int):
+        saved = super().set_stat(key, value, timeout)
+        self.connection.set(_lane_key(key), Conf.CLUSTER_NAME, timeout)
+        return saved
+
+
+def lane_of(stat: Stat, broker, default: str) -> str:
+    """The lane a cluster's stat belongs to; `default` for a cluster that did not say."""
+    lane = broker.get_stat(_lane_key(Stat.get_key(stat.cluster_id)))
+    if isinstance(lane, bytes):
+        lane = lane.decode()
+    return lane or default
