@@ -349,6 +349,9 @@ OFFLOAD_RATE_LIMITS_FAIL_CLOSED = env_list("OFFLOAD_RATE_LIMITS_FAIL_CLOSED", ["
 # Proxies whose X-Forwarded-For is believed, as addresses or CIDR networks.
 OFFLOAD_TRUSTED_PROXIES = env_list("OFFLOAD_TRUSTED_PROXIES", [])
 
+# Whether users other than staff may create libraries (staff grant access otherwise).
+OFFLOAD_USERS_CREATE_LIBRARIES = env_bool("OFFLOAD_USERS_CREATE_LIBRARIES", False)
+
 # GET answers are cached per user in Redis and invalidated on commit (offload/api/caching.py).
 OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
 

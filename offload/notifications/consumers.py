@@ -208,7 +208,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         async with self.send_lock:
             if seq <= self.last_seq:
                 return
-            visible = self.visibility.admits(message["user_id"], message["job"]["kind"])
+            visible = self.visibility.admits(message["recipients"], message["job"]["kind"])
             if seq == self.last_seq + 1 and visible:
                 await self.send_json(streams.message(seq, message["event"], message["job"]))
             else:
