@@ -306,7 +306,9 @@ def test_only_staff_patch_a_library_name_and_members(shared, alice, bob, alice_a
     assert bob_api.patch(f"/api/v1/libraries/{library.pk}/", {"name": "Mine"}, format="json").status_code == 404
     bad = staff_api.patch(f"/api/v1/libraries/{library.pk}/", {"members": [999999]}, format="json")
     assert bad.status_code == 400 and "members" in bad.json()
-    response = staff_api.patch(f"/api/v1/libraries/{library.pk}/", {"name": "Renamed", "members": [bob.pk]}, format="json")
+    response = staff_api.patch(
+        f"/api/v1/libraries/{library.pk}/", {"name": "Renamed", "members": [bob.pk]}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["name"] == "Renamed" and response.json()["members"] == [bob.pk]
     # Access follows at once, through the per-user cache too.
@@ -416,3 +418,85 @@ def test_live_events_name_every_recipient_and_admit_joiners(shared, alice, bob, 
     assert publisher.user_group(alice.pk) in groups and publisher.STAFF_GROUP in groups
     assert job_visibility(alice).admits(message["recipients"], message["job"]["kind"])
     assert not job_visibility(bob).admits(message["recipients"], message["job"]["kind"])
+
+
+# --- Hostile media: files that name other files ------------------------------------------
+
+
+def _segment_outside(tmp_path):
+    from tests.support.media import make_video
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.ts"
+    make_video(outside / "secret.mp4", seconds=2)
+    import subprocess
+
+    from offload.lib.ffmpeg import ffmpeg_binary
+
+    subprocess.run(
+        [
+            ffmpeg_binary(),
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(outside / "secret.mp4"),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            str(secret),
+        ],
+        check=True,
+    )
+    return secret
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nfile:{secret}\n#EXT-X-ENDLIST\n",
+        "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{relative}\n#EXT-X-ENDLIST\n",
+        "ffconcat version 1.0\nfile '{secret}'\n",
+    ],
+    ids=["hls-absolute", "hls-relative", "concat"],
+)
+def test_a_playlist_disguised_as_media_is_not_read_through(alice, library_root, tmp_path, content):
+    from offload.lib import ffmpeg
+
+    secret = _segment_outside(tmp_path)
+    # The segment really is media: without the demuxer whitelist ffprobe reads 2 s of video.
+    assert ffmpeg.technical_metadata(ffmpeg.probe(secret))["duration"]
+    hostile = library_root / "film.mp4"
+    relative = "../outside/secret.ts"
+    hostile.write_text(content.format(secret=secret, relative=relative))
+    with pytest.raises(ffmpeg.ProbeError):
+        ffmpeg.probe(hostile)
+    with pytest.raises(ffmpeg.ProbeError):
+        ffmpeg.probe(hostile, quick=True)
+
+
+def test_a_probe_job_on_a_disguised_playlist_fails_with_a_reason(alice, library_root, tmp_path):
+    from tests.support.jobrunner import drain
+
+    secret = _segment_outside(tmp_path)
+    (library_root / "film.mp4").write_text(
+        f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nfile:{secret}\n#EXT-X-ENDLIST\n"
+    )
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="film.mp4")
+    job, _ = jobs.enqueue("media.probe", target=item, user=alice)
+    drain()
+    job.refresh_from_db()
+    item.refresh_from_db()
+    assert job.status == "failed"
+    assert "hls" in job.error
+    assert item.duration is None
+
+
+def test_ffmpeg_refuses_a_file_input_without_the_demuxer_whitelist(tmp_path):
+    from offload.lib import ffmpeg
+
+    with pytest.raises(ValueError, match="format_whitelist"):
+        ffmpeg.run_ffmpeg(["-i", "file:/x.mp4", "-f", "null", "-"], duration=None, timeout=5)
