@@ -1,6 +1,5 @@
 """Offload settings. Every value that varies between deployments is read here, and only here."""
 
-import logging
 import os
 from pathlib import Path
 
@@ -10,8 +9,6 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded run keeps its SQLite file, media, logs and metrics (scripts/run.py agrees).
 VAR_DIR = (BASE_DIR / (os.environ.get("OFFLOAD_VAR_DIR") or "var")).resolve()
-
-log = logging.getLogger("offload.settings")
 
 
 def env_str(name: str, default: str) -> str:
@@ -62,12 +59,17 @@ def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
 
 # --- Core -------------------------------------------------------------------
 
-_DEV_SECRET = "offload-development-secret-key-do-not-use-in-production"  # noqa: S105 (a placeholder, logged loudly)
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
-DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
+# Safe for production by default: DEBUG off, and no start without a real SECRET_KEY (django-q2
+# signs the pickled tasks in its broker with it). The embedded run (scripts/run.py) sets
+# development values itself, and says so loudly; `check --deploy` refuses them.
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Set it to a long random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'); `make run` sets a development key itself."
+    )
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
-if SECRET_KEY == _DEV_SECRET:
-    log.warning("SECRET_KEY is not set: using the development key. Never do this in production.")
 
 INSTALLED_APPS = [
     "offload.apps.OffloadAdminConfig",
