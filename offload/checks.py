@@ -96,7 +96,7 @@ def check_q_cluster(app_configs=None, **kwargs) -> list:
 # Values only a development or test run may use: the embedded run's generated keys carry this
 # prefix, and the bundled Typesense's key is a known string.
 DEVELOPMENT_SECRET_PREFIXES = ("offload-dev-", "offload-test-", "django-insecure-")
-DEVELOPMENT_TYPESENSE_API_KEY = "offload-dev-key"  # noqa: S105 (the known key the deploy check refuses)
+DEVELOPMENT_TYPESENSE_API_KEY = "offload-dev-key"
 
 
 def check_deploy_secrets(app_configs=None, **kwargs) -> list:
