@@ -1,5 +1,6 @@
 """Offload settings. Every value that varies between deployments is read here, and only here."""
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -103,6 +104,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+# A CSRF refusal under /api/ (and of the probes) is JSON like every other API error.
+CSRF_FAILURE_VIEW = "offload.api.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -413,8 +416,15 @@ SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
 
 # --- Metrics and health --------------------------------------------------------
 
-# /metrics is open unless this is set; then it wants `Authorization: Bearer <token>`.
+# /metrics answers clients at these addresses (or networks), and anyone sending
+# `Authorization: Bearer <METRICS_TOKEN>` when that is set; others get 403.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+OFFLOAD_METRICS_ALLOWED_IPS = env_list("OFFLOAD_METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
+for _network in OFFLOAD_METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"OFFLOAD_METRICS_ALLOWED_IPS: {_network!r} is no IP address or network") from None
 # Every process (web, workers, commands) writes its samples to files in this folder and a
 # scrape sums them (prometheus_client's multiprocess mode). prometheus_client reads the
 # variable once, when first imported; the settings load before anything imports it, so
