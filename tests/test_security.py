@@ -647,3 +647,37 @@ def test_metrics_are_served_to_loopback_or_the_bearer_token_and_refused_to_other
     # A forged X-Forwarded-For from an untrusted client changes nothing.
     settings.OFFLOAD_METRICS_ALLOWED_IPS = ["127.0.0.1"]
     assert client.get("/metrics", REMOTE_ADDR="198.51.100.1", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+
+
+# --- /media/ answers Range requests -------------------------------------------------------
+
+
+def test_media_answer_a_range_with_206_and_the_bytes_asked_for(published, alice_api, settings):
+    path = settings.MEDIA_ROOT / f"renditions/{published.pk}/h264-480p.mp4"
+    body = bytes(range(256)) * 40  # 10,240 bytes
+    path.write_bytes(body)
+    url = f"/media/renditions/{published.pk}/h264-480p.mp4"
+    whole = alice_api.get(url)
+    assert whole.status_code == 200 and whole["Accept-Ranges"] == "bytes"
+    for header, first, last in (("bytes=0-99", 0, 99), ("bytes=10000-", 10000, 10239), ("bytes=-40", 10200, 10239)):
+        part = alice_api.get(url, HTTP_RANGE=header)
+        assert part.status_code == 206, header
+        assert part["Content-Range"] == f"bytes {first}-{last}/{len(body)}"
+        assert part["Accept-Ranges"] == "bytes"
+        assert b"".join(part.streaming_content) == body[first : last + 1]
+    # Past the end: 416 with the size.
+    beyond = alice_api.get(url, HTTP_RANGE="bytes=20000-")
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(body)}"
+    # A Range does not get around access.
+    assert alice_api.get(url, HTTP_RANGE="bytes=0-1").status_code == 206
+
+
+def test_a_range_request_for_someone_elses_media_is_404(published, bob_api):
+    assert bob_api.get(f"/media/thumbnails/{published.pk}/poster.jpg", HTTP_RANGE="bytes=0-1").status_code == 404
+
+
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=", "pages=0-1", "bytes=5-2", "bytes=" + "9" * 30])
+def test_a_malformed_range_is_refused_not_a_500(header):
+    from offload.web.media import byte_range
+
+    assert byte_range(header, 1000) is None
