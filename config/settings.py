@@ -103,6 +103,14 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# Passwords set through the admin (and createsuperuser) must not be short, common, numeric or the username.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 ROOT_URLCONF = "config.urls"
 # A CSRF refusal under /api/ (and of the probes) is JSON like every other API error.
 CSRF_FAILURE_VIEW = "offload.api.errors.csrf_failure"
@@ -348,6 +356,8 @@ OFFLOAD_RATE_LIMITS = {
     "jobs_user": env_str("OFFLOAD_RATE_JOBS_USER", "60/60"),
     "login": env_str("OFFLOAD_RATE_LOGIN", "10/60"),
     "ws_connect": env_str("OFFLOAD_RATE_WS_CONNECT", "30/60"),
+    # Messages one websocket may send (counted per socket, in the web process).
+    "ws_message": env_str("OFFLOAD_RATE_WS_MESSAGE", "60/10"),
 }
 # With Redis away these refuse (the others let requests through).
 OFFLOAD_RATE_LIMITS_FAIL_CLOSED = env_list("OFFLOAD_RATE_LIMITS_FAIL_CLOSED", ["login"])

@@ -226,6 +226,8 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Granted to the operators who may let a throttled client in again (admin, "Cache and rate limits").
+        permissions = [("reset_rate_limits", "Can reset a client's rate limits")]
         constraints = [
             # At most one active job per (kind, target, params): the database, not
             # a read-then-write, decides a race between two requests.
