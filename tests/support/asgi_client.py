@@ -13,7 +13,9 @@ from django.db import connections
 
 
 class InProcessWebsocket(ApplicationCommunicator):
-    def __init__(self, application, path: str, *, origin: str = "http://testserver") -> None:
+    def __init__(
+        self, application, path: str, *, origin: str = "http://testserver", client: tuple[str, int] | None = None
+    ) -> None:
         scope = {
             "type": "websocket",
             "path": path,
@@ -21,6 +23,8 @@ class InProcessWebsocket(ApplicationCommunicator):
             "headers": [(b"origin", origin.encode()), (b"host", b"testserver")],
             "subprotocols": [],
         }
+        if client is not None:
+            scope["client"] = client
         super().__init__(application, scope)
 
     async def connect(self, timeout: float = 5) -> bool:
