@@ -739,7 +739,7 @@ def test_each_attempt_works_in_its_own_partial_folder_and_cleans_only_its_own(al
 # --- Passwords and the admin's rate-limit reset -------------------------------------------
 
 
-@pytest.mark.parametrize("password", ["short", "123456789012345", "password1234", "alice-alice-alice"])
+@pytest.mark.parametrize("password", ["short", "123456789012345", "password1234", "alice@example.com"])
 def test_weak_passwords_are_refused(alice, password):
     from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import ValidationError
@@ -789,7 +789,9 @@ def _ws(origin: str = "http://testserver", client=("203.0.113.7", 5000)):
         ("http://testserver", True),
         ("http://testserver:80", True),
         ("http://testserver:9999", False),
-        ("https://testserver", False),
+        # Host without a port (TLS ended at a proxy): the Origin's default port is the one.
+        ("https://testserver", True),
+        ("https://testserver:8443", False),
         ("http://evil.example", False),
         ("null", False),
     ],
