@@ -356,6 +356,8 @@ OFFLOAD_RATE_LIMITS = {
     "jobs_user": env_str("OFFLOAD_RATE_JOBS_USER", "60/60"),
     "login": env_str("OFFLOAD_RATE_LOGIN", "10/60"),
     "ws_connect": env_str("OFFLOAD_RATE_WS_CONNECT", "30/60"),
+    # Websocket connections per client address before they authenticate.
+    "ws_anon": env_str("OFFLOAD_RATE_WS_ANON", "60/60"),
     # Messages one websocket may send (counted per socket, in the web process).
     "ws_message": env_str("OFFLOAD_RATE_WS_MESSAGE", "60/10"),
 }

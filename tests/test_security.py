@@ -814,7 +814,7 @@ def test_the_websocket_origin_must_be_this_site_port_included(origin, accepted):
 def test_unauthenticated_sockets_are_limited_per_address(settings):
     import asyncio
 
-    settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "ws_connect": "2/60"}
+    settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "ws_anon": "2/60"}
 
     async def attempts() -> list[bool]:
         answers = []

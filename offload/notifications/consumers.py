@@ -62,7 +62,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             # A socket that has yet to authenticate costs a slot and a timer: per address, limited.
             client = self.scope.get("client") or ("unknown", 0)
-            decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_connect"), f"ip:{client[0]}")
+            decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_anon"), f"ip:{client[0]}")
             if decision is not None and not decision.allowed:
                 await self.close(code=CLOSE_TOO_MANY)
                 return

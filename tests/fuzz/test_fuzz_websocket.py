@@ -94,7 +94,9 @@ def assert_server_healthy(server) -> None:
 
 def test_every_frame_on_an_authenticated_socket_is_answered_and_the_socket_stays_open(asgi_server, alice):
     # The frames are fuzzed here, not the rate limits: this socket may send (and reconnect) freely.
-    server = asgi_server(OFFLOAD_RATE_WS_MESSAGE="100000/10", OFFLOAD_RATE_WS_CONNECT="100000/60")
+    server = asgi_server(
+        OFFLOAD_RATE_WS_MESSAGE="100000/10", OFFLOAD_RATE_WS_CONNECT="100000/60", OFFLOAD_RATE_WS_ANON="100000/60"
+    )
     sockets = [Client(server, token=token_of(alice))]
     assert sockets[0].recv()["type"] == "hello"
     answered: list[str] = []
@@ -153,7 +155,7 @@ def test_a_frame_over_the_servers_size_limit_closes_only_that_socket(asgi_server
 
 def test_garbage_before_authentication_closes_with_4401(asgi_server):
     # The frames are fuzzed here, not the per-address limit on unauthenticated sockets.
-    server = asgi_server(OFFLOAD_RATE_WS_CONNECT="100000/60")
+    server = asgi_server(OFFLOAD_RATE_WS_ANON="100000/60")
     closes: list[int] = []
 
     @settings(max_examples=HANDSHAKES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
