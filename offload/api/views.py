@@ -161,7 +161,15 @@ class LibraryViewSet(
         data = serializer.validated_data
         serializer.instance = actions.create_library(self.request.user, data["name"], data["path"])
 
-    @extend_schema(request=LibraryUpdateSerializer, responses={200: LibrarySerializer, 403: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=LibraryUpdateSerializer,
+        responses={
+            200: LibrarySerializer,
+            400: OpenApiTypes.OBJECT,
+            403: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+        },
+    )
     def partial_update(self, request: Request, pk=None) -> Response:
         library = access.get_library_for_user(request.user, pk)
         if not request.user.is_staff:
