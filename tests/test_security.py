@@ -917,3 +917,13 @@ def test_an_open_socket_is_closed_when_its_access_is_revoked(staff, settings, ch
 
     outputs = asyncio.run(watch())
     assert outputs[-1] == {"type": "websocket.close", "code": 4401}
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_a_bad_host_under_the_api_is_json_even_with_debug_on(db, settings, debug):
+    settings.DEBUG = debug
+    client = Client(raise_request_exception=False)
+    response = client.get("/api/v1/libraries/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    assert "Traceback" not in response.content.decode()

@@ -49,6 +49,43 @@ def wants_json(request) -> bool:
     return request.path.startswith(JSON_PATHS)
 
 
+# Headers an error answer keeps when it is rewritten as JSON.
+_KEPT_HEADERS = (
+    "Allow",
+    "WWW-Authenticate",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+
+
+class JsonErrorsMiddleware:
+    """Outermost: an error answer under /api/, /healthz/ and /metrics is JSON, whoever made it.
+
+    Some errors are answered before any view runs (a bad Host, an oversized body, a CSRF
+    refusal) and, with DEBUG on, as Django's debug page, which also shows settings and code.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and wants_json(request)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            replaced = JsonResponse({"detail": response.reason_phrase or "Error."}, status=response.status_code)
+            for name in _KEPT_HEADERS:
+                if response.has_header(name):
+                    replaced[name] = response[name]
+            response.close()
+            return replaced
+        return response
+
+
 def bad_request(request, exception=None):
     """400 (an oversized body, a bad Host): JSON for programs; Django's own page everywhere else."""
     if wants_json(request):
