@@ -927,3 +927,20 @@ def test_a_bad_host_under_the_api_is_json_even_with_debug_on(db, settings, debug
     assert response.status_code == 400
     assert response["Content-Type"].startswith("application/json")
     assert "Traceback" not in response.content.decode()
+
+
+def test_a_scan_does_not_follow_a_link_into_another_librarys_folder(alice, bob, library_root):
+    from tests.support.jobrunner import drain
+    from tests.support.media import make_video
+
+    alices = library_root / "alice"
+    bobs = library_root / "bob"
+    make_video(alices / "private.mp4")
+    make_video(bobs / "own.mp4")
+    (bobs / "peek.mp4").symlink_to(alices / "private.mp4")
+    (bobs / "peek-dir").symlink_to(alices)
+    Library.objects.create(name="Alice's", path=str(alices), owner=alice)
+    bobs_library = Library.objects.create(name="Bob's", path=str(bobs), owner=bob)
+    jobs.enqueue("library.scan", target=bobs_library, user=bob)
+    drain()
+    assert sorted(bobs_library.items.values_list("relative_path", flat=True)) == ["own.mp4"]
