@@ -10,7 +10,9 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	REDIS_KEY_PREFIX=offload-test \
 	OFFLOAD_LIBRARY_ROOTS=$(CURDIR)/var/test/library \
 	MEDIA_ROOT=$(CURDIR)/var/test/output \
-	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/test/prometheus
+	PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/test/prometheus \
+	SECRET_KEY=offload-test-secret-key-not-for-production-0123456789 \
+	DEBUG=0
 
 .PHONY: run test lint schema venv dev-venv lock system-deps test-system-deps services clean clean-all
 

@@ -1,6 +1,6 @@
 """Offload settings. Every value that varies between deployments is read here, and only here."""
 
-import logging
+import ipaddress
 import os
 from pathlib import Path
 
@@ -10,8 +10,6 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 # Where the embedded run keeps its SQLite file, media, logs and metrics (scripts/run.py agrees).
 VAR_DIR = (BASE_DIR / (os.environ.get("OFFLOAD_VAR_DIR") or "var")).resolve()
-
-log = logging.getLogger("offload.settings")
 
 
 def env_str(name: str, default: str) -> str:
@@ -62,12 +60,17 @@ def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
 
 # --- Core -------------------------------------------------------------------
 
-_DEV_SECRET = "offload-development-secret-key-do-not-use-in-production"  # noqa: S105 (a placeholder, logged loudly)
-SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET)
-DEBUG = env_bool("DEBUG", SECRET_KEY == _DEV_SECRET)
+# Safe for production by default: DEBUG off, and no start without a real SECRET_KEY (django-q2
+# signs the pickled tasks in its broker with it). The embedded run (scripts/run.py) sets
+# development values itself, and says so loudly; `check --deploy` refuses them.
+SECRET_KEY = env_str("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Set it to a long random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'); `make run` sets a development key itself."
+    )
+DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
-if SECRET_KEY == _DEV_SECRET:
-    log.warning("SECRET_KEY is not set: using the development key. Never do this in production.")
 
 INSTALLED_APPS = [
     "offload.apps.OffloadAdminConfig",
@@ -89,6 +92,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "offload.web.request_id.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Outside everything that can refuse a request, so that those refusals are JSON too.
+    "offload.api.errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -101,7 +106,17 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# Passwords set through the admin (and createsuperuser) must not be short, common, numeric or the username.
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
 ROOT_URLCONF = "config.urls"
+# A CSRF refusal under /api/ (and of the probes) is JSON like every other API error.
+CSRF_FAILURE_VIEW = "offload.api.errors.csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -357,11 +372,18 @@ OFFLOAD_RATE_LIMITS = {
     "jobs_user": env_str("OFFLOAD_RATE_JOBS_USER", "60/60"),
     "login": env_str("OFFLOAD_RATE_LOGIN", "10/60"),
     "ws_connect": env_str("OFFLOAD_RATE_WS_CONNECT", "30/60"),
+    # Websocket connections per client address before they authenticate.
+    "ws_anon": env_str("OFFLOAD_RATE_WS_ANON", "60/60"),
+    # Messages one websocket may send (counted per socket, in the web process).
+    "ws_message": env_str("OFFLOAD_RATE_WS_MESSAGE", "60/10"),
 }
 # With Redis away these refuse (the others let requests through).
 OFFLOAD_RATE_LIMITS_FAIL_CLOSED = env_list("OFFLOAD_RATE_LIMITS_FAIL_CLOSED", ["login"])
 # Proxies whose X-Forwarded-For is believed, as addresses or CIDR networks.
 OFFLOAD_TRUSTED_PROXIES = env_list("OFFLOAD_TRUSTED_PROXIES", [])
+
+# Whether users other than staff may create libraries (staff grant access otherwise).
+OFFLOAD_USERS_CREATE_LIBRARIES = env_bool("OFFLOAD_USERS_CREATE_LIBRARIES", False)
 
 # GET answers are cached per user in Redis and invalidated on commit (offload/api/caching.py).
 OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
@@ -422,8 +444,15 @@ SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
 
 # --- Metrics and health --------------------------------------------------------
 
-# /metrics is open unless this is set; then it wants `Authorization: Bearer <token>`.
+# /metrics answers clients at these addresses (or networks), and anyone sending
+# `Authorization: Bearer <METRICS_TOKEN>` when that is set; others get 403.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+OFFLOAD_METRICS_ALLOWED_IPS = env_list("OFFLOAD_METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
+for _network in OFFLOAD_METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"OFFLOAD_METRICS_ALLOWED_IPS: {_network!r} is no IP address or network") from None
 # Every process (web, workers, commands) writes its samples to files in this folder and a
 # scrape sums them (prometheus_client's multiprocess mode). prometheus_client reads the
 # variable once, when first imported; the settings load before anything imports it, so

@@ -13,4 +13,5 @@ urlpatterns = [
     path("", include("offload.web.urls")),
 ]
 
+handler400 = "offload.api.errors.bad_request"
 handler500 = "offload.api.errors.server_error"

@@ -1,21 +1,32 @@
 """Access: the only way code fetches a library, item or job on a user's behalf.
 
-Another user's objects answer "not found", never "forbidden", so ids reveal nothing.
+A library is seen by its owner, its members and staff; its items and their renditions with
+it. Another user's objects answer "not found", never "forbidden", so ids reveal nothing.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from offload.jobs import kinds
-from offload.models import Job, Library, MediaItem
+from offload.models import EventSequence, Job, JobEvent, JobMember, Library, MediaItem
+
+LibraryMembership = Library.members.through
+
+
+def _library_q(user, prefix: str = "") -> Q:
+    """Libraries the (non-staff) user owns or is a member of, as a filter (prefix "library__" from an item)."""
+    member = LibraryMembership.objects.filter(library_id=OuterRef("library_id" if prefix else "pk"), user_id=user.pk)
+    return Q(**{f"{prefix}owner_id": user.pk}) | Q(Exists(member))
 
 
 @dataclass(frozen=True)
 class JobVisibility:
     """The one rule for who sees a job: staff see every job; anyone else the jobs they asked
-    for, internal kinds excepted. The API, the admin, the live stream and its replay all ask here.
+    for or joined (a joiner, the job's events from the moment they joined), internal kinds
+    excepted. The API, the admin, the live stream and its replay all ask here.
     """
 
     everything: bool
@@ -23,28 +34,76 @@ class JobVisibility:
     hidden_kinds: tuple[str, ...]
 
     def q(self, prefix: str = "") -> Q:
-        """The rule as a filter on Job (prefix "job__" to filter rows that point at a job)."""
+        """The rule as a filter on Job, or on JobEvent with prefix "job__" (joiners see events after their join)."""
         if self.everything:
             return Q()
-        return Q(**{f"{prefix}requested_by_id": self.user_id}) & ~Q(**{f"{prefix}kind__in": self.hidden_kinds})
+        joined = JobMember.objects.filter(job_id=OuterRef("pk"), user_id=self.user_id)
+        if prefix == "job__":
+            # An event row: only what happened after the user joined.
+            joined = JobMember.objects.filter(
+                job_id=OuterRef("job_id"), user_id=self.user_id, joined_after_seq__lt=OuterRef("seq")
+            )
+        mine = Q(**{f"{prefix}requested_by_id": self.user_id}) | Q(Exists(joined))
+        return mine & ~Q(**{f"{prefix}kind__in": self.hidden_kinds})
 
-    def admits(self, requested_by: int | None, kind: str) -> bool:
-        """The rule for one job known by its requester and kind (a live event)."""
-        return self.everything or (requested_by == self.user_id and kind not in self.hidden_kinds)
+    def admits(self, recipients: Iterable[int], kind: str) -> bool:
+        """The rule for one live event, known by who may see it (requester and joiners) and its job's kind."""
+        return self.everything or (self.user_id in set(recipients) and kind not in self.hidden_kinds)
 
 
 def job_visibility(user) -> JobVisibility:
     return JobVisibility(bool(user.is_staff), user.pk, tuple(kinds.internal_names()))
 
 
+def event_recipients(event: JobEvent) -> list[int]:
+    """The users (staff aside) who may see a job event: its requester and those who joined before it.
+
+    Read once per event (the API cache and the publisher both ask) and kept on the row object.
+    """
+    found = getattr(event, "_recipients", None)
+    if found is None:
+        joined = JobMember.objects.filter(job_id=event.job_id, joined_after_seq__lt=event.seq)
+        requester = [event.user_id] if event.user_id is not None else []
+        found = event._recipients = sorted({*requester, *joined.values_list("user_id", flat=True)})
+    return found
+
+
+def join_job(user, job: Job) -> bool:
+    """Let the user see a job someone else asked for, from now on; False when they already could."""
+    if user.is_staff or job.requested_by_id == user.pk:
+        return False
+    now = EventSequence.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
+    _, created = JobMember.objects.get_or_create(job=job, user=user, defaults={"joined_after_seq": now})
+    return created
+
+
+def leave_job(user, job: Job) -> bool:
+    """Stop seeing a job the user joined; False when they had not joined it."""
+    deleted, _ = JobMember.objects.filter(job=job, user=user).delete()
+    return bool(deleted)
+
+
+def is_joiner(user, job: Job) -> bool:
+    """Whether the user sees this job only because they joined it."""
+    return job.requested_by_id != user.pk and JobMember.objects.filter(job=job, user=user).exists()
+
+
+def library_audience(library_ids: Iterable[int]) -> set[int]:
+    """Every non-staff user who can see any of these libraries: owners and members."""
+    ids = list(library_ids)
+    owners = Library.objects.filter(pk__in=ids, owner__isnull=False).values_list("owner_id", flat=True)
+    members = LibraryMembership.objects.filter(library_id__in=ids).values_list("user_id", flat=True)
+    return {*owners, *members}
+
+
 def libraries_for(user) -> QuerySet[Library]:
     qs = Library.objects.all()
-    return qs if user.is_staff else qs.filter(owner=user)
+    return qs if user.is_staff else qs.filter(_library_q(user))
 
 
 def media_for(user) -> QuerySet[MediaItem]:
     qs = MediaItem.objects.select_related("library")
-    return qs if user.is_staff else qs.filter(library__owner=user)
+    return qs if user.is_staff else qs.filter(_library_q(user, "library__"))
 
 
 def jobs_for(user) -> QuerySet[Job]:
@@ -54,7 +113,7 @@ def jobs_for(user) -> QuerySet[Job]:
 def _get(qs: QuerySet, pk, what: str):
     try:
         return qs.get(pk=int(pk))
-    except (TypeError, ValueError, qs.model.DoesNotExist):
+    except (TypeError, ValueError, OverflowError, qs.model.DoesNotExist):
         raise Http404(f"No such {what}.") from None
 
 

@@ -1,19 +1,60 @@
 """What users do, as plain functions shared by the API and the admin."""
 
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from offload import audit, jobs
+from offload import access, audit, jobs
 from offload.jobs import get_kind
-from offload.lib.paths import resolve_library_path
+from offload.lib.paths import InvalidPath, library_roots, resolve_library_path
 from offload.models import Job, JobStatus, Library, MediaItem
 
 
+def may_create_libraries(user) -> bool:
+    """Staff create libraries; other users only where the operator allows it."""
+    return bool(user.is_staff or settings.OFFLOAD_USERS_CREATE_LIBRARIES)
+
+
+def check_folder_for(user, folder: Path) -> None:
+    """InvalidPath when a non-staff user's new library would reach into what they may not see.
+
+    The reason names no library: who has which folder is not theirs to learn.
+    """
+    if user.is_staff:
+        return
+    if folder in library_roots():
+        raise InvalidPath("A library root cannot be a library itself; choose a folder inside it.")
+    visible = access.libraries_for(user).values_list("pk", flat=True)
+    for other in Library.objects.exclude(pk__in=visible).values_list("path", flat=True).iterator():
+        other_path = Path(other)
+        if folder == other_path or folder.is_relative_to(other_path) or other_path.is_relative_to(folder):
+            raise InvalidPath("This folder overlaps a library you have no access to; choose another folder.")
+
+
 def create_library(user, name: str, path: str) -> Library:
-    """A library owned by the user, at a path checked against the library roots."""
-    return Library.objects.create(name=name.strip(), path=str(resolve_library_path(path)), owner=user)
+    """A library owned by the user, at a path checked against the library roots and the libraries they cannot see."""
+    if not may_create_libraries(user):
+        raise PermissionDenied("Only staff may create libraries.")
+    folder = resolve_library_path(path)
+    with transaction.atomic():
+        check_folder_for(user, folder)
+        return Library.objects.create(name=name.strip(), path=str(folder), owner=user)
+
+
+def update_library(user, library: Library, changes: dict[str, Any]) -> Library:
+    """Staff rename a library or set who, besides its owner, may see it."""
+    if not user.is_staff:
+        raise PermissionDenied("Only staff may change a library.")
+    with transaction.atomic():
+        if "name" in changes:
+            library.name = changes["name"].strip()
+            library.save(update_fields=["name"])
+        if "members" in changes:
+            library.members.set(changes["members"])
+    return library
 
 
 def request_job(
@@ -28,7 +69,11 @@ def request_job(
     if not spec.may_request(user):
         raise PermissionDenied(f"Only staff may ask for {kind}.")
     cleaned = spec.clean_params(target, params or {})
-    return jobs.enqueue(kind, target=target, params=cleaned, user=user, idempotency_key=idempotency_key)
+    job, created = jobs.enqueue(kind, target=target, params=cleaned, user=user, idempotency_key=idempotency_key)
+    if not created and job.is_active:
+        # Someone else's identical job answers: the asker sees it from now on.
+        access.join_job(user, job)
+    return job, created
 
 
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:
@@ -64,6 +109,12 @@ def cancel_job(user, job: Job) -> Job:
         job = jobs.cancel(job, user)
         done = "Cancelled." if job.status == JobStatus.CANCELLED else "Asked its worker to cancel it."
         audit.log_job_action(user, [job], done)
+    return job
+
+
+def leave_job(user, job: Job) -> Job:
+    """A joiner no longer follows the job; it runs on for the others."""
+    access.leave_job(user, job)
     return job
 
 

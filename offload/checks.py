@@ -93,7 +93,38 @@ def check_q_cluster(app_configs=None, **kwargs) -> list:
     return errors
 
 
+# Values only a development or test run may use: the embedded run's generated keys carry this
+# prefix, and the bundled Typesense's key is a known string.
+DEVELOPMENT_SECRET_PREFIXES = ("offload-dev-", "offload-test-", "django-insecure-")
+DEVELOPMENT_TYPESENSE_API_KEY = "offload-dev-key"
+
+
+def check_deploy_secrets(app_configs=None, **kwargs) -> list:
+    """`check --deploy`: a development SECRET_KEY or the bundled Typesense key is no production value."""
+    errors = []
+    if settings.SECRET_KEY.startswith(DEVELOPMENT_SECRET_PREFIXES):
+        errors.append(
+            Error(
+                "SECRET_KEY is a development key: anyone who knows it can sign sessions and the worker's tasks.",
+                hint="Set SECRET_KEY to a long random value kept secret.",
+                id="offload.E009",
+            )
+        )
+    if settings.TYPESENSE_API_KEY == DEVELOPMENT_TYPESENSE_API_KEY:
+        errors.append(
+            Error(
+                "TYPESENSE_API_KEY is the development default.",
+                hint="Start Typesense with a random API key and set TYPESENSE_API_KEY to it.",
+                id="offload.E010",
+            )
+        )
+    if settings.DEBUG:
+        errors.append(Error("DEBUG is on.", hint="Leave DEBUG unset (off) in production.", id="offload.E011"))
+    return errors
+
+
 def register_all() -> None:
     """Register the checks above with Django (from OffloadConfig.ready())."""
     for check in (check_rate_limits, check_enrich_providers, check_q_cluster):
         register(check)
+    register(check_deploy_secrets, deploy=True)

@@ -20,6 +20,8 @@ class Library(models.Model):
         null=True,
         blank=True,
     )
+    # Users granted access by staff: they see the library, its items and renditions as the owner does.
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="shared_libraries", blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_scanned_at = models.DateTimeField(null=True, blank=True)
 
@@ -224,6 +226,8 @@ class Job(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # Granted to the operators who may let a throttled client in again (admin, "Cache and rate limits").
+        permissions = [("reset_rate_limits", "Can reset a client's rate limits")]
         constraints = [
             # At most one active job per (kind, target, params): the database, not
             # a read-then-write, decides a race between two requests.
@@ -267,6 +271,23 @@ class Job(models.Model):
         if not self.target_type:
             return None
         return {"type": self.target_type, "id": self.target_id}
+
+
+class JobMember(models.Model):
+    """A user who asked for a job already active for someone else, and so joined it."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="joined_jobs")
+    # The newest event seq when they joined: their stream holds the job's events after it.
+    joined_after_seq = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "user"], name="job_member_once")]
+        indexes = [models.Index(fields=["user", "job"])]
+
+    def __str__(self) -> str:
+        return f"user {self.user_id} in job {self.job_id}"
 
 
 class JobEvent(models.Model):

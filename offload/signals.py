@@ -1,28 +1,63 @@
 """Model signals that keep derived state right: the API cache versions (connected in ready())."""
 
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
+from offload.access import library_audience
 from offload.api.caching import bump_on_commit
-from offload.models import Library, MediaItem, Rendition
+from offload.models import JobMember, Library, MediaItem, Rendition
+
+
+def _bump_libraries(audience) -> None:
+    bump_on_commit("libraries", audience)
+    bump_on_commit("media", audience)
+
+
+def library_before_change(sender, instance: Library, **kwargs) -> None:
+    # Whoever could see the library before the change (an old owner, members a delete
+    # cascades away) must lose their cached answers too; read now, while the rows say so.
+    instance._audience_before = library_audience([instance.pk]) if instance.pk else set()
 
 
 def library_changed(sender, instance: Library, **kwargs) -> None:
-    bump_on_commit("libraries", [instance.owner_id])
-    bump_on_commit("media", [instance.owner_id])
+    before = getattr(instance, "_audience_before", set())
+    now = library_audience([instance.pk]) if kwargs.get("signal") is post_save else set()
+    _bump_libraries({*before, *now, instance.owner_id})
+
+
+def members_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    """Library.members changed: the users added or removed gain or lose the library."""
+    if action == "pre_clear":
+        # The members are gone by post_clear: take them now.
+        instance._members_before = {instance.pk} if reverse else set(instance.members.values_list("pk", flat=True))
+        return
+    if action == "post_clear":
+        _bump_libraries(getattr(instance, "_members_before", set()))
+    elif action in ("post_add", "post_remove"):
+        _bump_libraries({instance.pk} if reverse else set(pk_set or ()))
 
 
 def item_changed(sender, instance: MediaItem, **kwargs) -> None:
-    owner = Library.objects.filter(pk=instance.library_id).values_list("owner_id", flat=True).first()
-    bump_on_commit("media", [owner])
-    bump_on_commit("libraries", [owner])  # item counts
+    audience = library_audience([instance.library_id])
+    bump_on_commit("media", audience)
+    bump_on_commit("libraries", audience)  # item counts
 
 
 def rendition_changed(sender, instance: Rendition, **kwargs) -> None:
-    owner = MediaItem.objects.filter(pk=instance.item_id).values_list("library__owner_id", flat=True).first()
-    bump_on_commit("media", [owner])
+    library = MediaItem.objects.filter(pk=instance.item_id).values_list("library_id", flat=True).first()
+    bump_on_commit("media", library_audience([library]) if library is not None else set())
+
+
+def job_membership_changed(sender, instance: JobMember, **kwargs) -> None:
+    # The joiner gains (or loses) a job in their job answers.
+    bump_on_commit("jobs", [instance.user_id])
 
 
 def connect() -> None:
-    for receiver, model in ((library_changed, Library), (item_changed, MediaItem), (rendition_changed, Rendition)):
+    for receiver, model in ((item_changed, MediaItem), (rendition_changed, Rendition), (library_changed, Library)):
         for signal in (post_save, post_delete):
             signal.connect(receiver, sender=model, dispatch_uid=f"offload.cache.{model.__name__}.{signal is post_save}")
+    for name, signal in (("save", pre_save), ("delete", pre_delete)):
+        signal.connect(library_before_change, sender=Library, dispatch_uid=f"offload.cache.Library.before_{name}")
+    m2m_changed.connect(members_changed, sender=Library.members.through, dispatch_uid="offload.cache.Library.members")
+    for name, signal in (("save", post_save), ("delete", post_delete)):
+        signal.connect(job_membership_changed, sender=JobMember, dispatch_uid=f"offload.cache.JobMember.{name}")

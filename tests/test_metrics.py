@@ -89,11 +89,13 @@ def test_metrics_is_open_by_default_and_has_every_contract_series(client, alice,
 @pytest.mark.django_db
 def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client, settings):
     settings.METRICS_TOKEN = "s3cret-token"
+    # No address allowed without the token (CONTRACT: others get 403).
+    settings.OFFLOAD_METRICS_ALLOWED_IPS = []
     refused = client.get("/metrics")
-    assert refused.status_code == 401
+    assert refused.status_code == 403
     assert refused["WWW-Authenticate"].startswith("Bearer")
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
-    assert client.get("/metrics", HTTP_AUTHORIZATION="Token s3cret-token").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Token s3cret-token").status_code == 403
     answered = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert answered.status_code == 200
     assert b"offload_queue_depth" in answered.content

@@ -59,7 +59,7 @@ def test_every_profile_output_is_verified_with_ffprobe(alice, clip, profile, vid
     rendition = Rendition.objects.get(item=clip, profile=profile)
     output = media_file(rendition.path)
     assert output.is_file()
-    meta = ffmpeg.technical_metadata(ffmpeg.probe(output))
+    meta = ffmpeg.technical_metadata(ffmpeg.probe(output, own_output=True))
     assert meta["video_codec"] == video
     assert meta["audio_codec"] == "aac"
     assert (meta["width"], meta["height"]) == size

@@ -67,11 +67,18 @@ def redis_overview(client) -> dict[str, Any]:
     }
 
 
+RESET_PERMISSION = "offload.reset_rate_limits"
+
+
 def cache_page(request: HttpRequest, site) -> HttpResponse:
     """GET: the page. POST: reset one client's limits."""
     if not request.user.is_staff:
         raise PermissionDenied
+    may_reset = request.user.has_perm(RESET_PERMISSION)
     if request.method == "POST":
+        # Staff status shows the page; resetting someone's limits is a permission of its own.
+        if not may_reset:
+            raise PermissionDenied
         who = request.POST.get("who", "").strip()
         if not who or len(who) > 200:
             messages.error(request, "Name a client, such as user:12 or ip:203.0.113.9.")
@@ -80,7 +87,7 @@ def cache_page(request: HttpRequest, site) -> HttpResponse:
                 limits.reset(scope, who)
             messages.success(request, f"Rate limits reset for {who}.")
         return HttpResponseRedirect(reverse("admin:offload_cache"))
-    context: dict[str, Any] = {**site.each_context(request), "title": "Cache and rate limits"}
+    context: dict[str, Any] = {**site.each_context(request), "title": "Cache and rate limits", "may_reset": may_reset}
     try:
         context["instances"] = [
             {"role": role, "redis": redis_overview(client), "keys": keys_per_namespace(client)}

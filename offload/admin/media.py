@@ -31,7 +31,7 @@ def use_media_search(search: Callable) -> None:
 class LibraryAdminForm(forms.ModelForm):
     class Meta:
         model = Library
-        fields = ["name", "path", "owner"]
+        fields = ["name", "path", "owner", "members"]
 
     def clean_path(self) -> str:
         try:
@@ -45,6 +45,8 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
     list_display = ["name", "path", "owner", "items", "last_scanned_at"]
     search_fields = ["name", "path"]
     readonly_fields = ["created_at", "last_scanned_at"]
+    # Members are the users besides the owner who see the library, its items and renditions.
+    filter_horizontal = ["members"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner").annotate(item_total=Count("items"))

@@ -24,6 +24,8 @@ from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from offload.access import event_recipients
+
 log = logging.getLogger(__name__)
 
 STAFF = "staff"
@@ -84,8 +86,8 @@ def bump_on_commit(namespace: str, audiences: Iterable[str]) -> None:
 
 
 def on_job_event(sender, event, **kwargs) -> None:
-    """Subscriber to offload.jobs' job_event_committed: the job's owner's (and staff's) job answers are stale."""
-    bump("jobs", [str(event.user_id)] if event.user_id is not None else [])
+    """Subscriber to offload.jobs' job_event_committed: the job answers of all who see it (and staff's) are stale."""
+    bump("jobs", [str(user_id) for user_id in event_recipients(event)])
 
 
 def etag_for(data: Any) -> str:

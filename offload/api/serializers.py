@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -13,9 +14,25 @@ class LibrarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Library
-        fields = ["id", "name", "path", "owner", "created_at", "last_scanned_at", "item_count"]
-        read_only_fields = ["id", "owner", "created_at", "last_scanned_at", "item_count"]
+        fields = ["id", "name", "path", "owner", "members", "created_at", "last_scanned_at", "item_count"]
+        read_only_fields = ["id", "owner", "members", "created_at", "last_scanned_at", "item_count"]
         extra_kwargs = {"name": {"max_length": 200}, "path": {"max_length": 1024}}
+
+
+class LibraryUpdateSerializer(serializers.Serializer):
+    """What staff may change on a library: its name and its members (user ids)."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    members = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1), required=False, max_length=1000
+    )
+
+    def validate_members(self, ids: list[int]) -> list[int]:
+        found = set(get_user_model().objects.filter(pk__in=ids, is_active=True).values_list("pk", flat=True))
+        unknown = sorted(set(ids) - found)
+        if unknown:
+            raise serializers.ValidationError(f"No such active users: {', '.join(map(str, unknown[:20]))}.")
+        return sorted(found)
 
 
 class JobTargetSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +19,7 @@ from offload.api.serializers import (
     DescriptiveSerializer,
     JobSerializer,
     LibrarySerializer,
+    LibraryUpdateSerializer,
     MediaDetailSerializer,
     MediaListSerializer,
     ProfileSerializer,
@@ -130,16 +131,43 @@ class CachedReadMixin:
 class LibraryViewSet(
     CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
 ):
+    http_method_names = ["get", "post", "patch", "head", "options"]
     serializer_class = LibrarySerializer
     cache_namespaces = ("libraries",)
     queryset = Library.objects.none()  # for the schema; get_queryset applies access
 
     def get_queryset(self):
-        return access.libraries_for(self.request.user).annotate(item_count=Count("items")).order_by("name", "id")
+        qs = access.libraries_for(self.request.user).annotate(item_count=Count("items"))
+        return qs.prefetch_related("members").order_by("name", "id")
+
+    @extend_schema(responses={201: LibrarySerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT})
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        # Refused before the body is read: a user who may not create learns nothing from validation.
+        if not actions.may_create_libraries(request.user):
+            raise PermissionDenied("Only staff may create libraries.")
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = actions.create_library(self.request.user, data["name"], data["path"])
+
+    @extend_schema(
+        request=LibraryUpdateSerializer,
+        responses={
+            200: LibrarySerializer,
+            400: OpenApiTypes.OBJECT,
+            403: OpenApiTypes.OBJECT,
+            404: OpenApiTypes.OBJECT,
+        },
+    )
+    def partial_update(self, request: Request, pk=None) -> Response:
+        library = access.get_library_for_user(request.user, pk)
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff may change a library.")
+        given = LibraryUpdateSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        library = actions.update_library(request.user, library, given.validated_data)
+        return Response(LibrarySerializer(self.get_queryset().get(pk=library.pk)).data)
 
 
 class MediaViewSet(
@@ -204,7 +232,12 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
-        job = actions.cancel_job(request.user, access.get_job_for_user(request.user, pk))
+        job = access.get_job_for_user(request.user, pk)
+        if not request.user.is_staff and access.is_joiner(request.user, job):
+            # A joiner withdraws their interest alone: the job runs on for the others.
+            job = actions.leave_job(request.user, job)
+            return Response({**JobSerializer(job).data, "left": True}, status=status.HTTP_202_ACCEPTED)
+        job = actions.cancel_job(request.user, job)
         # A running job stops when its worker sees the request: 202, the stop is under way.
         code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
         return Response(JobSerializer(job).data, status=code)

@@ -79,9 +79,23 @@ def run_scan(job: Job, run: JobRun) -> dict[str, Any]:
         lock.release()
 
 
+def _own_files(library: Library, root: Path) -> list[FoundFile]:
+    """The files below root, less those a link leads to inside another library's folder.
+
+    Those belong to that library and to whoever may see it: a link must not carry them into
+    this one, where other people may see them.
+    """
+    others = [Path(p) for p in Library.objects.exclude(pk=library.pk).values_list("path", flat=True)]
+    return [
+        found
+        for found in walk_library(root)
+        if found.real_path.is_relative_to(root) or not any(found.real_path.is_relative_to(o) for o in others)
+    ]
+
+
 def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     run.progress(0, force=True)
-    files = list(walk_library(root))
+    files = _own_files(library, root)
     existing = {item.relative_path: item for item in library.items.all()}
     counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
     total = len(files) or 1

@@ -67,8 +67,12 @@ def sprite_vtt(sprite_url: str, duration: float, interval: float, tiles: int, ti
 
 def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None:
     try:
+        # The source is a library file: only self-contained demuxers may read it.
         ffmpeg.run_ffmpeg(
-            args, duration=duration, timeout=get_kind(job.kind).timeout_for(job), should_stop=run.should_stop
+            ffmpeg.safe_input_options() + args,
+            duration=duration,
+            timeout=get_kind(job.kind).timeout_for(job),
+            should_stop=run.should_stop,
         )
     except ffmpeg.FFmpegStopped:
         raise JobCancelled() from None

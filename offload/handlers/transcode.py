@@ -40,7 +40,7 @@ def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
 def verify(output: Path, profile: TranscodeProfile, source: dict[str, Any]) -> dict[str, Any]:
     """Probe the output and compare it with what the profile promised; JobFailed otherwise."""
     try:
-        got = ffmpeg.technical_metadata(ffmpeg.probe(output))
+        got = ffmpeg.technical_metadata(ffmpeg.probe(output, own_output=True))
     except ffmpeg.ProbeError as exc:
         raise JobFailed(f"The output could not be verified: {exc}") from None
     problems = []
@@ -88,7 +88,8 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
         else:
             output = built = partial / f"{profile.name}.{profile.extension}"
             dest = published_name = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
-        args = transcode_args(
+        # The source is a library file: only self-contained demuxers may read it.
+        args = ffmpeg.safe_input_options() + transcode_args(
             profile,
             ffmpeg.file_url(source),
             str(output),

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import OrmQ
+from django_q.signing import BadSignature, SignedPackage
 
 from offload.jobs.queue import EXECUTE, push, shared_broker
 from offload.models import Job, JobStatus
@@ -24,6 +25,8 @@ def reap_stale_jobs() -> int:
         ids += unpushed.values_list("pk", flat=True)
     else:
         ids += _taken_by_a_lost_cluster(stale)
+        ids += _missing_from_the_queue(stale)
+    ids = list(dict.fromkeys(ids))
     for job_id in ids:
         job = Job.objects.get(pk=job_id)
         with transaction.atomic():
@@ -32,6 +35,26 @@ def reap_stale_jobs() -> int:
     if ids:
         log.warning("re-queued %d job(s) whose worker was lost: %s", len(ids), ids)
     return len(ids)
+
+
+def _missing_from_the_queue(stale) -> list[int]:
+    """Queued jobs, due before `stale`, whose queue row is gone (ORM broker).
+
+    The django-q admin lets an operator delete queue rows; a job whose row went that way
+    would stay queued for ever. Each row is read only when some job has waited that long.
+    """
+    waiting = list(Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=stale).values_list("pk", "task_id"))
+    if not waiting:
+        return []
+    present = set()
+    for payload in OrmQ.objects.filter(key=shared_broker().list_key).values_list("payload", flat=True).iterator():
+        try:
+            task = SignedPackage.loads(payload)
+        except BadSignature:
+            continue
+        if isinstance(task, dict) and task.get("func") == EXECUTE:
+            present.add(task.get("id"))
+    return [pk for pk, task_id in waiting if task_id not in present]
 
 
 def _taken_by_a_lost_cluster(stale) -> list[int]:

@@ -230,7 +230,7 @@ def claim(job_id: int) -> Job | None:
                 ),
             )
             # No later attempt will clear what the dead ones left half written.
-            transaction.on_commit(lambda: outputs.remove_partial_dir(job), robust=True)
+            transaction.on_commit(lambda: outputs.remove_all_partial_dirs(job), robust=True)
             return None
         record_event(job, "started")
         metrics.job_started(job)

@@ -3,6 +3,7 @@
 import ctypes
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -36,6 +37,28 @@ NON_MEDIA_FORMATS = {
     "mpl2",
     "sami",
 }
+
+
+# The demuxers a library's file may be read with. ffmpeg picks a demuxer by content, and some
+# read other files by name: an HLS or DASH playlist, a concat list, an image pattern, MXF's
+# external essence. A file named *.mp4 that holds such a list would make ffprobe and ffmpeg
+# read anything the worker can, outside the library roots. Only self-contained containers
+# and raw streams are allowed; the protocol is pinned to plain files as well.
+MEDIA_DEMUXERS = (
+    "mov", "matroska", "avi", "asf", "mpeg", "mpegts", "mpegvideo", "flv", "ogg", "mp3", "aac", "flac", "wav",
+    "w64", "aiff", "ape", "wv", "tta", "caf", "au", "amr", "ac3", "eac3", "dts", "truehd", "mlp", "h264", "hevc",
+    "m4v", "vc1", "nut", "dv", "rm", "ivf", "obu", "av1", "mjpeg", "yuv4mpegpipe", "wtv", "nuv", "smk", "bink",
+    "xwma", "dsf", "iff", "voc", "mpc", "mpc8", "shorten", "tak", "gsm", "loas", "latm", "adts", "aptx", "sbc",
+)  # fmt: skip
+# Still images Offload wrote itself (posters, sprite sheets), read back to check them.
+IMAGE_DEMUXERS = ("image2", "jpeg_pipe", "png_pipe", "webp_pipe", "mjpeg")
+# Outputs Offload wrote itself: a rendition may be an HLS playlist of its own segments.
+OUTPUT_DEMUXERS = (*MEDIA_DEMUXERS, "hls")
+
+
+def safe_input_options(demuxers: tuple[str, ...] = MEDIA_DEMUXERS) -> list[str]:
+    """Input options that keep ffmpeg/ffprobe to plain files read by self-contained demuxers."""
+    return ["-protocol_whitelist", "file", "-format_whitelist", ",".join(demuxers)]
 
 
 class FFmpegMissing(RuntimeError):
@@ -75,8 +98,8 @@ def file_url(path: Path) -> str:
     return "file:" + str(Path(path).resolve())
 
 
-def probe_command(path: Path, *, quick: bool = False) -> list[str]:
-    args = [ffprobe_binary(), "-v", "error", "-hide_banner", "-print_format", "json"]
+def probe_command(path: Path, *, quick: bool = False, demuxers: tuple[str, ...] = MEDIA_DEMUXERS) -> list[str]:
+    args = [ffprobe_binary(), "-v", "error", "-hide_banner", "-print_format", "json", *safe_input_options(demuxers)]
     if quick:
         args += ["-probesize", "5000000", "-analyzeduration", "2000000", "-show_format"]
     else:
@@ -84,8 +107,17 @@ def probe_command(path: Path, *, quick: bool = False) -> list[str]:
     return [*args, file_url(path)]
 
 
+_REFUSED_FORMAT = re.compile(r"\[(?P<demuxer>[\w-]+) @ [^]]*\] Format not on whitelist")
+
+
 def _readable_stderr(stderr: bytes) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    text = stderr.decode("utf-8", "replace")
+    refused = _REFUSED_FORMAT.search(text)
+    if refused:
+        return (
+            f"not a media file Offload reads (ffprobe reads it as {refused['demuxer']!r}, which may name other files)"
+        )
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return "ffprobe found no readable media in the file"
     last = lines[-1]
@@ -95,11 +127,14 @@ def _readable_stderr(stderr: bytes) -> str:
     return last[:500]
 
 
-def probe(path: Path, *, timeout: float | None = None, quick: bool = False) -> dict[str, Any]:
-    """Run ffprobe and answer its JSON; ProbeError when the file is not readable media."""
+def probe(path: Path, *, timeout: float | None = None, quick: bool = False, own_output: bool = False) -> dict[str, Any]:
+    """Run ffprobe and answer its JSON; ProbeError when the file is not readable media.
+
+    own_output: the file is a rendition Offload just wrote, which may be an HLS playlist.
+    """
     try:
         done = subprocess.run(
-            probe_command(path, quick=quick),
+            probe_command(path, quick=quick, demuxers=OUTPUT_DEMUXERS if own_output else MEDIA_DEMUXERS),
             capture_output=True,
             timeout=timeout or settings.FFPROBE_TIMEOUT,
             stdin=subprocess.DEVNULL,
@@ -123,7 +158,8 @@ def probe(path: Path, *, timeout: float | None = None, quick: bool = False) -> d
 
 def image_size(path: Path, *, timeout: float = 10.0) -> tuple[int, int]:
     """(width, height) of a still image such as a poster or sprite; ProbeError when unreadable."""
-    args = [ffprobe_binary(), "-v", "error", "-print_format", "json", "-show_streams", file_url(path)]
+    args = [ffprobe_binary(), "-v", "error", "-print_format", "json", *safe_input_options(IMAGE_DEMUXERS)]
+    args += ["-show_streams", file_url(path)]
     try:
         done = subprocess.run(args, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
         stream = (json.loads(done.stdout or b"{}").get("streams") or [{}])[0]
@@ -265,6 +301,7 @@ def run_ffmpeg(
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
     """Run ffmpeg with `-progress` on a pipe; FFmpegFailed or FFmpegStopped when it does not finish."""
+    _check_inputs(args)
     # -loglevel error: stderr then holds what went wrong, which the job's error quotes.
     command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-nostats"]
     command += ["-progress", "pipe:1", *args]
@@ -305,6 +342,16 @@ def run_ffmpeg(
         tail = _tail(stderr)
         if any(marker in line for line in tail for marker in WRITE_ERRORS):
             raise FFmpegFailed("ffmpeg could not write its output", tail)
+
+
+def _check_inputs(args: list[str]) -> None:
+    """Every file input must carry the demuxer whitelist (safe_input_options()); a kind that forgot it is a bug."""
+    since = 0
+    for index, arg in enumerate(args[:-1]):
+        if arg == "-i":
+            if args[index + 1].startswith("file:") and "-format_whitelist" not in args[since:index]:
+                raise ValueError(f"ffmpeg input {args[index + 1]!r} lacks -format_whitelist (safe_input_options())")
+            since = index + 2
 
 
 def _tail(stderr) -> list[str]:

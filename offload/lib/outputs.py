@@ -1,8 +1,10 @@
 """Files the workers write under MEDIA_ROOT: built in a job's partial folder, published whole.
 
 A reader never sees half a file: output is written under MEDIA_ROOT/.partial/ (the same
-filesystem) and renamed into place only once complete and verified. A killed attempt's
-partial folder is removed by the next attempt of the same job.
+filesystem) and renamed into place only once complete and verified. Each attempt of a job
+works in a folder of its own (.partial/job-<id>/attempt-<n>): an attempt taken over while
+still alive cleans up after itself without touching its successor's files, and the next
+attempt removes what earlier (killed) attempts left.
 """
 
 import os
@@ -19,16 +21,52 @@ def media_root() -> Path:
     return Path(settings.MEDIA_ROOT)
 
 
+def _job_dir(job: Job) -> Path:
+    return media_root() / ".partial" / f"job-{job.pk}"
+
+
+def _attempt_of(entry: Path) -> int | None:
+    prefix, _, number = entry.name.partition("-")
+    return int(number) if prefix == "attempt" and number.isdigit() else None
+
+
+def partial_dir(job: Job) -> Path:
+    """This attempt's working folder."""
+    return _job_dir(job) / f"attempt-{job.attempts}"
+
+
 def fresh_partial_dir(job: Job) -> Path:
-    """An empty working folder for this job, cleared of any earlier attempt's leftovers."""
-    path = media_root() / ".partial" / f"job-{job.pk}"
-    shutil.rmtree(path, ignore_errors=True)
+    """An empty working folder for this attempt; earlier attempts' leftovers are removed, later ones kept."""
+    folder = _job_dir(job)
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            attempt = _attempt_of(entry)
+            if attempt is None or attempt <= job.attempts:
+                _remove(entry)
+    path = partial_dir(job)
     path.mkdir(parents=True)
     return path
 
 
 def remove_partial_dir(job: Job) -> None:
-    shutil.rmtree(media_root() / ".partial" / f"job-{job.pk}", ignore_errors=True)
+    """Remove this attempt's working folder (and the job's, once no attempt has one)."""
+    shutil.rmtree(partial_dir(job), ignore_errors=True)
+    try:
+        _job_dir(job).rmdir()
+    except OSError:
+        pass  # another attempt's folder is still there, or none was made
+
+
+def remove_all_partial_dirs(job: Job) -> None:
+    """Remove every attempt's working folder: the job is over and no attempt will run again."""
+    shutil.rmtree(_job_dir(job), ignore_errors=True)
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
 
 
 def publish(source: Path, relative_dest: str) -> Path:

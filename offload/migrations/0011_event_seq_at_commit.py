@@ -48,7 +48,7 @@ def drop_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("offload", "0006_dotted_paths")]
+    dependencies = [("offload", "0007_library_members_job_members")]
 
     operations = [
         migrations.AlterField(

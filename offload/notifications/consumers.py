@@ -37,6 +37,12 @@ def redis_gate() -> asyncio.Semaphore:
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_TOO_MANY = 4429
 MAX_MESSAGE_BYTES = 4096
+# Messages one socket may send per window (OFFLOAD_RATE_WS_MESSAGE); past it the socket is
+# closed (4429). Each resume reads the event log: a client may not make it read without end.
+MESSAGE_RATE_SCOPE = "ws_message"
+# One resume replays at most this many pages; "resumed" then says "more": true and the
+# client resumes again from the last seq it got.
+RESUME_MAX_PAGES = 5
 
 
 def _seq_or_none(value: Any) -> int | None:
@@ -56,13 +62,25 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         metrics.ws_connected()
         self.user = None
+        self.token_key: str | None = None
+        self.session_key: str | None = None
         self.groups_joined: list[str] = []
         self.tasks: list[asyncio.Task] = []
+        self.recent_messages: list[float] = []
         # Replays and live events both go out under this lock, so seqs leave in order.
         self.send_lock = asyncio.Lock()
-        await self.accept()
         user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            # A socket that has yet to authenticate costs a slot and a timer: per address, limited.
+            client = self.scope.get("client") or ("unknown", 0)
+            decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_anon"), f"ip:{client[0]}")
+            if decision is not None and not decision.allowed:
+                await self.close(code=CLOSE_TOO_MANY)
+                return
+        await self.accept()
         if user is not None and user.is_authenticated:
+            session = self.scope.get("session")
+            self.session_key = getattr(session, "session_key", None)
             query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
             await self.start(user, after=_seq_or_none(query.get("after", [None])[0]))
         else:
@@ -114,14 +132,21 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         self.hello_seq = self.last_seq
         await self.send_json({"type": "hello", "user": user.pk, "staff": user.is_staff, "seq": self.last_seq})
         if after is not None:
-            async with self.send_lock:
-                count = await self.replay(after, self.hello_seq) if after < self.hello_seq else 0
-                await self.send_json({"type": "resumed", "after": after, "count": count, "seq": self.last_seq})
+            await self.resume(after)
         self.tasks.append(asyncio.create_task(self.heartbeat()))
 
     async def heartbeat(self) -> None:
         while True:
             await asyncio.sleep(settings.OFFLOAD_WS_HEARTBEAT_SECONDS)
+            # A revoked token, a closed session, a deactivated user or a change of staff status
+            # ends the socket: the client reconnects with what it may see now.
+            allowed = await database_sync_to_async(streams.still_authorized)(
+                self.user.pk, self.user.is_staff, token_key=self.token_key, session_key=self.session_key
+            )
+            if not allowed:
+                await self.error("Your access changed; connect again.")
+                await self.close(code=CLOSE_UNAUTHENTICATED)
+                return
             await self.send_json({"type": "heartbeat", "seq": self.last_seq})
             try:
                 async with redis_gate():
@@ -170,6 +195,11 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.error('Expected a JSON object with a "type".')
             return
         kind = message["type"]
+        if self.user is not None and not self.within_message_rate():
+            limit = throttle.limit_for(MESSAGE_RATE_SCOPE)
+            await self.error(f"Too many messages: at most {limit.limit} in {limit.window:g} s.")
+            await self.close(code=CLOSE_TOO_MANY)
+            return
         if self.user is None:
             # The first message must authenticate.
             await self.authenticate(message)
@@ -182,6 +212,14 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         else:
             await self.error(f"Unknown message type {kind[:50]!r}; expected ping or resume.")
 
+    def within_message_rate(self) -> bool:
+        """Count this message; False once the socket sent more than its share in the window."""
+        limit = throttle.limit_for(MESSAGE_RATE_SCOPE)
+        now = asyncio.get_running_loop().time()
+        self.recent_messages = [t for t in self.recent_messages if now - t < limit.window]
+        self.recent_messages.append(now)
+        return len(self.recent_messages) <= limit.limit
+
     async def authenticate(self, message: dict[str, Any]) -> None:
         # The deadline is for the client's first message; checking it may take longer on a busy
         # server, and a token that arrived in time is not refused for that.
@@ -193,6 +231,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if user is None:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
+        self.token_key = message["token"]
         await self.start(user, after=_seq_or_none(message.get("after")))
 
     async def resume(self, after: Any) -> None:
@@ -200,27 +239,36 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             await self.error('"after" must be a non-negative integer seq.')
             return
         async with self.send_lock:
-            # Events sent live since the hello are not sent twice.
-            count = await self.replay(after, already_sent=(self.hello_seq, self.last_seq))
-            await self.send_json({"type": "resumed", "after": after, "count": count, "seq": self.last_seq})
+            # Events sent live since the hello are not sent twice; what came before the hello
+            # is replayed a bounded number of pages at a time.
+            count, more = await self.replay(after, self.hello_seq, max_pages=RESUME_MAX_PAGES, advance=False)
+            reply = {"type": "resumed", "after": after, "count": count, "seq": self.last_seq}
+            if more:
+                reply["more"] = True
+            await self.send_json(reply)
 
-    async def replay(self, after: int, upto: int | None = None, already_sent: tuple[int, int] = (0, 0)) -> int:
-        """Send the stream's events with after < seq <= upto, page by page; answer how many went out.
+    async def replay(
+        self, after: int, upto: int | None = None, *, max_pages: int | None = None, advance: bool = True
+    ) -> tuple[int, bool]:
+        """Send the stream's events with after < seq <= upto, page by page: (how many went out, whether more remain).
 
-        Events with already_sent[0] < seq <= already_sent[1] are skipped. The caller holds send_lock.
+        advance: the events are the live stream's (last_seq moves past them). The caller holds send_lock.
         """
-        count = 0
+        count = pages = 0
         while True:
             page = await database_sync_to_async(streams.events_between)(self.user, after, upto)
             for event in page:
-                if not already_sent[0] < event["seq"] <= already_sent[1]:
-                    await self.send_json(event)
-                    count += 1
+                await self.send_json(event)
+                count += 1
+            pages += 1
             if page:
                 after = page[-1]["seq"]
-                self.last_seq = max(self.last_seq, after)
+                if advance:
+                    self.last_seq = max(self.last_seq, after)
             if len(page) < streams.REPLAY_PAGE:
-                return count
+                return count, False
+            if max_pages is not None and pages >= max_pages:
+                return count, True
 
     async def job_event(self, message: dict[str, Any]) -> None:
         """A live event from the channel layer; delivered in seq order, each once."""
@@ -230,7 +278,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         async with self.send_lock:
             if seq <= self.last_seq:
                 return
-            visible = self.visibility.admits(message["user_id"], message["job"]["kind"])
+            visible = self.visibility.admits(message["recipients"], message["job"]["kind"])
             if seq == self.last_seq + 1 and visible:
                 await self.send_json(streams.message(seq, message["event"], message["job"]))
             else:

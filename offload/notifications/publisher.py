@@ -13,6 +13,8 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from offload.access import event_recipients
+
 log = logging.getLogger(__name__)
 
 STAFF_GROUP = "jobs.staff"
@@ -71,12 +73,17 @@ def _get() -> _Publisher:
     return _publisher
 
 
-def publish_job_event(seq: int, event: str, user_id: int | None, job: dict[str, Any]) -> None:
-    """Send one committed JobEvent to its owner's group and the staff group; never blocks."""
-    groups = [STAFF_GROUP] + ([user_group(user_id)] if user_id else [])
-    _get().submit(groups, {"type": "job.event", "seq": seq, "event": event, "user_id": user_id, "job": job})
+def publish_job_event(seq: int, event: str, recipients: list[int], job: dict[str, Any]) -> None:
+    """Send one committed JobEvent to the groups of those who may see it and the staff group; never blocks.
+
+    The message names its recipients (requester and joiners), so each socket checks the
+    same rule as the replay (offload.access.JobVisibility.admits).
+    """
+    groups = [STAFF_GROUP] + [user_group(user_id) for user_id in recipients]
+    message = {"type": "job.event", "seq": seq, "event": event, "recipients": list(recipients), "job": job}
+    _get().submit(groups, message)
 
 
 def on_job_event(sender, event, **kwargs) -> None:
     """Subscriber to offload.jobs' job_event_committed (connected in OffloadConfig.ready())."""
-    publish_job_event(event.seq, event.event, event.user_id, event.payload)
+    publish_job_event(event.seq, event.event, event_recipients(event), event.payload)

@@ -1,12 +1,37 @@
 """What a websocket user's event stream holds, read from the JobEvent log."""
 
+from importlib import import_module
 from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY, get_user_model
+from rest_framework.authtoken.models import Token
 
 from offload.access import job_visibility
 from offload.models import JobEvent
 
 # Replays are read and sent a page at a time: a long absence costs no more memory than a short one.
 REPLAY_PAGE = 1000
+
+
+def still_authorized(
+    user_id: int, staff: bool, *, token_key: str | None = None, session_key: str | None = None
+) -> bool:
+    """Whether an open socket's user may still see what they saw when it opened.
+
+    False when the user was deactivated or changed staff status, their token was revoked, or
+    their session ended (logout, or a new login in its place).
+    """
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).values_list("is_staff", flat=True).first()
+    if user is None or bool(user) != staff:
+        return False
+    if token_key is not None and not Token.objects.filter(key=token_key, user_id=user_id).exists():
+        return False
+    if session_key is not None:
+        session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+        if session.get(SESSION_KEY) != str(user_id):
+            return False
+    return True
 
 
 def _stream(user):

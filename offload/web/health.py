@@ -9,15 +9,15 @@ from concurrent.futures import wait as wait_for_futures
 from django.conf import settings
 from django.db import connection, connections
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 from django_q.status import Stat
 
 from offload.lib.redis_state import ping_both
+from offload.web.readonly import read_only
 
 log = logging.getLogger(__name__)
 
 
-@require_GET
+@read_only
 def live(request):
     return JsonResponse({"status": "ok"})
 
@@ -93,7 +93,7 @@ def run_checks(checks: dict[str, Callable[[], str]], timeout: float) -> dict[str
     return answers
 
 
-@require_GET
+@read_only
 def ready(request):
     """200 with each dependency's state; 503 only when the database is unreachable."""
     checks = run_checks(dict(sorted(_checks.items())), timeout=settings.HEALTH_CHECK_TIMEOUT)

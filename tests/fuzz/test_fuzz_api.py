@@ -116,3 +116,44 @@ def test_the_api_answers_every_generated_request_as_its_schema_says(case, world)
 @FUZZ_SETTINGS
 def test_search_answers_every_generated_query_from_typesense_as_its_schema_says(case, indexed_world):
     case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"}, checks=CHECKS)
+
+
+@pytest.fixture
+def rendition_file(settings, library_root):
+    """A published rendition of alice's item, and alice's API client."""
+    from tests.support.people import api_client_for
+
+    alice = make_user("alice")
+    library = Library.objects.create(name="L", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    path = settings.MEDIA_ROOT / f"renditions/{item.pk}/h264-480p.mp4"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bytes(range(256)) * 8)
+    return api_client_for(alice), f"/media/renditions/{item.pk}/h264-480p.mp4", path.read_bytes()
+
+
+@hypothesis.given(
+    header=hypothesis.strategies.one_of(
+        hypothesis.strategies.text(max_size=60),
+        hypothesis.strategies.builds(
+            lambda a, b: f"bytes={a}-{b}",
+            hypothesis.strategies.one_of(hypothesis.strategies.none(), hypothesis.strategies.integers(-5, 5000)),
+            hypothesis.strategies.one_of(hypothesis.strategies.none(), hypothesis.strategies.integers(-5, 5000)),
+        ),
+    )
+)
+@hypothesis.settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_any_range_header_on_media_answers_200_206_or_416_with_the_right_bytes(rendition_file, header):
+    client, url, body = rendition_file
+    header = header.replace("None", "")
+    try:
+        answer = client.get(url, HTTP_RANGE=header)
+    except UnicodeEncodeError:
+        return  # not a header a client can send
+    assert answer.status_code in (200, 206, 416), (header, answer.status_code)
+    assert answer["Accept-Ranges"] == "bytes"
+    if answer.status_code == 206:
+        first, last = map(int, answer["Content-Range"].split(" ")[1].split("/")[0].split("-"))
+        assert b"".join(answer.streaming_content) == body[first : last + 1]
+    elif answer.status_code == 200:
+        assert b"".join(answer.streaming_content) == body

@@ -13,7 +13,15 @@ from django.db import connections
 
 
 class InProcessWebsocket(ApplicationCommunicator):
-    def __init__(self, application, path: str, *, origin: str = "http://testserver", cookie: str | None = None) -> None:
+    def __init__(
+        self,
+        application,
+        path: str,
+        *,
+        origin: str = "http://testserver",
+        cookie: str | None = None,
+        client: tuple[str, int] | None = None,
+    ) -> None:
         path, _, query = path.partition("?")
         headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
         if cookie:
@@ -25,6 +33,8 @@ class InProcessWebsocket(ApplicationCommunicator):
             "headers": headers,
             "subprotocols": [],
         }
+        if client is not None:
+            scope["client"] = client
         super().__init__(application, scope)
 
     async def connect(self, timeout: float = 5) -> bool:

@@ -1,17 +1,27 @@
 """Real web servers on the test database, for end-to-end tests: uvicorn (one port) and gunicorn (HTTP)."""
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import requests
 from django.conf import settings
 
 from tests.support.cluster import BASE_DIR, test_database_url
 from tests.support.services import free_port
+
+
+def run_script() -> ModuleType:
+    """scripts/run.py as a module: the tests start uvicorn with the arguments `make run` uses."""
+    spec = importlib.util.spec_from_file_location("offload_run_script", BASE_DIR / "scripts" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class AsgiServer:
@@ -30,8 +40,8 @@ class AsgiServer:
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                "--port", str(self.port), "--no-access-log"]  # fmt: skip
+        # The same uvicorn arguments as make run's (scripts/run.py), on this server's port.
+        return [sys.executable, "-m", "uvicorn", *run_script().web_server_args(self.env, self.port), "--no-access-log"]
 
     def start(self, timeout: float = 30.0) -> "AsgiServer":
         self._log = open(self.log_path, "ab")

@@ -31,6 +31,8 @@ def app_env(**values: str) -> dict[str, str]:
         ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",
         Q_LOG_LEVEL="WARNING",
+        # The stack's users create their own libraries.
+        OFFLOAD_USERS_CREATE_LIBRARIES="1",
     )
     env.update(values)
     return env
