@@ -493,3 +493,9 @@ LOGGING = {
     # django-q2 logs as "django-q".
     "loggers": {"django-q": {"level": env_str("Q_LOG_LEVEL", "WARNING")}},
 }
+if LOG_FORMAT == "json":
+    # The servers' own lines too: uvicorn configures its loggers before it loads the app, and
+    # this configuration (applied as the app loads) takes them over. gunicorn's master logs
+    # before any app loads: deploy/gunicorn.conf.py does the same for it.
+    for _server_logger in ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access"):
+        LOGGING["loggers"][_server_logger] = {"handlers": ["console"], "propagate": False}

@@ -4,15 +4,18 @@ import io
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+import requests
 
 from offload import jobs, logs
 from offload.jobs import kinds, runner
 from tests.support import kinds_for_tests
-from tests.support.cluster import BASE_DIR
+from tests.support.cluster import BASE_DIR, wait_for
+from tests.support.services import free_port
 
 
 @pytest.fixture
@@ -97,3 +100,41 @@ def test_an_unknown_log_format_is_refused():
     )  # fmt: skip
     assert done.returncode != 0
     assert "LOG_FORMAT must be plain or json" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi", "--bind", "127.0.0.1:{port}"],
+        ["-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}"],
+    ],
+    ids=["gunicorn", "uvicorn"],
+)
+def test_the_servers_own_lines_are_json_too(tmp_path, command):
+    port = free_port()
+    env = {**os.environ, "LOG_FORMAT": "json", "SECRET_KEY": "k" * 60}
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, *(part.format(port=port) for part in command)],
+            cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz/live"), 30, "the server")
+            missing = requests.get(f"http://127.0.0.1:{port}/no-such-page/", timeout=5)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    loggers = {line["logger"] for line in lines}
+    assert {"django.request"} < loggers and any(name.endswith(".access") for name in loggers)
+    (not_found,) = [line for line in lines if line["logger"] == "django.request"]
+    assert not_found["request_id"] == missing.headers["X-Request-ID"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False

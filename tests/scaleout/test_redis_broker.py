@@ -136,10 +136,13 @@ def test_offload_q_broker_redis_configures_django_q2_and_passes_the_checks():
     shown = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c",
          "from django.conf import settings; from django_q.brokers import get_broker; "
-         "print(sorted(k for k in ('orm', 'redis') if k in settings.Q_CLUSTER), type(get_broker()).__name__)"],
+         "from django_q.brokers.redis_broker import Redis; broker = get_broker(); "
+         "print(sorted(k for k in ('orm', 'redis') if k in settings.Q_CLUSTER), isinstance(broker, Redis), "
+         "type(broker).__name__)"],
         cwd=BASE_DIR, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    assert shown.stdout.splitlines()[-1].split() == ["['redis']", "Redis"]
+    # django-q2's Redis broker (offload.jobs.lanes adds each cluster's lane to its stats).
+    assert shown.stdout.splitlines()[-1].split() == ["['redis']", "True", "LaneRedisBroker"]
     subprocess.run(
         [sys.executable, "manage.py", "check", "--fail-level", "ERROR"],
         cwd=BASE_DIR, env={**os.environ, **env}, capture_output=True, timeout=60, check=True,

@@ -116,8 +116,8 @@ class Topology:
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         env = app_env()
         self.processes = [
-            Process("gunicorn", [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{http_port}",
-                                 "--workers", "2", "--access-logfile", "-"], folder, env),
+            Process("gunicorn", [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi",
+                                 "--bind", f"127.0.0.1:{http_port}", "--workers", "2"], folder, env),
             Process("uvicorn", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                                 "--port", str(ws_port), "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
                                 "--no-access-log"], folder, env),
