@@ -240,6 +240,8 @@ OFFLOAD_SPRITE_MAX_TILES = env_int("OFFLOAD_SPRITE_MAX_TILES", 100, minimum=1)
 # A job's worker is presumed lost when its heartbeat is older than this.
 OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 60, minimum=2)
 OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# A job that finds its kind's concurrency cap full goes back to the queue for this long.
+OFFLOAD_QUEUE_CAP_WAIT_SECONDS = env_float("OFFLOAD_QUEUE_CAP_WAIT_SECONDS", 2.0)
 OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
 
 # Eight hours: a transcode may take 300 s plus 3 s per second of media, and a film runs two or three hours.
@@ -247,7 +249,8 @@ _q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 8 * 3600, minimum=1)
 Q_CLUSTER = {
     "name": env_str("OFFLOAD_Q_NAME", "offload"),
     "orm": "default",
-    "workers": env_int("OFFLOAD_Q_WORKERS", 2, minimum=1),
+    # The default lane's workers; OFFLOAD_Q_WORKERS is the older name of the same setting.
+    "workers": env_int("OFFLOAD_LANE_DEFAULT_WORKERS", env_int("OFFLOAD_Q_WORKERS", 2, minimum=1), minimum=1),
     # The longest any task may run; job kinds pass their own, shorter, timeouts.
     "timeout": _q_timeout,
     # A task whose worker died is delivered again after `retry`; it must exceed the
@@ -272,7 +275,11 @@ OFFLOAD_Q_BROKER = env_str("OFFLOAD_Q_BROKER", "orm")
 if OFFLOAD_Q_BROKER == "redis":
     del Q_CLUSTER["orm"]
     Q_CLUSTER["redis"] = REDIS_URL
-elif OFFLOAD_Q_BROKER != "orm":
+elif OFFLOAD_Q_BROKER == "orm":
+    # The ORM broker, taking the tasks people asked for before a pipeline's backlog
+    # (offload/jobs/broker.py); the Redis broker keeps plain queue order.
+    Q_CLUSTER["broker_class"] = "offload.jobs.broker.LaneBroker"
+else:
     raise ImproperlyConfigured(f"OFFLOAD_Q_BROKER must be orm or redis, not {OFFLOAD_Q_BROKER!r}")
 
 # --- Search sync -------------------------------------------------------------
@@ -282,9 +289,19 @@ elif OFFLOAD_Q_BROKER != "orm":
 # `Q_CLUSTER_NAME=search python manage.py qcluster` (the name below).
 SEARCH_Q_CLUSTER = env_str("OFFLOAD_SEARCH_Q_NAME", "search")
 SEARCH_SYNC_TASK_TIMEOUT = 60
+# The media lane: long CPU work (transcodes) on workers of its own, so a film's transcode
+# never holds back a probe. Start it with `Q_CLUSTER_NAME=media python manage.py qcluster`.
+MEDIA_Q_CLUSTER = env_str("OFFLOAD_MEDIA_Q_NAME", "media")
+# Each job kind names its lane in its registration (offload/jobs/kinds.py); a lane is a
+# django-q2 cluster, and its cluster name is its queue.
+OFFLOAD_LANES = {"default": Q_CLUSTER["name"], "media": MEDIA_Q_CLUSTER, "search": SEARCH_Q_CLUSTER}
 Q_CLUSTER["ALT_CLUSTERS"] = {
+    MEDIA_Q_CLUSTER: {
+        "workers": env_int("OFFLOAD_LANE_MEDIA_WORKERS", 2, minimum=1),
+        "poll": env_float("OFFLOAD_MEDIA_Q_POLL", 0.2),
+    },
     SEARCH_Q_CLUSTER: {
-        "workers": env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1),
+        "workers": env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1), minimum=1),
         "timeout": 120,
         "retry": 180,
         # A sync that failed is retried from the outbox, not by django-q2.

@@ -8,7 +8,7 @@ from django.db import transaction
 from offload import audit, jobs
 from offload.jobs import get_kind
 from offload.lib.paths import resolve_library_path
-from offload.models import Job, JobStatus, Library, MediaItem
+from offload.models import Job, JobPriority, JobStatus, Library, MediaItem
 
 
 def create_library(user, name: str, path: str) -> Library:
@@ -28,7 +28,14 @@ def request_job(
     if not spec.may_request(user):
         raise PermissionDenied(f"Only staff may ask for {kind}.")
     cleaned = spec.clean_params(target, params or {})
-    return jobs.enqueue(kind, target=target, params=cleaned, user=user, idempotency_key=idempotency_key)
+    return jobs.enqueue(
+        kind,
+        target=target,
+        params=cleaned,
+        user=user,
+        idempotency_key=idempotency_key,
+        priority=JobPriority.PERSON,
+    )
 
 
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:

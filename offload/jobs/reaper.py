@@ -8,7 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from offload.jobs.queue import EXECUTE, push, shared_broker
+from offload.jobs.broker import people_key
+from offload.jobs.queue import EXECUTE, job_lanes, lane_queue, push
 from offload.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def _taken_by_a_lost_cluster(stale) -> list[int]:
     """
     retry = timedelta(seconds=settings.Q_CLUSTER["retry"])
     taken = {}
-    rows = OrmQ.objects.filter(key=shared_broker().list_key, lock__gt=timezone.now(), lock__lt=stale + retry)
+    queues = [lane_queue(lane) for lane in job_lanes()]
+    keys = queues + [people_key(queue) for queue in queues]
+    rows = OrmQ.objects.filter(key__in=keys, lock__gt=timezone.now(), lock__lt=stale + retry)
     for row in rows:
         if row.task.get("func") == EXECUTE:
             taken[row.task["id"]] = row.lock - retry
