@@ -535,9 +535,8 @@ def run(sup: Supervisor) -> int:
     lanes = [workers]
     for lane, variable in (("media", "OFFLOAD_MEDIA_Q_NAME"), ("search", "OFFLOAD_SEARCH_Q_NAME")):
         lane_env = {**env, "Q_CLUSTER_NAME": env.get(variable) or lane}
-        lanes.append(
-            sup.start(f"{lane}-lane", [py, "manage.py", "qcluster"], env=lane_env, stop_signal=signal.SIGINT, grace=20.0)
-        )
+        command = [py, "manage.py", "qcluster"]
+        lanes.append(sup.start(f"{lane}-lane", command, env=lane_env, stop_signal=signal.SIGINT, grace=20.0))
     base_url = f"http://{HOST}:{web_port}"
     say(f"Starting the web server on {base_url} and the workers…")
     wait_until(
