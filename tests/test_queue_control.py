@@ -46,9 +46,7 @@ def test_resume_runs_the_parked_jobs_in_queue_order(staff):
     control.resume("system.noop")
     order = []
     while run_next():
-        order += list(
-            Job.objects.filter(status=JobStatus.SUCCEEDED).exclude(pk__in=order).values_list("pk", flat=True)
-        )
+        order += list(Job.objects.filter(status=JobStatus.SUCCEEDED).exclude(pk__in=order).values_list("pk", flat=True))
     assert order == [j.pk for j in queued]
     assert all(Job.objects.get(pk=j.pk).attempts == 1 for j in queued)
 
