@@ -267,6 +267,10 @@ Q_CLUSTER = {
     "ack_failures": False,
     "poll": env_float("OFFLOAD_Q_POLL", 0.05),
     "bulk": 1,
+    # Tasks a cluster takes ahead of its free workers (django-q2 defaults to workers²). A task
+    # taken early is out of the people queue's reach (offload/jobs/broker.py): one is enough to
+    # hide the poll interval.
+    "queue_limit": env_int("OFFLOAD_Q_PREFETCH", 1, minimum=1),
     "label": "Task queue",
 }
 # The broker: "orm" (the default database; a job and its queue row commit together) or
@@ -289,6 +293,7 @@ else:
 # `Q_CLUSTER_NAME=search python manage.py qcluster` (the name below).
 SEARCH_Q_CLUSTER = env_str("OFFLOAD_SEARCH_Q_NAME", "search")
 SEARCH_SYNC_TASK_TIMEOUT = 60
+_search_workers = env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1), minimum=1)
 # The media lane: long CPU work (transcodes) on workers of its own, so a film's transcode
 # never holds back a probe. Start it with `Q_CLUSTER_NAME=media python manage.py qcluster`.
 MEDIA_Q_CLUSTER = env_str("OFFLOAD_MEDIA_Q_NAME", "media")
@@ -301,7 +306,9 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "poll": env_float("OFFLOAD_MEDIA_Q_POLL", 0.2),
     },
     SEARCH_Q_CLUSTER: {
-        "workers": env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1), minimum=1),
+        "workers": _search_workers,
+        # Index syncs have no people queue; the lane keeps django-q2's own prefetch.
+        "queue_limit": _search_workers**2,
         "timeout": 120,
         "retry": 180,
         # A sync that failed is retried from the outbox, not by django-q2.
