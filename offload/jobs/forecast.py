@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from offload.jobs.kinds import all_kinds
@@ -27,26 +27,28 @@ def drain_seconds(queued: int, running: int, finished: int, paused: bool) -> flo
 def queue_rows(now: datetime | None = None) -> list[dict[str, Any]]:
     """One row per registered kind: lane, holds, queued, running, oldest wait, recent finishes, drain forecast."""
     now = now or timezone.now()
-    active = (
-        Job.objects.filter(status__in=ACTIVE_STATUSES)
-        .values_list("kind", "status")
-        .annotate(n=Count("pk"), oldest=Min("queued_at"))
-        .order_by()
-    )
-    counts: dict[tuple[str, str], tuple[int, datetime]] = {(k, s): (n, oldest) for k, s, n, oldest in active}
-    finished = dict(
-        Job.objects.filter(status__in=FINISHED_STATUSES, finished_at__gte=now - RATE_WINDOW)
+    since = now - RATE_WINDOW
+    queued_q, running_q = Q(status=JobStatus.QUEUED), Q(status=JobStatus.RUNNING)
+    finished_q = Q(status__in=FINISHED_STATUSES, finished_at__gte=since)
+    # One grouped query over the active rows and the window's finishes (the (status, kind)
+    # and finished_at indexes serve it).
+    figures = {
+        kind: (queued, running, oldest, finished)
+        for kind, queued, running, oldest, finished in Job.objects.filter(Q(status__in=ACTIVE_STATUSES) | finished_q)
         .values_list("kind")
-        .annotate(n=Count("pk"))
+        .annotate(
+            queued=Count("pk", filter=queued_q),
+            running=Count("pk", filter=running_q),
+            oldest=Min("queued_at", filter=queued_q),
+            finished=Count("pk", filter=finished_q),
+        )
         .order_by()
-    )
+    }
     controls = {c.kind: c for c in QueueControl.objects.all()}
     rows = []
     for kind in sorted(all_kinds(), key=lambda k: k.name):
         control = controls.get(kind.name) or QueueControl(kind=kind.name)
-        queued, oldest = counts.get((kind.name, JobStatus.QUEUED), (0, None))
-        running = counts.get((kind.name, JobStatus.RUNNING), (0, None))[0]
-        done = finished.get(kind.name, 0)
+        queued, running, oldest, done = figures.get(kind.name, (0, 0, None, 0))
         rows.append(
             {
                 "kind": kind.name,
