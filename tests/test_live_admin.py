@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from offload import jobs
 from offload.models import Job, Library, MediaItem
-from tests.support.cluster import wait_for
+from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test" / "artifacts"
@@ -83,7 +83,7 @@ def test_the_job_list_moves_without_a_reload(asgi_server, qcluster, browser, sta
     browser.execute_script("window.offloadNotReloaded = true;")
     time.sleep(1)  # the socket connects
 
-    qcluster()
+    qcluster(**media_lane())
     seen: list[float] = []
 
     def moved_to_succeeded():
