@@ -162,3 +162,25 @@ def test_pause_resume_and_a_cap_with_real_clusters(qcluster, staff):
     )
     for job in long_ones:
         jobs.cancel(job, staff)
+
+
+@pytest.mark.slow
+def test_a_pause_survives_a_restart_of_every_cluster(qcluster, staff):
+    control.pause("system.noop")
+    first = qcluster()
+    parked = noop(staff, 1)
+    wait_for(lambda: Job.objects.get(pk=parked.pk).task_id == PARKED_TASK, what="the parking", cluster=first)
+    first.kill()
+    second = qcluster()
+    # The new cluster runs other work, and leaves the paused kind's job waiting.
+    other = sleeper(staff, 1, seconds=0.1)
+    wait_for(lambda: Job.objects.get(pk=other.pk).status == JobStatus.SUCCEEDED, what="other work", cluster=second)
+    later = noop(staff, 2)
+    wait_for(lambda: Job.objects.get(pk=later.pk).task_id == PARKED_TASK, what="the new job parked", cluster=second)
+    assert Job.objects.get(pk=parked.pk).attempts == 0
+    control.resume("system.noop")
+    wait_for(
+        lambda: Job.objects.filter(pk__in=[parked.pk, later.pk], status=JobStatus.SUCCEEDED).count() == 2,
+        what="both to run once resumed",
+        cluster=second,
+    )
