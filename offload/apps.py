@@ -9,6 +9,7 @@ class OffloadConfig(AppConfig):
     def ready(self) -> None:
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
+        from django_q.signals import post_spawn
 
         from offload import checks, signals
         from offload.admin import jobs as jobs_admin
@@ -19,7 +20,7 @@ class OffloadConfig(AppConfig):
         from offload.jobs.schedules import register_schedule
         from offload.metrics import database, registry
         from offload.metrics.jobs import QueueCollector
-        from offload.metrics.services import ServicesCollector
+        from offload.metrics.services import ServicesCollector, record_worker_lane
         from offload.notifications import publisher
         from offload.web import health
 
@@ -37,6 +38,7 @@ class OffloadConfig(AppConfig):
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())
         registry.register_collector(ServicesCollector())
+        post_spawn.connect(record_worker_lane, dispatch_uid="offload.metrics.worker_lane")
         health.register_check("database", health.check_database)
         health.register_check("redis", health.check_redis)
         health.register_check("workers", health.check_workers)

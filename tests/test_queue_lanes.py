@@ -8,6 +8,7 @@ import sys
 import pytest
 from django.conf import settings
 from django_q.models import OrmQ
+from prometheus_client.parser import text_string_to_metric_families
 
 from offload import jobs
 from offload.jobs import kinds
@@ -145,3 +146,26 @@ def test_the_inline_runner_drains_every_lane(alice, library, library_root):
     drain()
     assert Job.objects.get(pk=transcode.pk).status == JobStatus.SUCCEEDED
     assert Job.objects.get(pk=probe.pk).status == JobStatus.SUCCEEDED
+
+
+def workers_alive(client) -> dict[str, float]:
+    text = client.get("/metrics").content.decode()
+    return {
+        sample.labels["lane"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "offload_workers_alive"
+    }
+
+
+@pytest.mark.slow
+def test_the_workers_alive_gauge_counts_each_lanes_workers(qcluster, client):
+    assert workers_alive(client) == {"default": 0, "media": 0, "search": 0}
+    default_lane = qcluster(OFFLOAD_LANE_DEFAULT_WORKERS="2")
+    qcluster(Q_CLUSTER_NAME=settings.OFFLOAD_LANES["media"], OFFLOAD_LANE_MEDIA_WORKERS="1")
+    wait_for(
+        lambda: workers_alive(client) == {"default": 2, "media": 1, "search": 0},
+        what="both lanes to report their workers",
+        cluster=default_lane,
+        timeout=60,
+    )
