@@ -9,7 +9,7 @@ from django_q.humanhash import humanize
 from tests.support.cluster import QCluster
 
 # django-q2's worker logs "<process> processing <task name> '<function>'" as it starts each task.
-PROCESSING = re.compile(r"processing (\S+) 'offload\.runner\.execute'")
+PROCESSING = re.compile(r"processing (\S+) 'offload\.jobs\.runner\.execute'")
 
 
 @functools.cache
