@@ -24,14 +24,19 @@ from offload.jobs.kinds import get_kind
 from offload.jobs.queue import PARKED_TASK, push
 from offload.models import Job, JobStatus, QueueControl
 
-# What a worker did with a job it picked up, besides running it.
+# Why a worker did not run a job it picked up (the task's result in django-q2).
 NOT_CLAIMED = "not claimed"
 PARKED_OUTCOME = "paused"
 HELD_OUTCOME = "at its kind's cap"
 
 
+def _claimed(job_id: int) -> tuple[Job | None, str]:
+    job = transitions.claim(job_id)
+    return job, "" if job is not None else NOT_CLAIMED
+
+
 def claim(job_id: int) -> tuple[Job | None, str]:
-    """Claim the job for this worker unless its kind is paused or at its cap; (job or None, why not)."""
+    """Claim the job for this worker unless its kind is paused or at its cap: (job, "") or (None, why not)."""
     controls = QueueControl.objects.filter(kind=OuterRef("kind"))
     row = (
         Job.objects.filter(pk=job_id)
@@ -44,7 +49,7 @@ def claim(job_id: int) -> tuple[Job | None, str]:
     kind, status, paused, cap = row
     # A running job taken over from a lost worker carries on whatever the holds say.
     if status != JobStatus.QUEUED or (not paused and cap is None):
-        return transitions.claim(job_id), NOT_CLAIMED
+        return _claimed(job_id)
     with transaction.atomic():
         # Claims of a held kind go one at a time: the count below and the claim are one step.
         control = QueueControl.objects.select_for_update().filter(kind=kind).first()
@@ -56,7 +61,7 @@ def claim(job_id: int) -> tuple[Job | None, str]:
             if running >= control.concurrency:
                 _hold_back(job_id)
                 return None, HELD_OUTCOME
-        return transitions.claim(job_id), NOT_CLAIMED
+        return _claimed(job_id)
 
 
 def _hold_back(job_id: int) -> None:
