@@ -266,6 +266,8 @@ OFFLOAD_SPRITE_MAX_TILES = env_int("OFFLOAD_SPRITE_MAX_TILES", 100, minimum=1)
 # A job's worker is presumed lost when its heartbeat is older than this.
 OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 60, minimum=2)
 OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
+# A job that finds its kind's concurrency cap full goes back to the queue for this long.
+OFFLOAD_QUEUE_CAP_WAIT_SECONDS = env_float("OFFLOAD_QUEUE_CAP_WAIT_SECONDS", 2.0)
 OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
 
 # Eight hours: a transcode may take 300 s plus 3 s per second of media, and a film runs two or three hours.
@@ -273,7 +275,8 @@ _q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 8 * 3600, minimum=1)
 Q_CLUSTER = {
     "name": env_str("OFFLOAD_Q_NAME", "offload"),
     "orm": "default",
-    "workers": env_int("OFFLOAD_Q_WORKERS", 2, minimum=1),
+    # The default lane's workers; OFFLOAD_Q_WORKERS is the older name of the same setting.
+    "workers": env_int("OFFLOAD_LANE_DEFAULT_WORKERS", env_int("OFFLOAD_Q_WORKERS", 2, minimum=1), minimum=1),
     # The longest any task may run; job kinds pass their own, shorter, timeouts.
     "timeout": _q_timeout,
     # A task whose worker died is delivered again after `retry`; it must exceed the
@@ -290,6 +293,10 @@ Q_CLUSTER = {
     "ack_failures": False,
     "poll": env_float("OFFLOAD_Q_POLL", 0.05),
     "bulk": 1,
+    # Tasks a cluster takes ahead of its free workers (django-q2 defaults to workers²). A task
+    # taken early is out of the people queue's reach (offload/jobs/broker.py): one is enough to
+    # hide the poll interval.
+    "queue_limit": env_int("OFFLOAD_Q_PREFETCH", 1, minimum=1),
     "label": "Task queue",
     "cache": "state",
 }
@@ -301,7 +308,9 @@ if OFFLOAD_Q_BROKER == "redis":
     Q_CLUSTER["redis"] = REDIS_URL
 elif OFFLOAD_Q_BROKER != "orm":
     raise ImproperlyConfigured(f"OFFLOAD_Q_BROKER must be orm or redis, not {OFFLOAD_Q_BROKER!r}")
-# django-q2's brokers, saving each cluster's lane beside its stats (offload/jobs/lanes.py).
+# django-q2's brokers, saving each cluster's lane beside its stats (offload/jobs/lanes.py); the
+# ORM one also takes the tasks people asked for before a pipeline's backlog
+# (offload/jobs/broker.py), where the Redis broker keeps plain queue order.
 Q_CLUSTER["broker_class"] = f"offload.jobs.lanes.Lane{'Redis' if OFFLOAD_Q_BROKER == 'redis' else 'ORM'}Broker"
 
 # --- Search sync -------------------------------------------------------------
@@ -311,9 +320,22 @@ Q_CLUSTER["broker_class"] = f"offload.jobs.lanes.Lane{'Redis' if OFFLOAD_Q_BROKE
 # `Q_CLUSTER_NAME=search python manage.py qcluster` (the name below).
 SEARCH_Q_CLUSTER = env_str("OFFLOAD_SEARCH_Q_NAME", "search")
 SEARCH_SYNC_TASK_TIMEOUT = 60
+_search_workers = env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1), minimum=1)
+# The media lane: long CPU work (transcodes) on workers of its own, so a film's transcode
+# never holds back a probe. Start it with `Q_CLUSTER_NAME=media python manage.py qcluster`.
+MEDIA_Q_CLUSTER = env_str("OFFLOAD_MEDIA_Q_NAME", "media")
+# Each job kind names its lane in its registration (offload/jobs/kinds.py); a lane is a
+# django-q2 cluster, and its cluster name is its queue.
+OFFLOAD_LANES = {"default": Q_CLUSTER["name"], "media": MEDIA_Q_CLUSTER, "search": SEARCH_Q_CLUSTER}
 Q_CLUSTER["ALT_CLUSTERS"] = {
+    MEDIA_Q_CLUSTER: {
+        "workers": env_int("OFFLOAD_LANE_MEDIA_WORKERS", 2, minimum=1),
+        "poll": env_float("OFFLOAD_MEDIA_Q_POLL", 0.2),
+    },
     SEARCH_Q_CLUSTER: {
-        "workers": env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1),
+        "workers": _search_workers,
+        # Index syncs have no people queue; the lane keeps django-q2's own prefetch.
+        "queue_limit": _search_workers**2,
         "timeout": 120,
         "retry": 180,
         # A sync that failed is retried from the outbox, not by django-q2.

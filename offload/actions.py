@@ -8,9 +8,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from offload import access, audit, jobs
-from offload.jobs import get_kind
+from offload.jobs import control, get_kind
 from offload.lib.paths import InvalidPath, library_roots, resolve_library_path
-from offload.models import Job, JobStatus, Library, MediaItem
+from offload.models import Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
 
 
 def may_create_libraries(user) -> bool:
@@ -69,7 +69,14 @@ def request_job(
     if not spec.may_request(user):
         raise PermissionDenied(f"Only staff may ask for {kind}.")
     cleaned = spec.clean_params(target, params or {})
-    job, created = jobs.enqueue(kind, target=target, params=cleaned, user=user, idempotency_key=idempotency_key)
+    job, created = jobs.enqueue(
+        kind,
+        target=target,
+        params=cleaned,
+        user=user,
+        idempotency_key=idempotency_key,
+        priority=JobPriority.PERSON,
+    )
     if not created and job.is_active:
         # Someone else's identical job answers: the asker sees it from now on.
         access.join_job(user, job)
@@ -124,3 +131,28 @@ def retry_job(user, job: Job, *, reason: str = "") -> Job:
         job = jobs.retry(job, user)
         audit.log_job_action(user, [job], f"Retried{f' ({reason})' if reason else ''}.")
     return job
+
+
+def pause_kind(user, kind: str) -> QueueControl:
+    """Pause a kind on every host: its jobs are accepted and wait; written to the admin log."""
+    with transaction.atomic():
+        done = control.pause(kind)
+        audit.log_queue_action(user, done, f"Paused {kind}.")
+    return done
+
+
+def resume_kind(user, kind: str) -> QueueControl:
+    """Resume a paused kind; its waiting jobs start in queue order; written to the admin log."""
+    with transaction.atomic():
+        done = control.resume(kind)
+        audit.log_queue_action(user, done, f"Resumed {kind}.")
+    return done
+
+
+def cap_kind(user, kind: str, concurrency: int | None) -> QueueControl:
+    """Cap how many jobs of a kind run at once across all hosts (None: no cap); written to the admin log."""
+    with transaction.atomic():
+        done = control.set_concurrency(kind, concurrency)
+        cap = "no cap" if concurrency is None else f"at most {concurrency} at a time"
+        audit.log_queue_action(user, done, f"Set {kind} to {cap}.")
+    return done

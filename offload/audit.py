@@ -1,4 +1,4 @@
-"""The admin log of what people did to jobs: cancels, retries, jobs queued from the admin.
+"""The admin log of what people did to jobs and queues: cancels, retries, jobs queued from the admin, pauses and caps.
 
 Entries are written in the caller's transaction, so a refused or rolled-back action leaves
 none. They show in the admin's "Recent actions" and in each job's history.
@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 
-from offload.models import Job
+from offload.models import Job, QueueControl
 
 
 def log_job_action(user, jobs: Iterable[Job], message: str, *, added: bool = False) -> None:
@@ -18,3 +18,10 @@ def log_job_action(user, jobs: Iterable[Job], message: str, *, added: bool = Fal
     jobs = list(jobs)
     if jobs:
         LogEntry.objects.log_actions(user.pk, jobs, ADDITION if added else CHANGE, change_message=message)
+
+
+def log_queue_action(user, control: QueueControl, message: str) -> None:
+    """One admin-log entry for a change to a kind's queue (pause, resume, cap)."""
+    if user is None or not user.is_authenticated:
+        return
+    LogEntry.objects.log_actions(user.pk, [control], CHANGE, change_message=message)

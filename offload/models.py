@@ -177,6 +177,13 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class JobPriority(models.IntegerChoices):
+    # A stage a pipeline queued (a scan's probes): the backlog.
+    PIPELINE = 0, "pipeline"
+    # A job a person asked for directly (API, admin, command line): runs first in its lane.
+    PERSON = 1, "person"
+
+
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
@@ -223,6 +230,8 @@ class Job(models.Model):
     # kept out of params so a pipeline job and a manual one share the dedupe key.
     then = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    # Which queue of its lane the job's task waits in (offload/jobs/broker.py).
+    priority = models.PositiveSmallIntegerField(choices=JobPriority.choices, default=JobPriority.PIPELINE)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -328,3 +337,23 @@ class EventSequence(models.Model):
 
     def __str__(self) -> str:
         return f"event sequence at {self.last_seq}"
+
+
+class QueueControl(models.Model):
+    """An operator's hold on one job kind, shared by every host: paused, and a concurrency cap.
+
+    A kind without a row runs freely. Workers read it when they pick a job up
+    (offload/jobs/control.py); nothing is cached, so a change takes effect at once.
+    """
+
+    kind = models.CharField(max_length=64, primary_key=True)
+    paused = models.BooleanField(default=False)
+    # At most this many jobs of the kind run at once across all hosts; null: no cap.
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return self.kind

@@ -616,12 +616,14 @@ def run(sup: Supervisor) -> int:
     # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
     # ignore it themselves (SIGTERM to the whole group would kill the workers mid-task).
     workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
-    # The search lane: a second cluster whose name is its queue, so index writes never wait
-    # behind a long transcode. django-q2 reads Q_CLUSTER_NAME at import time.
-    search_env = {**env, "Q_CLUSTER_NAME": env.get("OFFLOAD_SEARCH_Q_NAME", "search")}
-    search_lane = sup.start(
-        "search-lane", [py, "manage.py", "qcluster"], env=search_env, stop_signal=signal.SIGINT, grace=20.0
-    )
+    # The other lanes: clusters whose name is their queue. The media lane runs transcodes, so
+    # a film never holds back a probe; the search lane writes the index, so a sync never waits
+    # behind either. django-q2 reads Q_CLUSTER_NAME at import time.
+    lanes = [workers]
+    for lane, variable in (("media", "OFFLOAD_MEDIA_Q_NAME"), ("search", "OFFLOAD_SEARCH_Q_NAME")):
+        lane_env = {**env, "Q_CLUSTER_NAME": env.get(variable) or lane}
+        command = [py, "manage.py", "qcluster"]
+        lanes.append(sup.start(f"{lane}-lane", command, env=lane_env, stop_signal=signal.SIGINT, grace=20.0))
     base_url = f"http://{HOST}:{web_port}"
     say(f"Starting the web server on {base_url} and the workers…")
     wait_until(
@@ -630,12 +632,10 @@ def run(sup: Supervisor) -> int:
         web,
         WEB_START_TIMEOUT,
     )
-    if not workers.alive:
-        report_death(workers)
-        raise StartupFailed("The workers stopped while starting.")
-    if not search_lane.alive:
-        report_death(search_lane)
-        raise StartupFailed("The search lane stopped while starting.")
+    for lane in lanes:
+        if not lane.alive:
+            report_death(lane)
+            raise StartupFailed(f"The {lane.name} stopped while starting.")
 
     logs = ", ".join(shown_path(c.log_path) for c in sup.children)
     rule = "─" * 72

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from offload import jobs
 from offload.models import Job, Library, MediaItem
-from tests.support.cluster import wait_for
+from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test" / "artifacts"
@@ -83,7 +83,7 @@ def test_the_job_list_moves_without_a_reload(asgi_server, qcluster, browser, sta
     browser.execute_script("window.offloadNotReloaded = true;")
     time.sleep(1)  # the socket connects
 
-    qcluster()
+    qcluster(**media_lane())
     seen: list[float] = []
 
     def moved_to_succeeded():
@@ -98,3 +98,25 @@ def test_the_job_list_moves_without_a_reload(asgi_server, qcluster, browser, sta
     assert seen == sorted(seen)
     assert float(bar.get_attribute("value")) == 100
     assert Job.objects.get(pk=job.pk).status == "succeeded"
+
+
+@pytest.mark.slow
+def test_the_queues_page_shows_a_pause_made_elsewhere_without_a_reload(asgi_server, browser, staff, staff_api):
+    from selenium.webdriver.common.by import By
+
+    server = asgi_server()
+    browser.get(f"{server.url}/admin/login/?next=/admin/operations/queues/")
+    browser.find_element(By.NAME, "username").send_keys("staff")
+    browser.find_element(By.NAME, "password").send_keys("staff-password")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    state = browser.find_element(By.CSS_SELECTOR, 'tr[data-kind="media.transcode"] [data-field="state"]')
+    cap = browser.find_element(By.CSS_SELECTOR, 'tr[data-kind="media.transcode"] [data-field="cap"]')
+    assert (state.text, cap.text) == ("running", "none")
+    browser.execute_script("window.offloadNotReloaded = true;")
+    # Another operator, through the API.
+    assert staff_api.post("/api/v1/queues/media.transcode/pause/").status_code == 200
+    assert staff_api.patch("/api/v1/queues/media.transcode/", {"concurrency": 1}, format="json").status_code == 200
+    wait_for(lambda: (state.text, cap.text) == ("paused", "1"), timeout=30, what="the row to show the pause")
+    toggle = browser.find_element(By.CSS_SELECTOR, 'tr[data-kind="media.transcode"] button[name="change"]')
+    assert toggle.text == "Resume"
+    assert browser.execute_script("return window.offloadNotReloaded === true;")

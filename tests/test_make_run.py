@@ -115,7 +115,11 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         username, password = run.value("Login:").split(" / ")
         token = run.value("API token:").split()[0]
         children = run.children()
-        assert len(children) >= 5  # Redis, Typesense, the web server and two clusters
+        assert len(children) >= 5  # Redis, Typesense, the web server and the clusters
+        # A cluster per lane: the default lane, the media lane (transcodes) and the search lane.
+        clusters = [child for child in children if "qcluster" in " ".join(child.cmdline())]
+        lanes = {child.environ().get("Q_CLUSTER_NAME", "default") for child in clusters}
+        assert lanes == {"default", "media", "search"}, lanes
         run.wait_until_ready()
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"

@@ -16,7 +16,7 @@ from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
 from offload.notifications import streams
 from tests.support.asgi_client import InProcessWebsocket
-from tests.support.cluster import wait_for
+from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
 
 pytestmark = pytest.mark.slow
@@ -83,7 +83,7 @@ def test_a_job_requested_through_the_api_is_seen_queued_started_progress_succeed
     asgi_server, qcluster, alice, alice_api, clips
 ):
     server = asgi_server()
-    qcluster()
+    qcluster(**media_lane())
     client = Client(server, token=token_of(alice))
     hello = client.recv()
     assert hello["type"] == "hello" and hello["user"] == alice.pk
@@ -103,7 +103,7 @@ def test_a_job_requested_through_the_api_is_seen_queued_started_progress_succeed
 
 def test_bob_never_receives_alices_events(asgi_server, qcluster, alice, bob, staff, alice_api, bob_api, clips):
     server = asgi_server()
-    qcluster()
+    qcluster(**media_lane())
     alices, bobs, staffs = (Client(server, token=token_of(u)) for u in (alice, bob, staff))
     for client in (alices, bobs, staffs):
         client.recv()

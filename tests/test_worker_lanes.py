@@ -27,7 +27,12 @@ def workers_alive(client) -> dict[str, float]:
 
 
 def test_every_lane_has_its_own_series_and_the_settings_name_both():
-    assert lanes() == [settings.Q_CLUSTER["name"], settings.SEARCH_Q_CLUSTER]
+    assert lanes() == ["default", "media", "search"]
+    assert list(settings.OFFLOAD_LANES.values()) == [
+        settings.Q_CLUSTER["name"],
+        settings.MEDIA_Q_CLUSTER,
+        settings.SEARCH_Q_CLUSTER,
+    ]
 
 
 @pytest.mark.django_db
@@ -37,12 +42,12 @@ def test_with_no_cluster_running_every_lane_reports_zero(client):
 
 @pytest.mark.slow
 def test_a_dead_lane_beside_a_live_one_shows_as_zero(client, qcluster):
-    default, search = settings.Q_CLUSTER["name"], settings.SEARCH_Q_CLUSTER
+    default, search = "default", "search"
     workers = settings.Q_CLUSTER["workers"]
     main = qcluster()
     wait_for(lambda: workers_alive(client)[default] == workers, what="the default lane", cluster=main)
     assert workers_alive(client)[search] == 0
-    lane = qcluster(Q_CLUSTER_NAME=search)
+    lane = qcluster(Q_CLUSTER_NAME=settings.SEARCH_Q_CLUSTER)
     wait_for(lambda: workers_alive(client)[search] > 0, what="the search lane", cluster=lane)
     lane.kill()
     # The dead lane's stat expires within seconds; the live lane keeps its count.

@@ -3,7 +3,7 @@
 import pytest
 
 from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, Rendition
-from tests.support.cluster import wait_for
+from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
 
 pytestmark = pytest.mark.slow
@@ -117,7 +117,7 @@ def long_clip(alice, library_root):
 
 
 def test_cancel_stops_a_running_transcode_and_leaves_nothing(qcluster, alice_api, alice, long_clip, settings):
-    cluster = qcluster()
+    cluster = qcluster(**media_lane())
     response = alice_api.post(f"/api/v1/media/{long_clip.pk}/transcode/", {"profile": "h264-1080p"}, format="json")
     job_id = response.json()["id"]
     wait_for(lambda: ffmpeg_processes_of(job_id), what="ffmpeg to start", cluster=cluster)
@@ -136,7 +136,7 @@ def test_a_transcode_whose_cluster_is_killed_reruns_and_leaves_no_half_file(qclu
 
     env = {"OFFLOAD_Q_TIMEOUT": "120", "OFFLOAD_Q_RETRY": "130", "OFFLOAD_JOB_STALE_SECONDS": "3"}
     settings.OFFLOAD_JOB_STALE_SECONDS = 3
-    first = qcluster(**env)
+    first = qcluster(**media_lane(**env))
     job, _ = jobs.enqueue("media.transcode", target=long_clip, params={"profile": "h264-480p"}, user=alice)
     wait_for(lambda: ffmpeg_processes_of(job.pk), what="ffmpeg to start", cluster=first)
     first.kill()
@@ -144,7 +144,7 @@ def test_a_transcode_whose_cluster_is_killed_reruns_and_leaves_no_half_file(qclu
     wait_for(lambda: not ffmpeg_processes_of(job.pk), timeout=10, what="ffmpeg to die with its worker")
     assert not (settings.MEDIA_ROOT / "renditions").exists()
 
-    second = qcluster(**env)
+    second = qcluster(**media_lane(**env))
     # The dead attempt's heartbeat goes stale; the reaper hands the job to the new cluster.
     wait_for(
         lambda: reaper.reap_stale_jobs() or job_status(job.pk) != JobStatus.RUNNING, timeout=20, what="a stale job"

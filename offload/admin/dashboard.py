@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from offload.admin import failures
 from offload.jobs import kinds as job_kinds
+from offload.jobs.forecast import queue_rows
 from offload.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ def snapshot() -> dict[str, Any]:
             "failures": _failure_groups(),
             "workers": _clusters(),
             "redis": _redis(),
+            "queues": queue_rows(now),
         }
         data["panels"] = []
         for panel in _panels:
@@ -333,7 +335,11 @@ def app_list_entry(site: AdminSite) -> dict[str, Any]:
     """An "Operations" section for the admin's app list, linking the pages above."""
     pages = [
         {"name": name, "object_name": url_name, "admin_url": reverse(f"admin:{url_name}", current_app=site.name)}
-        for name, url_name in (("Dashboard", "offload_operations"), ("Failures", "offload_failures"))
+        for name, url_name in (
+            ("Dashboard", "offload_operations"),
+            ("Queues", "offload_queues"),
+            ("Failures", "offload_failures"),
+        )
     ]
     models = [{**page, "add_url": None, "view_only": True, "perms": {"view": True}} for page in pages]
     return {

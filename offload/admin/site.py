@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from offload.admin import cache as admin_cache
-from offload.admin import dashboard
+from offload.admin import dashboard, queues
 from offload.notifications.streams import recent_events
 
 
@@ -17,10 +17,10 @@ class OffloadAdminSite(admin.AdminSite):
         return super().index(request, extra_context=context)
 
     def get_urls(self):
-        return dashboard.urls(self) + admin_cache.urls(self) + super().get_urls()
+        return dashboard.urls(self) + queues.urls(self) + admin_cache.urls(self) + super().get_urls()
 
     def get_app_list(self, request, app_label=None):
-        """The apps, headed by "Operations": the dashboard and the failure groups."""
+        """The apps, headed by "Operations": the dashboard, the queues and the failure groups."""
         app_list = super().get_app_list(request, app_label)
         if app_label is None and request.user.has_perm("offload.view_job"):
             app_list.insert(0, dashboard.app_list_entry(self))

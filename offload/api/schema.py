@@ -8,6 +8,7 @@ its middleware and views produce, each with the JSON body offload.api.errors wri
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from rest_framework.permissions import IsAdminUser
 
 DETAIL = {
     "type": "object",
@@ -42,6 +43,9 @@ class OffloadAutoSchema(AutoSchema):
         # A missing (or not visible) object, or a page past the last one.
         if "{" in self.path or (self.method == "GET" and self._get_paginator() and self._is_list_view()):
             errors["404"] = (DETAIL, "Not found.")
+        # Staff-only operations (the queues) refuse everyone else.
+        if any(isinstance(p, IsAdminUser) for p in self.view.get_permissions()):
+            errors["403"] = (DETAIL, "Staff only.")
         # Every API request passes the rate limiter (offload/throttle.py).
         errors["429"] = (DETAIL, "Over the rate limit; see the Retry-After header.")
         for code, (schema, description) in errors.items():

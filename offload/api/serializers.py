@@ -178,3 +178,21 @@ class ProfileSerializer(serializers.Serializer):
     audio_channels = serializers.IntegerField()
     segment_seconds = serializers.IntegerField()
     upscale_rule = serializers.CharField()
+
+
+class QueueSerializer(serializers.Serializer):
+    """One job kind's queue: its lane, holds, figures and drain forecast."""
+
+    kind = serializers.CharField()
+    lane = serializers.CharField()
+    paused = serializers.BooleanField()
+    concurrency = serializers.IntegerField(allow_null=True)
+    queued = serializers.IntegerField()
+    running = serializers.IntegerField()
+    oldest_queued_seconds = serializers.FloatField(allow_null=True)
+    finished_last_15m = serializers.IntegerField()
+    drain_seconds = serializers.FloatField(allow_null=True)
+
+
+class QueueCapSerializer(serializers.Serializer):
+    concurrency = serializers.IntegerField(min_value=1, allow_null=True)

@@ -13,5 +13,9 @@ router.register("jobs", views.JobViewSet, basename="job")
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(permission_classes=[], authentication_classes=[]), name="schema"),
     path("profiles/", views.ProfileListView.as_view(), name="profiles"),
+    path("queues/", views.QueueListView.as_view(), name="queues"),
+    path("queues/<str:kind>/", views.QueueDetailView.as_view(), name="queue"),
+    path("queues/<str:kind>/pause/", views.QueuePauseView.as_view(), name="queue-pause"),
+    path("queues/<str:kind>/resume/", views.QueueResumeView.as_view(), name="queue-resume"),
     path("", include(router.urls)),
 ]

@@ -4,9 +4,9 @@ from django.db.models import Count
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,8 +23,11 @@ from offload.api.serializers import (
     MediaDetailSerializer,
     MediaListSerializer,
     ProfileSerializer,
+    QueueCapSerializer,
+    QueueSerializer,
 )
-from offload.jobs import kinds
+from offload.jobs import UnknownJobKind, kinds
+from offload.jobs.forecast import queue_row, queue_rows
 from offload.models import Job, Library, MediaItem
 from offload.profiles import PROFILES
 
@@ -254,3 +257,59 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
 
     # A retry queues the job again: it counts as a job-creating request.
     retry.rate_limit_scope = "jobs_user"
+
+
+def registered_kind(kind: str) -> str:
+    """The kind named in the URL, or 404."""
+    try:
+        return kinds.get_kind(kind).name
+    except UnknownJobKind:
+        raise NotFound(f"No job kind {kind!r}.") from None
+
+
+class QueueListView(APIView):
+    """Staff: one row per job kind, with its lane, holds, figures and drain forecast."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses=QueueSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(QueueSerializer(queue_rows(), many=True).data)
+
+
+class QueueDetailView(APIView):
+    """Staff: set a kind's concurrency cap across all hosts (null for none)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=QueueCapSerializer, responses=QueueSerializer)
+    def patch(self, request: Request, kind: str) -> Response:
+        kind = registered_kind(kind)
+        given = QueueCapSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        actions.cap_kind(request.user, kind, given.validated_data["concurrency"])
+        return Response(QueueSerializer(queue_row(kind)).data)
+
+
+class QueuePauseView(APIView):
+    """Staff: pause a kind; its new jobs are accepted and wait, running ones finish."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses=QueueSerializer)
+    def post(self, request: Request, kind: str) -> Response:
+        kind = registered_kind(kind)
+        actions.pause_kind(request.user, kind)
+        return Response(QueueSerializer(queue_row(kind)).data)
+
+
+class QueueResumeView(APIView):
+    """Staff: resume a paused kind; its waiting jobs start in queue order."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=None, responses=QueueSerializer)
+    def post(self, request: Request, kind: str) -> Response:
+        kind = registered_kind(kind)
+        actions.resume_kind(request.user, kind)
+        return Response(QueueSerializer(queue_row(kind)).data)

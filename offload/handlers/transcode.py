@@ -165,6 +165,7 @@ KIND = JobKind(
         ),
     ),
     timeout=300,
+    lane="media",
     # Real footage transcodes at 1.5-2x realtime on two cores; allow well past that.
     timeout_per_media_second=3.0,
 )

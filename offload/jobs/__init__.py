@@ -5,7 +5,10 @@ the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
 - `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel);
-- `queue`: the django-q2 side, writing the task of a job's next attempt;
+- `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
+- `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
+- `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
+- `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
 - `events`: the event log and the `job_event_committed` signal that announces it;
 - `payload`: the job's JSON;

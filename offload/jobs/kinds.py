@@ -54,6 +54,9 @@ class JobKind:
     timeout_per_media_second: float = 0.0
     # Internal kinds are listed in the API for staff only.
     internal: bool = False
+    # The lane (a django-q2 cluster, settings.OFFLOAD_LANES) whose workers run it: long CPU
+    # work goes to "media", so it never holds back the quick jobs of the default lane.
+    lane: str = "default"
     # Extra checks at request time, beyond access: raise ValueError with the reason.
     validate: Callable[[Any, dict[str, Any]], None] | None = field(default=None, compare=False)
 
@@ -93,6 +96,8 @@ _registry: dict[str, JobKind] = {}
 def register(*kinds: JobKind) -> None:
     """Add kinds to the registry; registering the same name again replaces it."""
     for kind in kinds:
+        if kind.lane not in settings.OFFLOAD_LANES:
+            raise ValueError(f"{kind.name}: unknown lane {kind.lane!r}; lanes are {', '.join(settings.OFFLOAD_LANES)}.")
         _registry[kind.name] = kind
 
 

@@ -6,18 +6,19 @@ same short expiry, the lane of the cluster that saved it, so workers can be coun
 lane and a dead lane beside a live one shows as 0.
 """
 
-from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.status import Stat
+
+from offload.jobs.broker import LaneBroker
 
 
 def _lane_key(stat_key: str) -> str:
     return f"{stat_key}:lane"
 
 
-class LaneORMBroker(ORM):
-    """The ORM broker; its cluster stats (in the state Redis) carry their lane."""
+class LaneORMBroker(LaneBroker):
+    """The ORM broker (people first, offload.jobs.broker); its cluster stats (in the state Redis) carry their lane."""
 
     def set_stat(self, key: str, value: str, timeout: int):
         saved = super().set_stat(key, value, timeout)

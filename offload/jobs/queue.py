@@ -1,5 +1,8 @@
 """The queue side of the spine: writing the django-q2 task that runs a job's next attempt.
 
+Each kind runs in a lane (its registration says which): a django-q2 cluster whose name is
+its queue. A job a person asked for waits in its lane's people queue (offload/jobs/broker.py).
+
 With the ORM broker (the default) the queue row is written in the caller's transaction,
 so a job row and its task commit together or not at all. A broker outside the database
 (OFFLOAD_Q_BROKER=redis) gets the task only once the job has committed.
@@ -12,8 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_q.brokers import get_broker
-from django_q.brokers.orm import ORM
+from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.humanhash import humanize
 from django_q.models import Schedule
@@ -21,36 +23,49 @@ from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task, schedule
 
-from offload.jobs.kinds import get_kind
-from offload.models import Job
+from offload.jobs.broker import LaneBroker, people_key
+from offload.jobs.kinds import all_kinds, get_kind
+from offload.models import Job, JobPriority
 
 # The one task every job runs through. Stored in queue rows and schedules: renaming it
 # needs a data migration (see offload/migrations/0006_dotted_paths.py).
 EXECUTE = "offload.jobs.runner.execute"
-_broker = None
+# The task_id of a job parked while its kind is paused (offload/jobs/control.py): no queue
+# row holds it until its kind is resumed.
+PARKED_TASK = "paused"
+
+_brokers: dict[str, Broker] = {}
 
 
-def shared_broker():
-    """One broker per process: django-q2 builds a new one (and connection) per call otherwise."""
-    global _broker
-    if _broker is None:
-        _broker = get_broker()
-    return _broker
+def lane_queue(lane: str) -> str:
+    """The queue (django-q2 cluster name) of a lane."""
+    return settings.OFFLOAD_LANES[lane]
 
 
-class _LaterBroker(ORM):
-    """The ORM broker, writing a queue row that no worker takes before `not_before`.
+def job_lanes() -> list[str]:
+    """The lanes job kinds run in (the search lane runs index writes, not jobs, unless a kind says so)."""
+    return sorted({"default", *(kind.lane for kind in all_kinds())})
 
-    The ORM broker hands out rows whose `lock` has passed; a row born with its lock in
-    the future is a delayed task, precise to the broker's poll interval.
-    """
 
-    def __init__(self, not_before) -> None:
-        super().__init__()
-        self.not_before = not_before
+def broker_for(list_key: str) -> Broker:
+    """One broker per queue and process: django-q2 builds a new one (and connection) per call otherwise."""
+    broker = _brokers.get(list_key)
+    if broker is None:
+        broker = _brokers[list_key] = get_broker(list_key)
+    return broker
 
-    def enqueue(self, task) -> int:
-        return self.get_connection().create(key=self.list_key, payload=task, lock=self.not_before).pk
+
+def shared_broker() -> Broker:
+    """The default lane's broker."""
+    return broker_for(lane_queue("default"))
+
+
+def queue_of(job: Job) -> str:
+    """The queue the job's task goes to: its kind's lane, and that lane's people queue when a person asked."""
+    queue = lane_queue(get_kind(job.kind).lane)
+    if job.priority >= JobPriority.PERSON and settings.Q_CLUSTER.get("orm"):
+        queue = people_key(queue)
+    return queue
 
 
 def new_task_id() -> str:
@@ -68,7 +83,8 @@ def push(job: Job, not_before: datetime | None = None, *, recorded: bool = False
     if not settings.Q_CLUSTER.get("orm"):
         _push_after_commit(job, timeout, not_before)
         return
-    broker = _LaterBroker(not_before) if not_before is not None else shared_broker()
+    queue = queue_of(job)
+    broker = LaneBroker(queue, not_before) if not_before is not None else broker_for(queue)
     task_id = job.task_id if recorded and job.task_id else uuid.uuid4().hex
     _enqueue_task(task_id, job.pk, timeout, broker)
     if task_id != job.task_id:
@@ -76,7 +92,7 @@ def push(job: Job, not_before: datetime | None = None, *, recorded: bool = False
         job.task_id = task_id
 
 
-def _enqueue_task(task_id: str, job_id: int, timeout: int, broker) -> None:
+def _enqueue_task(task_id: str, job_id: int, timeout: int, broker: Broker) -> None:
     """django-q2's async_task for EXECUTE, with an id chosen beforehand (async_task draws its own)."""
     task: dict[str, Any] = {"id": task_id, "name": humanize(task_id), "func": EXECUTE, "args": (job_id,)}
     task["timeout"] = timeout
@@ -100,6 +116,7 @@ def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> N
             job.pk,
             schedule_type=Schedule.ONCE,
             next_run=not_before,
+            cluster=queue_of(job),
             q_options={"timeout": timeout},
         )
         job.task_id = f"schedule:{due.pk}"
@@ -110,9 +127,10 @@ def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> N
         Job.objects.filter(pk=job.pk).update(task_id="")
         job.task_id = ""
     job_id = job.pk
+    queue = queue_of(job)
 
     def push() -> None:
-        task_id = async_task(EXECUTE, job_id, timeout=timeout, broker=shared_broker())
+        task_id = async_task(EXECUTE, job_id, timeout=timeout, broker=broker_for(queue))
         Job.objects.filter(pk=job_id, task_id="").update(task_id=task_id)
 
     # robust: the job is committed whatever happens here; a failed push is logged and the

@@ -9,7 +9,8 @@ from django.utils import timezone
 from django_q.models import OrmQ
 from django_q.signing import BadSignature, SignedPackage
 
-from offload.jobs.queue import EXECUTE, push, shared_broker
+from offload.jobs.broker import people_key
+from offload.jobs.queue import EXECUTE, PARKED_TASK, job_lanes, lane_queue, push
 from offload.models import Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,16 @@ def _missing_from_the_queue(stale) -> list[int]:
     The django-q admin lets an operator delete queue rows; a job whose row went that way
     would stay queued for ever. Each row is read only when some job has waited that long.
     """
-    waiting = list(Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=stale).values_list("pk", "task_id"))
+    # A job parked while its kind is paused has no queue row on purpose (offload/jobs/control.py).
+    waiting = list(
+        Job.objects.filter(status=JobStatus.QUEUED, queued_at__lt=stale)
+        .exclude(task_id=PARKED_TASK)
+        .values_list("pk", "task_id")
+    )
     if not waiting:
         return []
     present = set()
-    for payload in OrmQ.objects.filter(key=shared_broker().list_key).values_list("payload", flat=True).iterator():
+    for payload in OrmQ.objects.filter(key__in=_lane_keys()).values_list("payload", flat=True).iterator():
         try:
             task = SignedPackage.loads(payload)
         except BadSignature:
@@ -55,6 +61,12 @@ def _missing_from_the_queue(stale) -> list[int]:
         if isinstance(task, dict) and task.get("func") == EXECUTE:
             present.add(task.get("id"))
     return [pk for pk, task_id in waiting if task_id not in present]
+
+
+def _lane_keys() -> list[str]:
+    """Every queue a job's task can wait in: each lane's backlog and its people's queue."""
+    queues = [lane_queue(lane) for lane in job_lanes()]
+    return queues + [people_key(queue) for queue in queues]
 
 
 def _taken_by_a_lost_cluster(stale) -> list[int]:
@@ -69,7 +81,7 @@ def _taken_by_a_lost_cluster(stale) -> list[int]:
     """
     retry = timedelta(seconds=settings.Q_CLUSTER["retry"])
     taken = {}
-    rows = OrmQ.objects.filter(key=shared_broker().list_key, lock__gt=timezone.now(), lock__lt=stale + retry)
+    rows = OrmQ.objects.filter(key__in=_lane_keys(), lock__gt=timezone.now(), lock__lt=stale + retry)
     for row in rows:
         if row.task.get("func") == EXECUTE:
             taken[row.task["id"]] = row.lock - retry

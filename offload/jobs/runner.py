@@ -11,6 +11,7 @@ from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
+from offload.jobs import control
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -123,9 +124,10 @@ def _heartbeat_thread() -> _Heartbeat:
 
 def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
-    job = jobs.claim(job_id)
+    # A paused kind's job is parked, a capped one put back: neither spends an attempt.
+    job, why_not = control.claim(job_id)
     if job is None:
-        return "not claimed"
+        return why_not
     run = JobRun(job)
     beat = _heartbeat_thread()
     beat.watch(run)

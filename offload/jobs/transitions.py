@@ -22,12 +22,12 @@ from redis.exceptions import RedisError
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
 from offload.jobs.events import record_event
 from offload.jobs.kinds import get_kind
-from offload.jobs.queue import new_task_id, push
+from offload.jobs.queue import PARKED_TASK, new_task_id, push
 from offload.lib import outputs
 from offload.lib.redis_state import key as redis_key
 from offload.lib.redis_state import state_redis
 from offload.metrics import jobs as metrics
-from offload.models import ACTIVE_STATUSES, Job, JobStatus
+from offload.models import ACTIVE_STATUSES, Job, JobPriority, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,19 @@ def _add_stages(job: Job, then: list[str]) -> None:
                 enqueue(kind, target=(job.target_type, job.target_id), user=job.requested_by)
 
 
+def _promote(job: Job, priority: int) -> None:
+    """A person asked for a job the backlog already holds: its task moves to the people's queue."""
+    with transaction.atomic():
+        if not Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED, priority__lt=priority).update(priority=priority):
+            return
+        job.priority = priority
+        # The old task may still be delivered too: whichever comes first claims the job, the
+        # other finds nothing to do. A parked job (its kind paused) stays parked.
+        if job.task_id != PARKED_TASK:
+            job.queued_at = Job.objects.filter(pk=job.pk).values_list("queued_at", flat=True).get()
+            push(job, not_before=job.queued_at if job.queued_at > timezone.now() else None)
+
+
 # A create that collides with a job which then vanishes from sight is tried again this often.
 CREATE_ATTEMPTS = 3
 
@@ -126,8 +139,12 @@ def enqueue(
     user=None,
     idempotency_key: str = "",
     then: list[str] | None = None,
+    priority: int = JobPriority.PIPELINE,
 ) -> tuple[Job, bool]:
-    """Create and queue a job; answer (job, created). An identical active job is returned instead."""
+    """Create and queue a job; answer (job, created). An identical active job is returned instead.
+
+    `priority` PERSON: a person asked for it directly, and it runs before its lane's backlog.
+    """
     spec = get_kind(kind)
     target_type, target_id = target_of(target)
     if spec.target_type != target_type:
@@ -153,6 +170,7 @@ def enqueue(
                     idempotency_key=key,
                     max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
                     then=list(then or []),
+                    priority=priority,
                     task_id=new_task_id(),
                 )
             )
@@ -170,6 +188,8 @@ def enqueue(
                 _adopt_key(existing, key)
             if then:
                 _add_stages(existing, then)
+            if priority > existing.priority:
+                _promote(existing, priority)
             return existing, False
         record_event(job, JobStatus.QUEUED)
         metrics.job_enqueued(kind)
@@ -421,6 +441,8 @@ def retry(job: Job, user) -> Job:
                     heartbeat_at=None,
                     cancel_requested_at=None,
                     cancelled_by=None,
+                    # A person asked for the run again: it goes before the backlog.
+                    priority=JobPriority.PERSON,
                 )
         except IntegrityError:
             twin = _active_twin(job.kind, job.target_type, job.target_id, job.params_hash)

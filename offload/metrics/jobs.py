@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from offload.jobs import kinds
+from offload.jobs.forecast import queue_rows
 from offload.models import ACTIVE_STATUSES, Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -118,3 +119,22 @@ class QueueCollector(Collector):
             for kind, value in sorted(data.items()):
                 family.add_metric([kind], value)
             yield family
+        yield from _drain_forecast()
+
+
+def _drain_forecast() -> Iterator[Metric]:
+    """offload_queue_drain_seconds{kind}: when each kind's queue empties at the last 15 minutes' rate."""
+    try:
+        rows = queue_rows()
+    except DatabaseError as exc:
+        log.warning("metrics: the drain forecast could not be read: %s", exc)
+        return
+    family = GaugeMetricFamily(
+        "offload_queue_drain_seconds",
+        "Seconds until the kind's queue empties at the last 15 minutes' finish rate (+Inf: not draining).",
+        labels=["kind"],
+    )
+    for row in rows:
+        seconds = row["drain_seconds"]
+        family.add_metric([row["kind"]], float("inf") if seconds is None else seconds)
+    yield family

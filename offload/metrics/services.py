@@ -44,10 +44,13 @@ class ServicesCollector(Collector):
         )
         # Per lane, every lane always: a dead lane beside a live one must show as 0, not hide in a sum.
         per_lane = {lane: [] for lane in lanes()}
+        # A stat names its cluster (the lane's queue); the series name the lane.
+        lane_of_queue = {queue: lane for lane, queue in settings.OFFLOAD_LANES.items()}
         broker = get_broker()
         for stat in Stat.get_all(broker):
             if stat.status != Conf.STOPPED:
-                per_lane.setdefault(lane_of(stat, broker, default=settings.Q_CLUSTER["name"]), []).append(stat)
+                queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
+                per_lane.setdefault(lane_of_queue.get(queue, queue), []).append(stat)
         for lane, alive in per_lane.items():
             workers.add_metric([lane], sum(len(stat.workers) for stat in alive))
             clusters.add_metric([lane], len(alive))
@@ -56,5 +59,5 @@ class ServicesCollector(Collector):
 
 
 def lanes() -> list[str]:
-    """The worker lanes: the default cluster and each alternative cluster (named after its queue)."""
-    return [settings.Q_CLUSTER["name"], *settings.Q_CLUSTER.get("ALT_CLUSTERS", {})]
+    """The worker lanes (default, media, search), each a django-q2 cluster named after its queue."""
+    return list(settings.OFFLOAD_LANES)

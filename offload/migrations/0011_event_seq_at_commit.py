@@ -48,7 +48,7 @@ def drop_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("offload", "0007_library_members_job_members")]
+    dependencies = [("offload", "0008_queue_control")]
 
     operations = [
         migrations.AlterField(

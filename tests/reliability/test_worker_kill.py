@@ -29,6 +29,7 @@ def test_jobs_of_a_killed_cluster_are_taken_over_and_finish_once(stack: Stack):
     stack.configure(OFFLOAD_JOB_STALE_SECONDS=str(STALE_SECONDS), OFFLOAD_Q_TIMEOUT="120", OFFLOAD_Q_RETRY="900")
     films = stack.media_folder("films", {"long.mp4": "long", "a.mp4": "short", "b.mp4": "short", "c.mp4": "short"})
     first = stack.start()
+    (media,) = [p for p in stack.processes if p.name.startswith("media-lane")]
     alice = stack.api("alice")
 
     items = stack.scanned(alice, films)
@@ -39,13 +40,16 @@ def test_jobs_of_a_killed_cluster_are_taken_over_and_finish_once(stack: Stack):
     ]
     stack.wait_for_a_transcode_under_way(transcodes)
 
+    # The host dies with every lane it runs: transcodes run in its media lane.
     first.kill()
+    media.kill()
     orphaned = [row[0] for row in stack.db.rows("SELECT id FROM offload_job WHERE status = 'running'")]
     assert set(orphaned) & set(transcodes), "the kill caught no transcode running"
     # ffmpeg dies with the worker that started it: nothing goes on writing a partial file.
     stack.wait_until(lambda: not ffmpeg_writing_into(stack.media_root), 10, "ffmpeg to die with its worker")
 
     stack.qcluster()
+    stack.media_lane()
     # More work arrives while the lost jobs wait for their heartbeat to go stale.
     for name in ("a.mp4", "b.mp4"):
         alice.create_job(f"/api/v1/media/{items[name]}/transcode/", {"profile": "h264-480p"})

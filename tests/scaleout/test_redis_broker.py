@@ -49,7 +49,7 @@ def redis_queue(settings, monkeypatch):
     q_cluster = {key: value for key, value in settings.Q_CLUSTER.items() if key != "orm"}
     settings.Q_CLUSTER = {**q_cluster, "redis": settings.REDIS_URL}
     broker = TestRedisBroker(list_key=f"scale-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setattr(queue, "_broker", broker)
+    monkeypatch.setattr(queue, "broker_for", lambda list_key: broker)
     yield broker
     broker.delete_queue()
 

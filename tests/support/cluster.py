@@ -67,6 +67,11 @@ class QCluster:
         return self.log_path.read_text(errors="replace")
 
 
+def media_lane(**env: str) -> dict[str, str]:
+    """The environment of a media-lane cluster (transcodes run there): qcluster(**media_lane())."""
+    return {"Q_CLUSTER_NAME": settings.OFFLOAD_LANES["media"], **env}
+
+
 def started_processes(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     """A fixture's body: `start(...)` makes (make(n, ...), n counting from 0) and starts a process;
     every process started is stopped at teardown."""

@@ -4,21 +4,25 @@ import pydoc
 
 from django_q.signing import SignedPackage
 
-from offload.jobs.queue import shared_broker
+from offload.jobs.queue import broker_for, job_lanes, lane_queue
 from offload.models import Job
 
 
-def run_next() -> bool:
-    """Deliver the oldest queued task, if any; answer whether one ran."""
-    broker = shared_broker()
-    batch = broker.dequeue()
-    if not batch:
-        return False
-    for ack_id, payload in batch:
-        task = SignedPackage.loads(payload)
-        pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
-        broker.acknowledge(ack_id)
-    return True
+def run_next(lane: str | None = None) -> bool:
+    """Deliver the next due task of a lane (of any job lane, in lane order, when none is named)."""
+    for name in [lane] if lane else job_lanes():
+        broker = broker_for(lane_queue(name))
+        if broker.queue_size() == 0:
+            continue
+        batch = broker.dequeue()
+        if not batch:
+            continue
+        for ack_id, payload in batch:
+            task = SignedPackage.loads(payload)
+            pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
+            broker.acknowledge(ack_id)
+        return True
+    return False
 
 
 def drain(max_tasks: int = 1000) -> int:

@@ -41,6 +41,11 @@ class LoadReport:
     elapsed: float = 0.0
 
 
+# The job lanes' queues under the app's default names: the default lane, the media lane, and
+# the people queue of each (offload/jobs/broker.py).
+JOB_QUEUES = ["offload", "offload:people", "media", "media:people"]
+
+
 def prepare(stack: Stack, clients: int, requests: int) -> list[tuple[str, list[str]]]:
     """Libraries of tiny clips for `clients` users; answer each user's token and request paths."""
     assert requests % (2 * clients) == 0, "each client asks for a probe and an enrichment per item"
@@ -128,9 +133,10 @@ def assert_load_consistent(stack: Stack, report: LoadReport) -> None:
         " count(*) FILTER (WHERE enriched_at IS NOT NULL), count(*) FROM offload_mediaitem"
     )[0]
     assert probed == enriched == total == report.requests // 2
-    # Every task was acknowledged, and none failed inside django-q2.
+    # Every task was acknowledged (the job lanes' queues, people's and backlog, are empty), and
+    # none failed inside django-q2.
     stack.wait_until(
-        lambda: stack.db.value("SELECT count(*) FROM django_q_ormq WHERE key = 'offload'") == 0,
+        lambda: stack.db.value("SELECT count(*) FROM django_q_ormq WHERE key = ANY(%s)", [JOB_QUEUES]) == 0,
         30,
         "the queue to empty",
     )

@@ -244,6 +244,16 @@ class Stack:
         self.processes.append(process)
         return process.start()
 
+    def media_lane(self, **env: str) -> AppProcess:
+        """The media lane's qcluster: runs transcodes."""
+        n = sum(p.name.startswith("media-lane") for p in self.processes)
+        env = {**self.env, "Q_CLUSTER_NAME": "media", **env}
+        process = AppProcess(
+            f"media-lane-{n}", [sys.executable, "manage.py", "qcluster"], env, self.logs / f"media-{n}.log"
+        )
+        self.processes.append(process)
+        return process.start()
+
     def search_lane(self) -> AppProcess:
         """The search lane's qcluster: drains the index outbox."""
         env = {**self.env, "Q_CLUSTER_NAME": "search"}
@@ -259,9 +269,10 @@ class Stack:
         return server.start()
 
     def start(self) -> AppProcess:
-        """The web server, one default-lane qcluster and the search lane; answer the qcluster."""
+        """The web server, one default-lane qcluster, the media lane and the search lane; answer the qcluster."""
         self.web()
         cluster = self.qcluster()
+        self.media_lane()
         self.search_lane()
         return cluster
 

@@ -1,0 +1,107 @@
+"""The admin's Queues page: one row per job kind, with pause, resume and cap controls.
+
+Each control asks for confirmation on a page of its own and is written to the admin log
+(offload/actions.py). The figures and forecast are those of GET /api/v1/queues/.
+"""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_POST
+
+from offload import actions
+from offload.jobs import UnknownJobKind
+from offload.jobs.forecast import queue_rows
+
+CHANGES = {
+    "pause": "Pause",
+    "resume": "Resume",
+    "cap": "Set the cap of",
+}
+
+
+def _context(site: AdminSite, request: HttpRequest, title: str) -> dict[str, Any]:
+    return {**site.each_context(request), "title": title}
+
+
+def queues_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """One row per kind: lane, state, figures, drain forecast, and the controls."""
+    if not request.user.has_perm("offload.view_job"):
+        return HttpResponseForbidden("You may not view jobs.")
+    context = {
+        **_context(site, request, "Queues"),
+        "rows": queue_rows(),
+        "can_change": request.user.has_perm("offload.change_job"),
+    }
+    return TemplateResponse(request, "admin/offload/queues.html", context)
+
+
+def _cap(raw: str) -> int | None:
+    """The cap an operator typed: empty for none, else a whole number of at least 1."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"A cap is a whole number, not {raw!r}.") from None
+    if value < 1:
+        raise ValueError("A cap is at least 1 (leave it empty for none).")
+    return value
+
+
+def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """Ask for confirmation of a pause, resume or cap; apply it once confirmed."""
+    if not request.user.has_perm("offload.change_job"):
+        return HttpResponseForbidden("You may not steer the queues.")
+    back = HttpResponseRedirect(reverse("admin:offload_queues", current_app=site.name))
+    change, kind = request.POST.get("change", ""), request.POST.get("kind", "")
+    if change not in CHANGES:
+        messages.error(request, "Unknown change.")
+        return back
+    try:
+        cap = _cap(request.POST.get("concurrency", "")) if change == "cap" else None
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return back
+    if request.POST.get("confirmed") != "yes":
+        context = {
+            **_context(site, request, "Are you sure?"),
+            "change": change,
+            "verb": CHANGES[change],
+            "kind": kind,
+            "concurrency": "" if cap is None else cap,
+        }
+        return TemplateResponse(request, "admin/offload/queue_confirm.html", context)
+    try:
+        if change == "pause":
+            actions.pause_kind(request.user, kind)
+            messages.success(request, f"Paused {kind}: its jobs wait until it is resumed.")
+        elif change == "resume":
+            actions.resume_kind(request.user, kind)
+            messages.success(request, f"Resumed {kind}.")
+        else:
+            actions.cap_kind(request.user, kind, cap)
+            messages.success(request, f"{kind}: {'no cap' if cap is None else f'at most {cap} at a time'}.")
+    except UnknownJobKind:
+        messages.error(request, f"No job kind {kind!r}.")
+    return back
+
+
+def urls(site: AdminSite) -> list[URLPattern]:
+    """The Queues page and its change form, as admin views (login, staff and CSRF checks included)."""
+
+    def view(fn, *, post_only: bool = False):
+        def bound(request: HttpRequest) -> HttpResponse:
+            return fn(site, request)
+
+        return site.admin_view(require_POST(bound) if post_only else bound)
+
+    return [
+        path("operations/queues/", view(queues_view), name="offload_queues"),
+        path("operations/queues/change/", view(change_view, post_only=True), name="offload_queues_change"),
+    ]

@@ -1,0 +1,70 @@
+"""The lane broker: django-q2's ORM broker, taking the tasks people asked for first.
+
+django-q2's ORM broker hands out a lane's queue rows in no stated order (in practice the
+table's), and its rows have no column a priority could live in. So each lane has two
+queues, both read by the lane's cluster: `<lane>` for the backlog (pipeline stages a scan
+queued) and `<lane>:people` for jobs a person asked for directly. A poll takes the first
+due row of the people's queue, and only then the backlog's, each in (due time, id) order:
+a probe asked for through the API starts as soon as a worker of its lane is free, however
+many scan-queued probes wait. The Redis broker (OFFLOAD_Q_BROKER=redis) keeps one list per
+lane, in plain queue order.
+"""
+
+from datetime import datetime
+from time import sleep
+
+from django.db.models import Case, IntegerField, Value, When
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+
+PEOPLE_SUFFIX = ":people"
+
+
+def people_key(list_key: str) -> str:
+    """The queue of a lane that holds what people asked for."""
+    return list_key + PEOPLE_SUFFIX
+
+
+class LaneBroker(ORM):
+    """The ORM broker over a lane's two queues; it can also write a row due later (`not_before`)."""
+
+    def __init__(self, list_key: str | None = None, not_before: datetime | None = None) -> None:
+        super().__init__(list_key=list_key)
+        self.not_before = not_before
+
+    def _keys(self) -> tuple[str, str]:
+        return self.list_key, people_key(self.list_key)
+
+    def enqueue(self, task) -> int:
+        # A row born with its lock in the future is a delayed task: no poll takes it before.
+        lock = self.not_before or timezone.now()
+        return self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
+
+    def dequeue(self):
+        backlog, people = self._keys()
+        first = Case(When(key=people, then=Value(0)), default=Value(1), output_field=IntegerField())
+        rows = (
+            self.get_connection()
+            .filter(key__in=(backlog, people), lock__lt=timezone.now())
+            .order_by(first, "lock", "id")[: Conf.BULK]
+        )
+        taken = []
+        for row in rows:
+            # Another cluster may have been faster: the conditional update decides.
+            if self.get_connection().filter(id=row.id, lock=row.lock).update(lock=self.timeout(row)):
+                taken.append((row.pk, row.payload))
+        if taken:
+            return taken
+        # An empty queue: spare the CPU, as django-q2's own broker does.
+        sleep(Conf.POLL)
+        return None
+
+    def queue_size(self) -> int:
+        return self.get_connection().filter(key__in=self._keys(), lock__lte=timezone.now()).count()
+
+    def lock_size(self) -> int:
+        return self.get_connection().filter(key__in=self._keys(), lock__gt=timezone.now()).count()
+
+    def purge_queue(self):
+        return self.get_connection().filter(key__in=self._keys()).delete()

@@ -1,0 +1,71 @@
+"""The queue's figures per kind, and when it empties at the current rate (the drain forecast)."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Min, Q
+from django.utils import timezone
+
+from offload.jobs.kinds import all_kinds
+from offload.models import ACTIVE_STATUSES, FINISHED_STATUSES, Job, JobStatus, QueueControl
+
+# The finish rate is measured over this window.
+RATE_WINDOW = timedelta(minutes=15)
+
+
+def drain_seconds(queued: int, running: int, finished: int, paused: bool) -> float | None:
+    """Seconds until the kind's queue is empty at the window's finish rate; None when it is not draining."""
+    remaining = queued + running
+    if remaining == 0:
+        return 0.0
+    if finished == 0 or (paused and queued):
+        # Nothing finished lately, or nothing will start: no rate to extrapolate from.
+        return None
+    return round(remaining * RATE_WINDOW.total_seconds() / finished, 1)
+
+
+def queue_rows(now: datetime | None = None) -> list[dict[str, Any]]:
+    """One row per registered kind: lane, holds, queued, running, oldest wait, recent finishes, drain forecast."""
+    now = now or timezone.now()
+    since = now - RATE_WINDOW
+    queued_q, running_q = Q(status=JobStatus.QUEUED), Q(status=JobStatus.RUNNING)
+    finished_q = Q(status__in=FINISHED_STATUSES, finished_at__gte=since)
+    # One grouped query over the active rows and the window's finishes (the (status, kind)
+    # and finished_at indexes serve it).
+    figures = {
+        kind: (queued, running, oldest, finished)
+        for kind, queued, running, oldest, finished in Job.objects.filter(Q(status__in=ACTIVE_STATUSES) | finished_q)
+        .values_list("kind")
+        .annotate(
+            queued=Count("pk", filter=queued_q),
+            running=Count("pk", filter=running_q),
+            oldest=Min("queued_at", filter=queued_q),
+            finished=Count("pk", filter=finished_q),
+        )
+        .order_by()
+    }
+    controls = {c.kind: c for c in QueueControl.objects.all()}
+    rows = []
+    for kind in sorted(all_kinds(), key=lambda k: k.name):
+        control = controls.get(kind.name) or QueueControl(kind=kind.name)
+        queued, running, oldest, done = figures.get(kind.name, (0, 0, None, 0))
+        rows.append(
+            {
+                "kind": kind.name,
+                "lane": kind.lane,
+                "paused": control.paused,
+                "concurrency": control.concurrency,
+                "queued": queued,
+                "running": running,
+                # A job waiting out a backoff is not late yet: its wait counts from when it is due.
+                "oldest_queued_seconds": round(max(0.0, (now - oldest).total_seconds()), 1) if oldest else None,
+                "finished_last_15m": done,
+                "drain_seconds": drain_seconds(queued, running, done, control.paused),
+            }
+        )
+    return rows
+
+
+def queue_row(kind: str) -> dict[str, Any]:
+    """The row of one kind."""
+    return next(row for row in queue_rows() if row["kind"] == kind)
