@@ -429,6 +429,8 @@ OFFLOAD_DASHBOARD_CACHE_SECONDS = env_int("OFFLOAD_DASHBOARD_CACHE_SECONDS", 5, 
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One way to write a time everywhere in the admin: ISO-like, with the zone ("2026-05-01 08:55:03 UTC").
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 

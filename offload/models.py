@@ -176,6 +176,8 @@ class JobStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# The most of ffmpeg's stderr or of a traceback kept on a job row.
+JOB_TEXT_LIMIT = 8000
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -221,6 +223,11 @@ class Job(models.Model):
     # kept out of params so a pipeline job and a manual one share the dedupe key.
     then = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    # What the job page shows an operator after the fact: the last lines of ffmpeg's stderr
+    # (transcodes, thumbnails) and a failed attempt's traceback. Both are cut to
+    # JOB_TEXT_LIMIT characters (their end kept) before they are written.
+    log_tail = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from offload.admin import failures
 from offload.jobs import kinds as job_kinds
-from offload.models import Job, JobStatus
+from offload.models import Job, JobEvent, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -236,12 +236,26 @@ def _redis() -> dict[str, Any]:
     }
 
 
-def snapshot() -> dict[str, Any]:
-    """Everything the dashboard shows, at most OFFLOAD_DASHBOARD_CACHE_SECONDS old."""
+def latest_seq() -> int:
+    """The newest event's seq: where a snapshot taken now stands in the event stream."""
+    return JobEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def snapshot(min_seq: int = 0) -> dict[str, Any]:
+    """Everything the dashboard shows, at most OFFLOAD_DASHBOARD_CACHE_SECONDS old.
+
+    A page that has seen events up to min_seq gets a snapshot taken after them: a cached one
+    from before is taken again (once; the next reader at that seq finds the new one).
+    """
     data = cache.get(CACHE_KEY)
+    if data is not None and data["seq"] < min_seq and latest_seq() > data["seq"]:
+        data = None
     if data is None:
+        # Read before the queries: live.js resumes from it, so what changes while they run is replayed.
+        seq = latest_seq()
         now = timezone.now()
         data = {
+            "seq": seq,
             "generated_at": now,
             "jobs": _job_table(),
             "throughput": _throughput(now),
@@ -271,10 +285,14 @@ def dashboard_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """The operations dashboard (staff with permission to view jobs)."""
     if not request.user.has_perm("offload.view_job"):
         return HttpResponseForbidden("You may not view jobs.")
+    try:
+        min_seq = max(0, int(request.GET.get("seq", 0)))
+    except ValueError:
+        min_seq = 0
+    # ?fragment=1 is the page's live part alone, which live.js swaps in after events.
+    template = "admin/offload/dashboard_live.html" if request.GET.get("fragment") else "admin/offload/dashboard.html"
     return TemplateResponse(
-        request,
-        "admin/offload/dashboard.html",
-        {**_context(site, request, "Operations"), "ops": snapshot(), "now": timezone.now()},
+        request, template, {**_context(site, request, "Operations"), "ops": snapshot(min_seq), "now": timezone.now()}
     )
 
 
@@ -318,6 +336,8 @@ def urls(site: AdminSite) -> list[URLPattern]:
         def bound(request: HttpRequest) -> HttpResponse:
             return fn(site, request)
 
+        # The dashboard's snapshot carries its own seq; the site need not read one for it.
+        bound.offload_own_seq = fn is dashboard_view
         return site.admin_view(require_POST(bound) if post_only else bound)
 
     return [

@@ -13,7 +13,7 @@ from django.utils.html import format_html, format_html_join
 
 from offload import actions
 from offload.admin.enrich import EnrichAdminMixin
-from offload.admin.widgets import JobActionsMixin, LiveJobsMedia, progress_bar, status_badge
+from offload.admin.widgets import JobActionsMixin, progress_bar, status_badge
 from offload.lib.outputs import url_for
 from offload.lib.paths import InvalidPath, resolve_library_path
 from offload.models import Job, Library, MediaItem
@@ -60,7 +60,6 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
 
 
 class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
-    Media = LiveJobsMedia
     list_display = ["__str__", "library", "kind", "status", "duration", "resolution", "updated_at"]
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]

@@ -67,13 +67,16 @@ def sprite_vtt(sprite_url: str, duration: float, interval: float, tiles: int, ti
 
 def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None:
     try:
-        ffmpeg.run_ffmpeg(
+        stderr_tail = ffmpeg.run_ffmpeg(
             args, duration=duration, timeout=get_kind(job.kind).timeout_for(job), should_stop=run.should_stop
         )
     except ffmpeg.FFmpegStopped:
         raise JobCancelled() from None
     except ffmpeg.FFmpegFailed as exc:
+        run.record_log(exc.tail)
         raise JobFailed(f"ffmpeg could not make the thumbnails:\n{exc}") from None
+    if stderr_tail:
+        run.record_log(stderr_tail)
 
 
 def run_thumbnail(job: Job, run: JobRun) -> dict[str, Any]:

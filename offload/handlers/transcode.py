@@ -100,7 +100,7 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
             run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
 
         try:
-            ffmpeg.run_ffmpeg(
+            stderr_tail = ffmpeg.run_ffmpeg(
                 args,
                 duration=technical["duration"],
                 timeout=get_kind(job.kind).timeout_for(job),
@@ -112,7 +112,10 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
                 raise TransientJobError("The transcode lock was lost; the job will run again.") from None
             raise JobCancelled() from None
         except ffmpeg.FFmpegFailed as exc:
+            run.record_log(exc.tail)
             raise JobFailed(f"ffmpeg could not transcode the file:\n{exc}") from None
+        if stderr_tail:
+            run.record_log(stderr_tail)
         got = verify(output, profile, technical)
         size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
         with transaction.atomic():

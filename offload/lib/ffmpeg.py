@@ -263,8 +263,9 @@ def run_ffmpeg(
     timeout: float,
     on_progress: Callable[[float | None, float | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> None:
-    """Run ffmpeg with `-progress` on a pipe; FFmpegFailed or FFmpegStopped when it does not finish."""
+) -> list[str]:
+    """Run ffmpeg with `-progress` on a pipe; the last lines of its stderr (warnings), or
+    FFmpegFailed or FFmpegStopped when it does not finish."""
     # -loglevel error: stderr then holds what went wrong, which the job's error quotes.
     command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-nostats"]
     command += ["-progress", "pipe:1", *args]
@@ -305,6 +306,7 @@ def run_ffmpeg(
         tail = _tail(stderr)
         if any(marker in line for line in tail for marker in WRITE_ERRORS):
             raise FFmpegFailed("ffmpeg could not write its output", tail)
+        return tail
 
 
 def _tail(stderr) -> list[str]:

@@ -1,0 +1,91 @@
+"""The operations console in a real browser: pages resume from the seq they were rendered at,
+the job list takes in new rows and changing columns, the dashboard follows events."""
+
+import pytest
+from django.urls import reverse
+
+from offload import actions, jobs
+from offload.models import Job
+from tests.support.browser import chromium, log_in, screenshot
+from tests.support.cluster import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def console(asgi_server, browser, staff):
+    """The browser, logged in as staff on a real ASGI server; console(path) opens a page."""
+    server = asgi_server()
+    log_in(browser, server.url, "staff", "staff-password")
+
+    def open_page(path: str, *, hold_socket: bool = False):
+        if hold_socket:
+            # The next page's socket waits for offloadRelease(): render, then an event, then connect.
+            browser.execute_cdp_cmd(
+                "Page.addScriptToEvaluateOnNewDocument", {"source": "window.offloadHold = true;"}
+            )
+        browser.get(server.url + path)
+        return browser
+
+    return open_page
+
+
+def connected(browser) -> bool:
+    return browser.execute_script("return document.documentElement.getAttribute('data-offload-connected') === '1'")
+
+
+def text_of(browser, selector: str) -> str:
+    return browser.execute_script("var el = document.querySelector(arguments[0]); return el ? el.textContent : null;", selector)
+
+
+def test_an_event_between_render_and_connect_is_not_lost(console, alice, staff):
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 5}, user=alice)
+    browser = console(reverse("admin:offload_job_changelist"), hold_socket=True)
+    status = f'.offload-status[data-job="{job.pk}"]'
+    assert text_of(browser, status) == "queued"
+    rendered_at = int(browser.execute_script("return document.querySelector('meta[name=offload-seq]').content"))
+    # The page is rendered, its socket not yet open: the cancel lands in between.
+    actions.cancel_job(staff, job)
+    assert job.events.order_by("-seq").first().seq > rendered_at
+    browser.execute_script("window.offloadRelease();")
+    wait_for(lambda: text_of(browser, status) == "cancelled", timeout=20, what="the missed cancel to be replayed")
+    finished = text_of(browser, f'.offload-field[data-job="{job.pk}"][data-field="finished_at"]')
+    assert finished.endswith(" UTC") and finished.startswith(str(Job.objects.get(pk=job.pk).finished_at.year))
+
+
+def test_the_job_list_takes_in_new_rows_that_match_its_filters(console, alice, staff):
+    old, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    browser = console(reverse("admin:offload_job_changelist") + "?status__exact=queued")
+    wait_for(lambda: connected(browser), timeout=20, what="the socket to connect")
+    new, _ = jobs.enqueue("system.sleep", params={"seconds": 2}, user=alice)
+    gone, _ = jobs.enqueue("system.sleep", params={"seconds": 3}, user=alice)
+    actions.cancel_job(staff, gone)  # no longer queued: the filtered list leaves it out
+    wait_for(lambda: text_of(browser, f'.offload-status[data-job="{new.pk}"]') == "queued", timeout=20, what="the new row")
+    rows = browser.execute_script(
+        "return Array.prototype.map.call(document.querySelectorAll('#result_list tbody tr'),"
+        " function (r) { return r.querySelector('[data-job]').getAttribute('data-job'); });"
+    )
+    # Newest first, as the page orders them; the cancelled job was never added.
+    assert rows == [str(new.pk), str(old.pk)]
+    # Every column that changes follows: status, tries, finished, error.
+    actions.cancel_job(staff, old)
+    wait_for(lambda: text_of(browser, f'.offload-status[data-job="{old.pk}"]') == "cancelled", timeout=20, what="the cancel")
+    assert text_of(browser, f'.offload-field[data-job="{old.pk}"][data-field="finished_at"]').endswith(" UTC")
+    screenshot(browser, "job-list")
+
+
+def test_the_dashboard_counters_follow_events(console, alice):
+    browser = console(reverse("admin:offload_operations"))
+    wait_for(lambda: connected(browser), timeout=20, what="the socket to connect")
+    cell = '#ops-jobs td[data-kind="system.noop"][data-status="queued"]'
+    assert text_of(browser, cell).strip() == "0"
+    jobs.enqueue("system.noop", user=alice)
+    wait_for(lambda: text_of(browser, cell).strip() == "1", timeout=20, what="the queued counter to move")
+    screenshot(browser, "dashboard")
