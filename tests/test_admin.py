@@ -92,7 +92,8 @@ def test_job_retry_and_cancel_actions(admin_client, alice):
     asked = admin_client.post(url, {"action": "cancel_jobs", "_selected_action": [queued.pk]})
     assert b"Cancel 1 job?" in asked.content
     assert Job.objects.get(pk=queued.pk).status == JobStatus.QUEUED
-    response = admin_client.post(url, {"action": "cancel_jobs", "_selected_action": [queued.pk], "post": "yes"}, follow=True)
+    confirmed = {"action": "cancel_jobs", "_selected_action": [queued.pk], "post": "yes"}
+    response = admin_client.post(url, confirmed, follow=True)
     assert f"1 job cancelled: {link(queued)}." in messages_of(response)
     queued.refresh_from_db()
     assert queued.status == JobStatus.CANCELLED

@@ -28,9 +28,7 @@ def console(asgi_server, browser, staff):
     def open_page(path: str, *, hold_socket: bool = False):
         if hold_socket:
             # The next page's socket waits for offloadRelease(): render, then an event, then connect.
-            browser.execute_cdp_cmd(
-                "Page.addScriptToEvaluateOnNewDocument", {"source": "window.offloadHold = true;"}
-            )
+            browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": "window.offloadHold = true;"})
         browser.get(server.url + path)
         return browser
 
@@ -42,7 +40,12 @@ def connected(browser) -> bool:
 
 
 def text_of(browser, selector: str) -> str:
-    return browser.execute_script("var el = document.querySelector(arguments[0]); return el ? el.textContent : null;", selector)
+    script = "var el = document.querySelector(arguments[0]); return el ? el.textContent : null;"
+    return browser.execute_script(script, selector)
+
+
+def status_is(browser, job, status: str):
+    return lambda: text_of(browser, f'.offload-status[data-job="{job.pk}"]') == status
 
 
 def test_an_event_between_render_and_connect_is_not_lost(console, alice, staff):
@@ -67,7 +70,7 @@ def test_the_job_list_takes_in_new_rows_that_match_its_filters(console, alice, s
     new, _ = jobs.enqueue("system.sleep", params={"seconds": 2}, user=alice)
     gone, _ = jobs.enqueue("system.sleep", params={"seconds": 3}, user=alice)
     actions.cancel_job(staff, gone)  # no longer queued: the filtered list leaves it out
-    wait_for(lambda: text_of(browser, f'.offload-status[data-job="{new.pk}"]') == "queued", timeout=20, what="the new row")
+    wait_for(status_is(browser, new, "queued"), timeout=20, what="the new row")
     rows = browser.execute_script(
         "return Array.prototype.map.call(document.querySelectorAll('#result_list tbody tr'),"
         " function (r) { return r.querySelector('[data-job]').getAttribute('data-job'); });"
@@ -76,7 +79,7 @@ def test_the_job_list_takes_in_new_rows_that_match_its_filters(console, alice, s
     assert rows == [str(new.pk), str(old.pk)]
     # Every column that changes follows: status, tries, finished, error.
     actions.cancel_job(staff, old)
-    wait_for(lambda: text_of(browser, f'.offload-status[data-job="{old.pk}"]') == "cancelled", timeout=20, what="the cancel")
+    wait_for(status_is(browser, old, "cancelled"), timeout=20, what="the cancel")
     assert text_of(browser, f'.offload-field[data-job="{old.pk}"][data-field="finished_at"]').endswith(" UTC")
     screenshot(browser, "job-list")
 

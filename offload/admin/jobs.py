@@ -122,7 +122,8 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="Ran")
     def run_display(self, obj: Job) -> str:
         return format_html(
-            '<span class="offload-field" data-job="{}" data-field="run" data-started-at="{}" data-running="{}">{}</span>',
+            '<span class="offload-field" data-job="{}" data-field="run" data-started-at="{}" data-running="{}">'
+            "{}</span>",
             obj.pk,
             obj.started_at.isoformat() if obj.started_at else "",
             "1" if obj.status == JobStatus.RUNNING else "",
@@ -185,7 +186,7 @@ class JobAdmin(admin.ModelAdmin):
     def error_text(self, obj: Job) -> str:
         return format_html('<pre class="offload-pre">{}</pre>', obj.error) if obj.error else "—"
 
-    @admin.display(description="ffmpeg's last lines")
+    @admin.display(description="Last lines of ffmpeg's stderr")
     def log_display(self, obj: Job) -> str:
         return format_html('<pre class="offload-pre">{}</pre>', obj.log_tail) if obj.log_tail else "—"
 

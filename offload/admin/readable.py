@@ -13,7 +13,7 @@ TARGET_PAGES = {"media": "admin:offload_mediaitem_change", "library": "admin:off
 
 
 def target_link(target_type: str, target_id: int) -> str:
-    """"media 5" linking to the item's page; "—" for a job without a target."""
+    """ "media 5" linking to the item's page; "—" for a job without a target."""
     page = TARGET_PAGES.get(target_type)
     if page is None:
         return "—"

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('offload', '0006_dotted_paths'),
+        ("offload", "0006_dotted_paths"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='job',
-            name='log_tail',
-            field=models.TextField(blank=True, default=''),
+            model_name="job",
+            name="log_tail",
+            field=models.TextField(blank=True, default=""),
         ),
         migrations.AddField(
-            model_name='job',
-            name='traceback',
-            field=models.TextField(blank=True, default=''),
+            model_name="job",
+            name="traceback",
+            field=models.TextField(blank=True, default=""),
         ),
     ]
