@@ -283,7 +283,13 @@ def test_retrying_a_group_queues_each_of_its_jobs_again_and_writes_each_to_the_a
     grouped = [make_job("media.probe", JobStatus.FAILED, error=f"corrupt item {i}") for i in range(3)]
     other = make_job("media.probe", JobStatus.FAILED, error="Unexpected error: OSError: disk full")
     (group,) = [g for g in failures.failure_groups() if g.exception == "JobFailed"]
-    response = staff_client.post(RETRY_GROUP, {"fingerprint": group.fingerprint})
+    # First the count and the jobs by name; nothing is retried yet.
+    asked = staff_client.post(RETRY_GROUP, {"fingerprint": group.fingerprint})
+    assert asked.status_code == 200
+    assert "Retry 3 jobs?" in asked.content.decode()
+    assert all(f"media.probe #{j.pk}" in asked.content.decode() for j in grouped)
+    assert {job.status for job in Job.objects.filter(pk__in=[j.pk for j in grouped])} == {JobStatus.FAILED}
+    response = staff_client.post(RETRY_GROUP, {"fingerprint": group.fingerprint, "post": "yes"})
     assert response.status_code == 302
     assert {job.status for job in Job.objects.filter(pk__in=[j.pk for j in grouped])} == {JobStatus.QUEUED}
     other.refresh_from_db()
@@ -305,6 +311,7 @@ def test_retrying_a_group_needs_permission_to_change_jobs(db):
     assert 'value="Retry this group"' not in client.get(FAILURES).content.decode()
     (group,) = failures.failure_groups()
     assert client.post(RETRY_GROUP, {"fingerprint": group.fingerprint}).status_code == 403
+    assert client.post(RETRY_GROUP, {"fingerprint": group.fingerprint, "post": "yes"}).status_code == 403
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
 

@@ -131,3 +131,19 @@ def test_the_favicon_is_served(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"].endswith("offload/favicon.svg")
+
+
+def test_django_qs_always_empty_task_tables_are_not_listed(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert "Successful tasks" not in html and "Failed tasks" not in html
+    # The schedules are django-q2's and real: they stay.
+    assert "Scheduled tasks" in html
+
+
+def test_every_admin_page_links_every_operations_page(admin_client):
+    for url in (reverse("admin:index"), reverse("admin:offload_library_changelist"), reverse("admin:offload_cache")):
+        html = admin_client.get(url).content.decode()
+        nav = html[html.index('<nav id="offload-nav"') :]
+        nav = nav[: nav.index("</nav>")]
+        for page in ("offload_operations", "offload_job_changelist", "offload_failures", "offload_cache"):
+            assert f'href="{reverse("admin:" + page)}"' in nav

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 CACHE_KEY = "ops-dashboard:v1"
 RUNNING_SHOWN = 20
 GROUPS_SHOWN = 5
+# Jobs a confirmation page names; the count says how many more.
+PREVIEW_ROWS = 20
 CHART_WIDTH, CHART_HEIGHT = 600, 120
 # The statuses a throughput bar stacks, bottom up, with their colours.
 CHART_STATUSES = (("succeeded", "#417690"), ("failed", "#ba2121"), ("cancelled", "#999999"))
@@ -316,7 +318,10 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """Retry the failed jobs of one group; every retry is written to the admin log."""
     if not request.user.has_perm("offload.change_job"):
         return HttpResponseForbidden("You may not retry jobs.")
-    outcome = failures.retry_group(request.user, request.POST.get("fingerprint", ""))
+    key = request.POST.get("fingerprint", "")
+    if request.POST.get("post") != "yes":
+        return _confirm_retry_group(site, request, key)
+    outcome = failures.retry_group(request.user, key)
     if outcome.retried:
         messages.success(request, f"{outcome.retried} job{'s' if outcome.retried != 1 else ''} queued again.")
     else:
@@ -327,6 +332,31 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         messages.warning(request, reason)
     cache.delete(CACHE_KEY)
     return HttpResponseRedirect(reverse("admin:offload_failures"))
+
+
+def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> HttpResponse:
+    """How many jobs of the group a retry queues again, and the first of them by name."""
+    group = next((g for g in failures.failure_groups() if g.fingerprint == key), None)
+    if group is None:
+        messages.warning(request, "That group has no failed jobs left: it may have been retried already.")
+        return HttpResponseRedirect(reverse("admin:offload_failures"))
+    chosen = group.job_ids[: failures.RETRY_LIMIT]
+    preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
+    question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
+    if group.count > failures.RETRY_LIMIT:
+        question += f" (the first {failures.RETRY_LIMIT} of {group.count}; retry again for the next batch)"
+    context = {
+        **_context(site, request, f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?"),
+        "question": question,
+        "jobs": preview,
+        "count": len(chosen),
+        "more": max(0, len(chosen) - len(preview)),
+        "button": "Yes, retry them",
+        "back": reverse("admin:offload_failures"),
+        "hidden": [("fingerprint", key), ("post", "yes")],
+        "form_action": request.path,
+    }
+    return TemplateResponse(request, "admin/offload/confirm.html", context)
 
 
 def urls(site: AdminSite) -> list[URLPattern]:

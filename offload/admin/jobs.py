@@ -392,3 +392,17 @@ def register() -> None:
     """Put these pages on the admin site (from OffloadConfig.ready())."""
     admin.site.register(Job, JobAdmin)
     admin.site.register(JobEvent, JobEventAdmin)
+    hide_empty_task_tables()
+
+
+def hide_empty_task_tables() -> None:
+    """Take django-q2's Successful and Failed tasks off the admin.
+
+    They stay empty: the cluster keeps no results (save_limit -1, ack_failures off), and a job's
+    outcome is its Job row. Listed, their "0" reads as "nothing ever ran or failed".
+    """
+    from django_q.models import Failure, Success
+
+    for model in (Success, Failure):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
