@@ -92,3 +92,42 @@ def test_the_dashboard_counters_follow_events(console, alice):
     jobs.enqueue("system.noop", user=alice)
     wait_for(lambda: text_of(browser, cell).strip() == "1", timeout=20, what="the queued counter to move")
     screenshot(browser, "dashboard")
+
+
+def overflow(browser) -> dict:
+    return browser.execute_script(
+        "var results = document.querySelector('#changelist .results');"
+        "return {page: document.documentElement.scrollWidth - window.innerWidth,"
+        " table: results.scrollWidth - results.clientWidth};"
+    )
+
+
+def visible_in_viewport(browser, selector: str) -> bool:
+    return browser.execute_script(
+        "var el = document.querySelector(arguments[0]); if (!el) { return false; }"
+        "var r = el.getBoundingClientRect();"
+        "return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth;",
+        selector,
+    )
+
+
+def test_the_job_list_fits_1280_px_and_keeps_status_at_800(console, alice, staff):
+    failed, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    Job.objects.filter(pk=failed.pk).update(
+        status="failed",
+        error="Unexpected error: OSError: [Errno 28] No space left on device: '/srv/media/output/renditions/12345'",
+    )
+    for n in range(2, 6):
+        jobs.enqueue("system.sleep", params={"seconds": n}, user=alice)
+    browser = console(reverse("admin:offload_job_changelist"))
+    browser.set_window_size(1280, 900)
+    assert overflow(browser) == {"page": 0, "table": 0}
+    for column in ("status_display", "error_display", "created_display", "finished_display"):
+        assert visible_in_viewport(browser, f"#result_list th.column-{column}"), column
+    screenshot(browser, "job-list-1280")
+    browser.set_window_size(800, 900)
+    screenshot(browser, "job-list-800")
+    browser.set_window_size(800, 900)
+    assert overflow(browser) == {"page": 0, "table": 0}
+    for column in ("status_display", "progress_display", "error_display"):
+        assert visible_in_viewport(browser, f"#result_list th.column-{column}"), column

@@ -220,6 +220,9 @@ class JobAdmin(admin.ModelAdmin):
 
     # --- The page, its actions and the bulk actions ---------------------------------
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Jobs", **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         job = self.get_object(request, object_id)
         context = {**(extra_context or {})}
