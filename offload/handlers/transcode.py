@@ -152,6 +152,20 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
     }
 
 
+def refuse_profiles_that_do_not_fit(item: MediaItem, params: dict[str, Any]) -> None:
+    """At request time: a video profile for an item probed as audio-only is refused (400) with the reason.
+
+    An item not probed yet is let through; the handler checks the source again when it runs.
+    """
+    profile = PROFILES.get(params.get("profile", ""))
+    if profile is None or item.probed_at is None:
+        return
+    if profile.needs_video and not item.video_codec:
+        raise ValueError(f"{item} has no video stream; {profile.name} needs one (try audio-aac-128k).")
+    if not profile.needs_video and not item.audio_codec:
+        raise ValueError(f"{item} has no audio stream; {profile.name} encodes audio only.")
+
+
 KIND = JobKind(
     "media.transcode",
     run_transcode,
@@ -166,6 +180,7 @@ KIND = JobKind(
             describe=lambda name: f"{name} — {PROFILES[name].description}",
         ),
     ),
+    validate=refuse_profiles_that_do_not_fit,
     timeout=300,
     # Real footage transcodes at 1.5-2x realtime on two cores; allow well past that.
     timeout_per_media_second=3.0,
