@@ -62,3 +62,61 @@ def mapping(data: Any, measured_at: datetime | None = None) -> str:
             ((LABELS.get(key, key.replace("_", " ")), value(key, raw, measured_at)) for key, raw in data.items()),
         ),
     )
+
+
+# ffprobe's format names (a muxer's aliases, comma-joined) and codec names, as people call them.
+CONTAINERS = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "MP4 / QuickTime",
+    "matroska,webm": "Matroska / WebM",
+    "avi": "AVI",
+    "mpegts": "MPEG transport stream",
+    "mpeg": "MPEG program stream",
+    "mp3": "MP3",
+    "flac": "FLAC",
+    "ogg": "Ogg",
+    "wav": "WAV",
+    "aac": "AAC (ADTS)",
+    "asf": "Windows Media (ASF)",
+    "flv": "Flash video",
+    "hls": "HLS playlist",
+    "image2": "image",
+    "png_pipe": "PNG image",
+    "jpeg_pipe": "JPEG image",
+}
+CODECS = {
+    "h264": "H.264 / AVC",
+    "hevc": "H.265 / HEVC",
+    "av1": "AV1",
+    "vp8": "VP8",
+    "vp9": "VP9",
+    "mpeg4": "MPEG-4 Part 2",
+    "mpeg2video": "MPEG-2 video",
+    "mjpeg": "Motion JPEG",
+    "png": "PNG",
+    "aac": "AAC",
+    "mp3": "MP3",
+    "opus": "Opus",
+    "vorbis": "Vorbis",
+    "flac": "FLAC",
+    "alac": "Apple Lossless",
+    "ac3": "Dolby Digital (AC-3)",
+    "eac3": "Dolby Digital Plus (E-AC-3)",
+    "dts": "DTS",
+    "truehd": "Dolby TrueHD",
+    "pcm_s16le": "PCM, 16-bit",
+    "pcm_s24le": "PCM, 24-bit",
+}
+
+
+def container_name(name: str) -> str:
+    """ "mov,mp4,m4a,3gp,3g2,mj2" → "MP4 / QuickTime"; an unknown name as it is."""
+    if not name:
+        return "—"
+    return CONTAINERS.get(name, name.split(",")[0].upper())
+
+
+def codec_name(name: str) -> str:
+    """ "h264" → "H.264 / AVC"; an unknown codec as it is."""
+    if not name:
+        return "—"
+    return CODECS.get(name, name)
