@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from offload import actions
-from offload.admin.enrich import EnrichAdminMixin
 from offload.admin import readable
+from offload.admin.enrich import EnrichAdminMixin
 from offload.admin.tags import TagListField
 from offload.admin.widgets import (
     JobActionsMixin,
@@ -28,9 +28,9 @@ from offload.admin.widgets import (
     status_badge,
     when,
 )
+from offload.jobs import kinds
 from offload.lib.outputs import url_for
 from offload.lib.paths import InvalidPath, resolve_library_path
-from offload.jobs import kinds
 from offload.models import Job, Library, MediaItem, Rendition
 
 # The technical fields as the item page shows them: names people use, units on every number.
@@ -85,7 +85,8 @@ class MediaItemAdminForm(forms.ModelForm):
 
     class Meta:
         model = MediaItem
-        fields = "__all__"
+        # The admin passes the fieldsets' editable fields; these are the ones a person edits.
+        fields = ["kind", *MediaItem.DESCRIPTIVE_FIELDS]
 
 
 # Scans a library page lists, newest first.
