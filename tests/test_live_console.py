@@ -1,8 +1,12 @@
 """The operations console in a real browser: pages resume from the seq they were rendered at,
 the job list takes in new rows and changing columns, the dashboard follows events."""
 
+import uuid
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from offload import actions, jobs
 from offload.models import Job
@@ -84,7 +88,25 @@ def test_the_job_list_takes_in_new_rows_that_match_its_filters(console, alice, s
     screenshot(browser, "job-list")
 
 
+def some_history() -> None:
+    """Finished jobs over the last day, and a few waiting: something for the charts to draw."""
+    now = timezone.now()
+    for minutes, kind, status, ran in (
+        (3, "media.probe", "succeeded", 2), (5, "media.probe", "succeeded", 3),
+        (7, "media.transcode", "succeeded", 80), (12, "media.transcode", "failed", 20),
+        (40, "media.thumbnail", "succeeded", 6), (150, "library.scan", "succeeded", 30),
+        (400, "media.probe", "cancelled", 1), (900, "media.transcode", "succeeded", 140),
+    ):  # fmt: skip
+        finished = now - timedelta(minutes=minutes)
+        Job.objects.create(
+            kind=kind, status=status, params_hash=uuid.uuid4().hex, queued_at=finished - timedelta(seconds=ran + 4),
+            created_at=finished - timedelta(seconds=ran + 4), started_at=finished - timedelta(seconds=ran),
+            finished_at=finished, attempts=1, error="ffmpeg failed" if status == "failed" else None,
+        )  # fmt: skip
+
+
 def test_the_dashboard_counters_follow_events(console, alice):
+    some_history()
     browser = console(reverse("admin:offload_operations"))
     wait_for(lambda: connected(browser), timeout=20, what="the socket to connect")
     cell = '#ops-jobs td[data-kind="system.noop"][data-status="queued"]'

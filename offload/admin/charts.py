@@ -9,9 +9,9 @@ from typing import Any
 
 from offload.admin.widgets import duration
 
-WIDTH, HEIGHT = 1000, 180
+WIDTH, HEIGHT = 520, 170
 # Room for the axes' labels: left for values, bottom for times.
-LEFT, BOTTOM, TOP, RIGHT = 44, 22, 8, 8
+LEFT, BOTTOM, TOP, RIGHT = 34, 20, 8, 18
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 STATUS_COLOURS = (("succeeded", "#2e7d32"), ("failed", "#c62828"), ("cancelled", "#9e9e9e"))
 # Kinds' colours in the queue-depth chart, in order (a palette that stays apart for colour-blind eyes).
@@ -19,9 +19,9 @@ KIND_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00"
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^n at or above value (at least 1): the y axis' top."""
-    if value <= 1:
-        return 1
+    """The smallest 1, 2, 2.5 or 5 × 10^n at or above value (at least 2, so ticks are whole jobs)."""
+    if value <= 2:
+        return 2
     power = 10 ** math.floor(math.log10(value))
     for step in (1, 2, 2.5, 5, 10):
         if step * power >= value:
