@@ -147,3 +147,15 @@ def test_every_admin_page_links_every_operations_page(admin_client):
         nav = nav[: nav.index("</nav>")]
         for page in ("offload_operations", "offload_job_changelist", "offload_failures", "offload_cache"):
             assert f'href="{reverse("admin:" + page)}"' in nav
+
+
+def test_a_long_job_list_is_counted_to_a_cap_not_over_the_table(admin_client, alice, monkeypatch):
+    from offload.admin.widgets import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 3)
+    for n in range(5):
+        jobs.enqueue("system.sleep", params={"seconds": n}, user=alice)
+    html = admin_client.get(reverse("admin:offload_job_changelist")).content.decode()
+    assert "more than 3 jobs" in html
+    # The kind filter lists the registered kinds, with no query over the jobs.
+    assert "?kind=media.transcode" in html

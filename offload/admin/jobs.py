@@ -16,6 +16,8 @@ from django.utils.text import Truncator
 from offload import actions
 from offload.admin import readable
 from offload.admin.widgets import (
+    CappedCountPaginator,
+    RegisteredKindFilter,
     duration,
     job_link,
     job_links,
@@ -50,12 +52,14 @@ class JobAdmin(admin.ModelAdmin):
         "created_display",
         "finished_display",
     ]
-    list_filter = ["status", "kind"]
+    list_filter = ["status", RegisteredKindFilter]
     list_select_related = ["requested_by"]
     search_fields = ["=id", "kind", "error"]
     actions = ["retry_jobs", "cancel_jobs"]
-    # The list's pages are read with a LIMIT; "N jobs" is not counted over the whole table.
+    # The list's pages are read with a LIMIT off the newest-first indexes; "N jobs" is counted
+    # to a cap, never over the whole table.
     show_full_result_count = False
+    paginator = CappedCountPaginator
     change_form_template = "admin/offload/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["status_display", "progress_display", "kind", "target_link", "requested_by_display"]}),
@@ -374,11 +378,25 @@ def confirmation(
     )
 
 
+class EventFilter(admin.SimpleListFilter):
+    """Filter by event, from the CONTRACT's list (not a DISTINCT over the log)."""
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in ("queued", "started", "progress", "succeeded", "failed", "cancelled")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() else queryset
+
+
 class JobEventAdmin(admin.ModelAdmin):
     list_display = ["seq", "event", "job", "user", "created_display"]
-    list_filter = ["event"]
+    list_filter = [EventFilter]
     list_select_related = ["job", "user"]
     show_full_result_count = False
+    paginator = CappedCountPaginator
 
     @admin.display(description="At", ordering="created_at")
     def created_display(self, obj: JobEvent) -> str:

@@ -18,6 +18,7 @@ from offload.admin import readable
 from offload.admin.enrich import EnrichAdminMixin
 from offload.admin.tags import TagListField
 from offload.admin.widgets import (
+    CappedCountPaginator,
     JobActionsMixin,
     bitrate,
     duration,
@@ -203,6 +204,8 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
         "updated_at",
     ]
     list_display_links = ["poster_thumb", "__str__"]
+    show_full_result_count = False
+    paginator = CappedCountPaginator
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]
     search_fields = ["title", "relative_path", "series_title"]

@@ -4,10 +4,12 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import helpers
+from django.contrib.admin import SimpleListFilter, helpers
+from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from offload import actions, audit
@@ -207,3 +209,30 @@ def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
             "opts": modeladmin.model._meta,
         },
     )
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator that counts at most CAP rows: a large list's page costs the same however long the table.
+
+    The page numbers stop at the cap; the list says "more than N" (admin/offload/job/pagination.html).
+    """
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        # COUNT(*) over a LIMITed subquery: reads at most CAP + 1 index entries.
+        return self.object_list[: self.CAP + 1].count()
+
+
+class RegisteredKindFilter(SimpleListFilter):
+    """Filter by job kind, with the kinds from the registry (not a DISTINCT over every job row)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in kinds.names()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
