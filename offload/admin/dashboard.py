@@ -172,10 +172,12 @@ def _throughput(finishes: dict[str, Any]) -> dict[str, Any]:
     found = {}
     for name, (data, starts, step, label, every) in windows.items():
         chart = charts.stacked_bars(_buckets(data, starts), step, label, every)
-        chart["by_kind"] = [
-            {"kind": kind, "chart": charts.stacked_bars(_buckets(data, starts, kind), step, label, every)}
-            for kind in sorted({k for (_, k, _) in data})
-        ]
+        chart["svg"] = charts.bars_svg(chart, f"Jobs finished over the last {name}, stacked by status")
+        chart["by_kind"] = []
+        for kind in sorted({k for (_, k, _) in data}):
+            of_kind = charts.stacked_bars(_buckets(data, starts, kind), step, label, every)
+            svg = charts.bars_svg(of_kind, f"{kind} jobs finished over the last {name}", small=True)
+            chart["by_kind"].append({"kind": kind, "finished": of_kind["finished"], "svg": svg})
         found[name] = chart
     return found
 
@@ -223,10 +225,13 @@ def _queue_depth(now: datetime, active: dict[tuple[str, str], int]) -> dict[str,
     for series in (hour, day):
         for kind in set(series) | {k for (k, s) in active if s == JobStatus.QUEUED}:
             series.setdefault(kind, []).append((now, active.get((kind, JobStatus.QUEUED), 0)))
-    return {
+    found = {
         "hour": charts.lines(hour, hour_start, now, timedelta(minutes=10), "%H:%M"),
         "day": charts.lines(day, day_start, now, timedelta(hours=3), "%H:00"),
     }
+    for name, chart in found.items():
+        chart["svg"] = charts.lines_svg(chart, f"Queued jobs by kind over the last {name}")
+    return found
 
 
 def _retention(finishes: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class JobAdmin(admin.ModelAdmin):
     # to a cap, never over the whole table.
     show_full_result_count = False
     paginator = CappedCountPaginator
+    # A page of 50 live rows renders in half the time of Django's 100, and fits a screen or two.
+    list_per_page = 50
     change_form_template = "admin/offload/job/change_form.html"
     fieldsets = [
         (None, {"fields": ["status_display", "progress_display", "kind", "target_link", "requested_by_display"]}),
