@@ -153,3 +153,49 @@ def test_the_job_list_fits_1280_px_and_keeps_status_at_800(console, alice, staff
     assert overflow(browser) == {"page": 0, "table": 0}
     for column in ("status_display", "progress_display", "error_display"):
         assert visible_in_viewport(browser, f"#result_list th.column-{column}"), column
+
+
+def test_the_job_page_moves_with_its_job(console, alice, staff):
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 30}, user=alice)
+    Job.objects.filter(pk=job.pk).update(
+        traceback='Traceback (most recent call last):\n  File "offload/handlers/system.py", line 12, in sleep\n'
+        "ZeroDivisionError: division by zero",
+        log_tail="[h264 @ 0x55d5] non-existing PPS 0 referenced\nError while decoding stream #0:0",
+    )
+    browser = console(reverse("admin:offload_job_change", args=[job.pk]))
+    wait_for(lambda: connected(browser), timeout=20, what="the socket to connect")
+    assert text_of(browser, "h1") == f"system.sleep #{job.pk}"
+    actions.cancel_job(staff, job)
+    wait_for(status_is(browser, job, "cancelled"), timeout=20, what="the page to show the cancel")
+    assert text_of(browser, f'.offload-field[data-job="{job.pk}"][data-field="finished_at"]').endswith(" UTC")
+    # The page re-reads itself: Cancel gives way to Retry, and the timeline has the cancel.
+    retry = reverse("admin:offload_job_retry", args=[job.pk])
+    wait_for(
+        lambda: browser.execute_script(f"return document.querySelector('form[action=\"{retry}\"]') !== null"),
+        timeout=20,
+        what="Retry to replace Cancel",
+    )
+    assert "cancelled" in text_of(browser, ".offload-timeline tbody")
+    screenshot(browser, "job-page")
+
+
+def test_the_media_pages_show_posters_and_players(console, alice, library_root):
+    from offload.models import Library, MediaItem
+    from tests.support.jobrunner import drain
+    from tests.support.media import make_video
+
+    make_video(library_root / "clip.mp4", seconds=4, size="640x360")
+    library = Library.objects.create(name="Films", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="clip.mp4", title="A clip", genres=["Drama"])
+    jobs.enqueue("media.probe", target=item, user=alice)
+    drain()
+    for kind, params in (("media.thumbnail", {}), ("media.transcode", {"profile": "h264-480p"})):
+        jobs.enqueue(kind, target=item, params=params, user=alice)
+    drain()
+    browser = console(reverse("admin:offload_mediaitem_changelist"))
+    assert browser.execute_script("return document.querySelector('img.offload-poster-thumb').naturalWidth") > 0
+    screenshot(browser, "media-list")
+    browser = console(reverse("admin:offload_mediaitem_change", args=[item.pk]))
+    assert browser.execute_script("return document.querySelectorAll('.offload-player video').length") == 1
+    assert browser.execute_script("return document.querySelectorAll('.offload-tag').length") == 1
+    screenshot(browser, "media-page")

@@ -175,6 +175,32 @@
     if (jobList && listTimer === null) { listTimer = setTimeout(refreshList, REFRESH_DELAY); }
   }
 
+  // --- A job's page: after its job changes state, re-read the page (buttons, times, result, timeline) --
+
+  var jobPage = document.querySelector("body.model-job.change-form #content-main");
+  var jobPageBadge = jobPage ? jobPage.querySelector(".offload-status[data-job]") : null;
+  var jobPageId = jobPageBadge ? jobPageBadge.getAttribute("data-job") : null;
+  var jobPageTimer = null;
+
+  function refreshJobPage() {
+    jobPageTimer = null;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#content-main");
+        if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+        document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  function scheduleJobPageRefresh(jobId) {
+    if (jobPage && String(jobId) === jobPageId && jobPageTimer === null) {
+      jobPageTimer = setTimeout(refreshJobPage, REFRESH_DELAY);
+    }
+  }
+
   // --- The dashboard: its live part, re-read at the seq the page has seen --------------------
 
   var dashboard = document.getElementById("ops-live");
@@ -210,6 +236,7 @@
     if (message.event !== "progress" || !wasKnown) {
       scheduleListRefresh();
       scheduleDashboardRefresh();
+      scheduleJobPageRefresh(message.job.id);
     }
     document.documentElement.setAttribute("data-offload-seq", String(lastSeq));
   }
