@@ -96,3 +96,23 @@ def test_the_dashboard_states_the_retention(client, staff, settings):
     client.force_login(staff)
     html = client.get("/admin/operations/dashboard/").content.decode()
     assert "finished jobs are kept 14 days, failed ones 60 days" in html
+
+
+def test_a_failure_stores_its_group_and_a_retry_clears_it(db, alice):
+    from offload import jobs
+    from offload.admin import failures
+    from tests.support.jobrunner import drain
+    from tests.support.kinds_for_tests import registered, run_broken
+
+    with registered(jobs.JobKind("test.broken", run_broken, internal=True)):
+        job, _ = jobs.enqueue("test.broken", user=alice)
+        drain()
+        job.refresh_from_db()
+        exception, message = failures.classify(job.error)
+        assert (job.failure_exception, job.failure_message) == (exception, message)
+        assert job.failure_group == failures.fingerprint("test.broken", exception, message)
+        (group,) = failures.failure_groups()
+        assert group.fingerprint == job.failure_group and group.count == 1 and group.sample_ids == [job.pk]
+        jobs.retry(job, alice)
+        job.refresh_from_db()
+        assert job.failure_group == "" and failures.failure_groups() == []

@@ -443,7 +443,7 @@ def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> Htt
     if group is None:
         messages.warning(request, "That group has no failed jobs left: it may have been retried already.")
         return HttpResponseRedirect(reverse("admin:offload_failures"))
-    chosen = group.job_ids[: failures.RETRY_LIMIT]
+    chosen = group.job_ids(failures.RETRY_LIMIT)
     preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
     question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
     if group.count > failures.RETRY_LIMIT:
