@@ -24,23 +24,30 @@ KINDS = ("media.probe", "media.thumbnail", "media.enrich", "media.transcode", "l
 FILL_JOBS = """
 INSERT INTO offload_job (kind, status, progress, target_type, target_id, params, params_hash, attempts,
     max_attempts, error, result, requested_by_id, created_at, queued_at, started_at, finished_at, heartbeat_at,
-    cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback)
+    cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback,
+    failure_group, failure_exception, failure_message)
 SELECT (%(kinds)s::text[])[1 + i %% 5],
        CASE WHEN i %% 100 < 95 THEN 'succeeded' WHEN i %% 100 < 98 THEN 'failed' ELSE 'cancelled' END,
        100, 'media', 1 + i %% %(items)s, '{}'::jsonb, md5(i::text), 1, 3,
        CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN 'The source is not readable media: error ' || (i %% 7) END,
        NULL, %(user)s, ts - interval '5 seconds', ts - interval '5 seconds', ts - interval '3 seconds', ts, ts,
-       NULL, NULL, '', '[]'::jsonb, '', '', ''
+       NULL, NULL, '', '[]'::jsonb, '', '', '',
+       -- A failure's group, as the spine stores it when a job fails.
+       CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN substr(md5((%(kinds)s::text[])[1 + i %% 5] || (i %% 7)), 1, 16)
+            ELSE '' END,
+       CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN 'JobFailed' ELSE '' END,
+       CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN 'The source is not readable media: error <n>' ELSE '' END
 FROM (SELECT i, now() - (i * interval '30 days' / %(n)s) AS ts FROM generate_series(1, %(n)s) AS i) AS s
 """
 FILL_ACTIVE = """
 INSERT INTO offload_job (kind, status, progress, target_type, target_id, params, params_hash, attempts,
     max_attempts, error, result, requested_by_id, created_at, queued_at, started_at, finished_at, heartbeat_at,
-    cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback)
+    cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback,
+    failure_group, failure_exception, failure_message)
 SELECT (%(kinds)s::text[])[1 + i %% 5], CASE WHEN i %% 10 = 0 THEN 'running' ELSE 'queued' END,
        CASE WHEN i %% 10 = 0 THEN 40 END, 'media', i, '{}'::jsonb, 'active-' || i, 0, 3, NULL, NULL, %(user)s,
        now() - interval '1 minute', now() - interval '1 minute', CASE WHEN i %% 10 = 0 THEN now() END, NULL,
-       CASE WHEN i %% 10 = 0 THEN now() END, NULL, NULL, '', '[]'::jsonb, '', '', ''
+       CASE WHEN i %% 10 = 0 THEN now() END, NULL, NULL, '', '[]'::jsonb, '', '', '', '', '', ''
 FROM generate_series(1, 300) AS i
 """
 FILL_EVENTS = """
@@ -84,6 +91,9 @@ def fill(n: int) -> None:
         EventSequence.objects.update_or_create(pk=1, defaults={"last_seq": last})
     rollups.roll_up()
     with connection.cursor() as cursor:
+        # What autovacuum does to a table in steady state: statistics, and the visibility map
+        # that index-only scans need.
+        cursor.execute("VACUUM ANALYZE offload_job")
         cursor.execute("ANALYZE")
     print(f"filled {n} jobs, {items} items in {time.monotonic() - started:.0f} s", flush=True)
 

@@ -229,7 +229,7 @@ class Job(models.Model):
     log_tail = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
     # A failure's group (offload.jobs.fingerprints): stored as the job fails, so the failure
-    # groups are one GROUP BY on the (status, failure_group) index, not a pass over every reason.
+    # groups are one GROUP BY over a partial index of failed jobs, not a pass over every reason.
     failure_group = models.CharField(max_length=16, blank=True, default="")
     failure_exception = models.CharField(max_length=64, blank=True, default="")
     failure_message = models.CharField(max_length=200, blank=True, default="")
@@ -263,7 +263,12 @@ class Job(models.Model):
             models.Index(fields=["requested_by", "-created_at", "-id"], name="job_owner_newest_first"),
             # Retention deletes the oldest finishes of each status, a batch at a time.
             models.Index(fields=["status", "finished_at"], name="job_status_finished"),
-            models.Index(fields=["status", "failure_group"], name="job_failure_groups"),
+            # The failure groups: a GROUP BY over failed jobs, read from this index alone.
+            models.Index(
+                fields=["failure_group", "kind", "failure_exception", "failure_message", "finished_at"],
+                name="job_failure_groups",
+                condition=Q(status="failed"),
+            ),
             # serves the reaper's scan for running jobs with a stale heartbeat
             models.Index(
                 fields=["heartbeat_at"],

@@ -82,15 +82,14 @@ def _finishes(now: datetime) -> dict[str, Any]:
         entry[1] = rollups.add_hist(entry[1], wait)
         entry[2] = rollups.add_hist(entry[2], run)
 
-    for span, start, kind, status, count, wait, run in (
-        JobRollup.objects.filter(start__gte=day_start, start__lt=mark)
-        .values_list("span", "start", "kind", "status", "finished", "wait_hist", "run_hist")
-        .order_by()
-    ):
-        if span == RollupSpan.HOUR:
-            add(hours, (start, kind, status), count, wait, run)
-        elif start >= hour_start:
-            add(minutes, (start, kind, status), count, wait, run)
+    # Hours over the day, minutes over the hour: each a range on the (span, start) index.
+    for span, since, into in ((RollupSpan.HOUR, day_start, hours), (RollupSpan.MINUTE, hour_start, minutes)):
+        for start, kind, status, count, wait, run in (
+            JobRollup.objects.filter(span=span, start__gte=since, start__lt=mark)
+            .values_list("start", "kind", "status", "finished", "wait_hist", "run_hist")
+            .order_by()
+        ):
+            add(into, (start, kind, status), count, wait, run)
     # The hour holding the mark is rolled up only to the mark; the live read adds the rest.
     for (kind, status), rows in _by_key(rollups.finishes_between(mark, now + timedelta(seconds=1))).items():
         for minute, (count, wait, run) in rows.items():

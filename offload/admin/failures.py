@@ -23,6 +23,8 @@ SCAN_LIMIT = 200
 # Jobs retried by one click; a bigger group takes more clicks, each a bounded request.
 RETRY_LIMIT = 500
 SAMPLE = 5
+# The newest failures read for each group's example and sample ids.
+SAMPLE_SCAN = 1000
 # Failed jobs stored before their group was (an upgrade, a row written by hand) are classified
 # this many at a time, once.
 CLASSIFY_BATCH = 2000
@@ -75,10 +77,11 @@ def classify_unclassified() -> int:
 def failure_groups() -> list[FailureGroup]:
     """Groups of failed jobs, biggest first (at most SCAN_LIMIT of them): grouped in SQL on the stored group."""
     classify_unclassified()
+    # An index-only scan of the partial index on failed jobs (job_failure_groups).
     rows = list(
         Job.objects.filter(status=JobStatus.FAILED)
         .values("failure_group", "kind", "failure_exception", "failure_message")
-        .annotate(n=Count("pk"), last=Max("finished_at"), first=Min("finished_at"), example=Max("error"))
+        .annotate(n=Count("pk"), last=Max("finished_at"), first=Min("finished_at"))
         .order_by("-n", "kind", "failure_message")[:SCAN_LIMIT]
     )
     groups = [
@@ -87,23 +90,25 @@ def failure_groups() -> list[FailureGroup]:
             row["kind"],
             row["failure_exception"],
             row["failure_message"],
-            row["example"] or "",
+            "",
             row["last"],
             row["first"],
             row["n"],
         )
         for row in rows
     ]
-    # A few job ids per group, for links: one query for the groups shown.
+    # Examples and a few ids per group, from the newest failures (the (status, finished_at) index):
+    # a group with none among them is an old one, shown without.
     by_key = {g.fingerprint: g for g in groups}
-    for pk, key in (
-        Job.objects.filter(status=JobStatus.FAILED, failure_group__in=list(by_key)[:50])
+    for pk, key, error in (
+        Job.objects.filter(status=JobStatus.FAILED)
         .order_by("-finished_at", "-id")
-        .values_list("pk", "failure_group")[: 50 * SAMPLE * 4]
+        .values_list("pk", "failure_group", "error")[:SAMPLE_SCAN]
     ):
-        group = by_key[key]
-        if len(group.sample_ids) < SAMPLE:
+        group = by_key.get(key)
+        if group is not None and len(group.sample_ids) < SAMPLE:
             group.sample_ids.append(pk)
+            group.example = group.example or error or ""
     return groups
 
 
