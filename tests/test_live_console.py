@@ -193,7 +193,11 @@ def test_the_media_pages_show_posters_and_players(console, alice, library_root):
         jobs.enqueue(kind, target=item, params=params, user=alice)
     drain()
     browser = console(reverse("admin:offload_mediaitem_changelist"))
-    assert browser.execute_script("return document.querySelector('img.offload-poster-thumb').naturalWidth") > 0
+    wait_for(
+        lambda: browser.execute_script("return document.querySelector('img.offload-poster-thumb').naturalWidth") > 0,
+        timeout=20,
+        what="the poster thumbnail to load",
+    )
     screenshot(browser, "media-list")
     browser = console(reverse("admin:offload_mediaitem_change", args=[item.pk]))
     assert browser.execute_script("return document.querySelectorAll('.offload-player video').length") == 1

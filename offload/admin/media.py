@@ -154,9 +154,15 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
             rows,
         )
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Libraries", **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         kind = kinds.get_kind("library.scan")
+        library = self.get_object(request, object_id)
         context = {"can_scan": kind.may_request(request.user), **(extra_context or {})}
+        if library is not None:
+            context.update(title=f"Library: {library}", subtitle=None)
         return super().change_view(request, object_id, form_url, context)
 
     def get_urls(self):
@@ -250,6 +256,14 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # Items are the scanner's: they come from files in a library, never from a form.
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Media items", **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        item = self.get_object(request, object_id)
+        context = {"title": str(item), "subtitle": None} if item is not None else {}
+        return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
 
     @admin.display(description="Resolution")
     def resolution(self, obj: MediaItem) -> str:

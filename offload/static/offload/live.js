@@ -139,14 +139,39 @@
     return marked ? marked.getAttribute("data-job") : null;
   }
 
+  // Live elements are updated in place (a script or a test may hold them); the rest is replaced.
+  function patchCell(mine, fresh, behind) {
+    if (mine.innerHTML === fresh.innerHTML) { return; }
+    var olds = mine.querySelectorAll("[data-job]");
+    var news = fresh.querySelectorAll("[data-job]");
+    if (!olds.length || olds.length !== news.length) {
+      if (!behind || !olds.length) { mine.innerHTML = fresh.innerHTML; }
+      return;
+    }
+    if (behind) { return; }
+    for (var i = 0; i < olds.length; i++) {
+      if (olds[i].tagName !== news[i].tagName) { mine.innerHTML = fresh.innerHTML; return; }
+      Array.prototype.forEach.call(news[i].attributes, function (a) { olds[i].setAttribute(a.name, a.value); });
+      if (olds[i].tagName === "PROGRESS") { olds[i].value = parseFloat(news[i].getAttribute("value")); }
+      olds[i].innerHTML = news[i].innerHTML;
+    }
+  }
+
   function refreshList() {
     listTimer = null;
     fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "offload-live" } })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#result_list tbody");
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector("#result_list tbody");
         if (!fresh) { return; }
+        // A page rendered before the newest event we applied would set live values back: then
+        // only its new rows and quiet columns are taken, and the list is read once more.
+        var freshSeqMeta = doc.querySelector('meta[name="offload-seq"]');
+        var freshSeq = freshSeqMeta ? parseInt(freshSeqMeta.content, 10) : 0;
+        var behind = lastSeq !== null && freshSeq < lastSeq;
+        if (behind) { scheduleListRefresh(); }
         var current = {};
         Array.prototype.forEach.call(jobList.rows, function (row) { current[rowJob(row)] = row; });
         var previous = null;
@@ -156,7 +181,7 @@
           if (mine) {
             // Every cell but the selection checkbox, whose state is the operator's.
             for (var i = 0; i < row.cells.length && i < mine.cells.length; i++) {
-              if (!mine.cells[i].classList.contains("action-checkbox")) { mine.cells[i].innerHTML = row.cells[i].innerHTML; }
+              if (!mine.cells[i].classList.contains("action-checkbox")) { patchCell(mine.cells[i], row.cells[i], behind); }
             }
             previous = mine;
           } else {
