@@ -118,11 +118,15 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Waited")
     def wait_display(self, obj: Job) -> str:
+        now = timezone.now()
         return format_html(
-            '<span class="offload-field" data-job="{}" data-field="wait" data-queued-at="{}">{}</span>',
+            '<span class="offload-field" data-job="{}" data-field="wait" data-queued-at="{}" data-waiting="{}">'
+            "{}</span>",
             obj.pk,
             obj.queued_at.isoformat(),
-            duration(wait_seconds(obj, timezone.now())),
+            # A queued job's wait ticks in the page; one in a backoff is not due yet.
+            "1" if obj.status == JobStatus.QUEUED and obj.queued_at <= now else "",
+            duration(wait_seconds(obj, now)),
         )
 
     @admin.display(description="Ran")
@@ -140,7 +144,14 @@ class JobAdmin(admin.ModelAdmin):
     def error_display(self, obj: Job) -> str:
         first = (obj.error or "").strip().splitlines()[:1]
         text = Truncator(first[0]).chars(60) if first else ""
-        return live_field(obj, "error", text, title=obj.error or "")
+        # Red for a failure; a cancel's reason ("Cancelled on request.") is a plain note.
+        return format_html(
+            '<span class="offload-field{}" data-job="{}" data-field="error" title="{}">{}</span>',
+            " offload-error-failed" if obj.status == JobStatus.FAILED else "",
+            obj.pk,
+            obj.error or "",
+            text,
+        )
 
     @admin.display(description="Created", ordering="created_at")
     def created_display(self, obj: Job) -> str:

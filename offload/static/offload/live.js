@@ -89,6 +89,7 @@
         var first = (job.error || "").trim().split("\n")[0];
         el.textContent = first.length > 60 ? first.slice(0, 59) + "\u2026" : first;
         el.title = job.error || "";
+        el.classList.toggle("offload-error-failed", job.status === "failed");
       } else if (field === "started_at" || field === "finished_at") {
         setTime(el, job[field]);
       } else if (field === "run") {
@@ -100,6 +101,7 @@
           el.textContent = "\u2014";
         }
       } else if (field === "wait") {
+        if (job.status !== "queued") { el.setAttribute("data-waiting", ""); }
         var queuedAt = el.getAttribute("data-queued-at");
         if (job.started_at && queuedAt && new Date(job.started_at) >= new Date(queuedAt)) {
           el.textContent = formatDuration((new Date(job.started_at) - new Date(queuedAt)) / 1000);
@@ -108,8 +110,12 @@
     });
   }
 
-  // Running jobs' run times tick between events.
+  // Running jobs' run times, and queued jobs' waits, tick between events.
   setInterval(function () {
+    each('.offload-field[data-field="wait"][data-waiting="1"]', function (el) {
+      var queuedAt = el.getAttribute("data-queued-at");
+      if (queuedAt) { el.textContent = formatDuration(Math.max(0, Date.now() - new Date(queuedAt)) / 1000); }
+    });
     each('.offload-field[data-field="run"][data-running="1"]', function (el) {
       var started = el.getAttribute("data-started-at");
       if (started) { el.textContent = formatDuration((Date.now() - new Date(started)) / 1000); }
@@ -191,6 +197,16 @@
             previous = added;
           }
         });
+        // Rows the page no longer holds (they left its filters) stay, dimmed, until a reload.
+        var kept = {};
+        Array.prototype.forEach.call(fresh.rows, function (row) { kept[rowJob(row)] = true; });
+        if (!behind) {
+          Array.prototype.forEach.call(jobList.rows, function (row) {
+            var gone = !kept[rowJob(row)];
+            row.classList.toggle("offload-row-gone", gone);
+            row.title = gone ? "No longer matches the filters; reload to remove it" : "";
+          });
+        }
         document.documentElement.setAttribute("data-offload-list-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event tries again */ });
