@@ -234,6 +234,11 @@ OFFLOAD_WS_HEARTBEAT_SECONDS = env_float("OFFLOAD_WS_HEARTBEAT_SECONDS", 20.0)
 OFFLOAD_WS_MAX_CONNECTIONS_PER_USER = env_int("OFFLOAD_WS_MAX_CONNECTIONS_PER_USER", 10, minimum=1)
 # Job events are kept this long for clients resuming after a disconnect.
 OFFLOAD_EVENT_RETENTION_HOURS = env_int("OFFLOAD_EVENT_RETENTION_HOURS", 24, minimum=1)
+# Finished jobs are pruned by a schedule, a batch at a time: succeeded and cancelled ones after
+# this many days, failed ones (what an operator investigates) after the second; 0 keeps them.
+OFFLOAD_JOB_RETENTION_DAYS = env_int("OFFLOAD_JOB_RETENTION_DAYS", 30, minimum=0)
+OFFLOAD_FAILED_JOB_RETENTION_DAYS = env_int("OFFLOAD_FAILED_JOB_RETENTION_DAYS", 90, minimum=0)
+OFFLOAD_JOB_PRUNE_BATCH = env_int("OFFLOAD_JOB_PRUNE_BATCH", 1000, minimum=1)
 
 # --- Files ------------------------------------------------------------------
 
@@ -494,6 +499,8 @@ OFFLOAD_DASHBOARD_CACHE_SECONDS = env_int("OFFLOAD_DASHBOARD_CACHE_SECONDS", 5, 
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# One way to write a time everywhere in the admin: ISO-like, with the zone ("2026-05-01 08:55:03 UTC").
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 

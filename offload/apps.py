@@ -55,6 +55,14 @@ class OffloadConfig(AppConfig):
             "offload: prune job events past their retention",
             lambda: {"func": "offload.jobs.events.prune_events", "schedule_type": Schedule.HOURLY},
         )
+        register_schedule(
+            "offload: prune finished jobs past their retention",
+            lambda: {"func": "offload.jobs.retention.prune_jobs", "schedule_type": Schedule.HOURLY},
+        )
+        register_schedule(
+            "offload: roll up finished jobs and queue depth for the dashboard",
+            lambda: {"func": "offload.jobs.rollups.roll_up", "schedule_type": Schedule.MINUTES, "minutes": 1},
+        )
 
 
 def make_runtime_folders() -> None:

@@ -185,6 +185,8 @@ class JobPriority(models.IntegerChoices):
 
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# The most of ffmpeg's stderr or of a traceback kept on a job row.
+JOB_TEXT_LIMIT = 8000
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -232,6 +234,16 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     # Which queue of its lane the job's task waits in (offload/jobs/broker.py).
     priority = models.PositiveSmallIntegerField(choices=JobPriority.choices, default=JobPriority.PIPELINE)
+    # What the job page shows an operator after the fact: the last lines of ffmpeg's stderr
+    # (transcodes, thumbnails) and a failed attempt's traceback. Both are cut to
+    # JOB_TEXT_LIMIT characters (their end kept) before they are written.
+    log_tail = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    # A failure's group (offload.jobs.fingerprints): stored as the job fails, so the failure
+    # groups are one GROUP BY over a partial index of failed jobs, not a pass over every reason.
+    failure_group = models.CharField(max_length=16, blank=True, default="")
+    failure_exception = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -256,6 +268,20 @@ class Job(models.Model):
             models.Index(fields=["target_type", "target_id"]),
             # The dashboard's throughput and failure groups read recent finishes.
             models.Index(fields=["finished_at"]),
+            # The admin's and the API's lists, newest first, whole or by status, kind or owner:
+            # each reads one page off an index instead of sorting the table.
+            models.Index(fields=["-created_at", "-id"], name="job_newest_first"),
+            models.Index(fields=["status", "-created_at", "-id"], name="job_status_newest_first"),
+            models.Index(fields=["kind", "-created_at", "-id"], name="job_kind_newest_first"),
+            models.Index(fields=["requested_by", "-created_at", "-id"], name="job_owner_newest_first"),
+            # Retention deletes the oldest finishes of each status, a batch at a time.
+            models.Index(fields=["status", "finished_at"], name="job_status_finished"),
+            # The failure groups: a GROUP BY over failed jobs, read from this index alone.
+            models.Index(
+                fields=["failure_group", "kind", "failure_exception", "failure_message", "finished_at"],
+                name="job_failure_groups",
+                condition=Q(status="failed"),
+            ),
             # serves the reaper's scan for running jobs with a stale heartbeat
             models.Index(
                 fields=["heartbeat_at"],
@@ -357,3 +383,60 @@ class QueueControl(models.Model):
 
     def __str__(self) -> str:
         return self.kind
+
+
+class RollupSpan(models.TextChoices):
+    MINUTE = "minute"
+    HOUR = "hour"
+
+
+class JobRollup(models.Model):
+    """Finished jobs of one minute or hour, per kind and status: what the dashboard's charts read.
+
+    Written by offload.jobs.rollups (a schedule, every minute), so the charts cost the same
+    whatever the size of the job table. wait_hist and run_hist count jobs per bucket of
+    offload.jobs.rollups.BUCKETS (seconds), from which p50 and p95 are read.
+    """
+
+    span = models.CharField(max_length=8, choices=RollupSpan.choices)
+    start = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=JobStatus.choices)
+    finished = models.PositiveIntegerField(default=0)
+    wait_hist = models.JSONField(default=list)
+    run_hist = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["span", "start", "kind", "status"], name="job_rollup_one_per_bucket"),
+        ]
+        # The charts read one span over a window: (span, start) serves the range scan.
+        indexes = [models.Index(fields=["span", "start"])]
+
+    def __str__(self) -> str:
+        return f"{self.span} {self.start:%Y-%m-%d %H:%M} {self.kind} {self.status}: {self.finished}"
+
+
+class QueueSample(models.Model):
+    """How many jobs of a kind were queued and running at one minute: the queue-depth chart."""
+
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=64)
+    queued = models.PositiveIntegerField(default=0)
+    running = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["at", "kind"], name="queue_sample_one_per_minute")]
+        indexes = [models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.kind}: {self.queued} queued, {self.running} running"
+
+
+class RollupWatermark(models.Model):
+    """A single row: every finish before `rolled_up_to` is in JobRollup."""
+
+    rolled_up_to = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to {self.rolled_up_to}"

@@ -7,6 +7,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from offload import audit, jobs
+from offload.models import MediaItem
 from search import drift
 from search import typesense as ts
 from search.models import IndexBuild, PendingSync
@@ -47,12 +48,34 @@ class IndexBuildAdmin(ReadOnlyAdmin):
         """Queue a search.reindex job (the worker builds; the request only enqueues)."""
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
+        if request.POST.get("post") != "yes":
+            return self._confirm_reindex(request)
         job, created = jobs.enqueue("search.reindex", user=request.user)
         if created:
             audit.log_job_action(request.user, [job], "Queued.", added=True)
         text = f"Reindex job {job.pk} queued." if created else f"Reindex job {job.pk} is already active."
         self.message_user(request, text, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:offload_job_change", args=[job.pk]))
+
+    def _confirm_reindex(self, request: HttpRequest) -> HttpResponse:
+        """What a reindex does, and to how many items, before it is queued."""
+        items = MediaItem.objects.count()
+        last = IndexBuild.objects.order_by("-pk").first()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Rebuild the search index?",
+            "question": "A worker builds a new collection from every media item and swaps the alias to it; "
+            "searches keep answering from the old one until then.",
+            "items": [f"Last build: {last}" if last else "No build yet."],
+            "count": items,
+            "noun": "media item" if items == 1 else "media items",
+            "button": "Yes, reindex now",
+            "back": reverse("admin:search_indexbuild_changelist"),
+            "hidden": [("post", "yes")],
+            "form_action": request.path,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/offload/confirm.html", context)
 
     def drift_view(self, request: HttpRequest) -> HttpResponse:
         """Missing, orphaned and stale documents; POST queues their repair."""

@@ -26,22 +26,31 @@ def messages_of(response):
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def link(job) -> str:
+    return f'<a href="/admin/offload/job/{job.pk}/change/">#{job.pk}</a>'
+
+
+def queued_message(response, text: str, jobs: list) -> bool:
+    """Whether a message says text and links each job."""
+    return any(m.startswith(text) and all(link(j) in m for j in jobs) for m in messages_of(response))
+
+
 def test_scan_now_action_queues_a_scan_per_library(admin_client, library, staff):
     url = reverse("admin:offload_library_changelist")
     response = admin_client.post(url, {"action": "scan", "_selected_action": [library.pk]}, follow=True)
-    assert "1 job queued." in messages_of(response)
     job = Job.objects.get(kind="library.scan")
+    assert f"1 job queued. Job: {link(job)}." in messages_of(response)
     assert job.target == {"type": "library", "id": library.pk}
     assert job.requested_by == staff
     again = admin_client.post(url, {"action": "scan", "_selected_action": [library.pk]}, follow=True)
-    assert "0 jobs queued. 1 already active." in messages_of(again)
+    assert f"0 jobs queued. 1 already active. Job: {link(job)}." in messages_of(again)
 
 
 def test_thumbnail_action_queues_one_job_per_item(admin_client, library):
     items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b")]
     url = reverse("admin:offload_mediaitem_changelist")
     response = admin_client.post(url, {"action": "thumbnail", "_selected_action": [i.pk for i in items]}, follow=True)
-    assert "2 jobs queued." in messages_of(response)
+    assert queued_message(response, "2 jobs queued. Jobs: ", Job.objects.filter(kind="media.thumbnail"))
     assert sorted(Job.objects.filter(kind="media.thumbnail").values_list("target_id", flat=True)) == sorted(
         i.pk for i in items
     )
@@ -52,7 +61,7 @@ def test_probe_action_and_the_items_jobs_on_its_page(admin_client, library):
     items = [MediaItem.objects.create(library=library, relative_path=f"{n}.mp4") for n in ("a", "b")]
     url = reverse("admin:offload_mediaitem_changelist")
     response = admin_client.post(url, {"action": "probe", "_selected_action": [i.pk for i in items]}, follow=True)
-    assert "2 jobs queued." in messages_of(response)
+    assert queued_message(response, "2 jobs queued. Jobs: ", Job.objects.filter(kind="media.probe"))
     page = admin_client.get(reverse("admin:offload_mediaitem_change", args=[items[0].pk]))
     assert page.status_code == 200
     assert b"media.probe" in page.content
@@ -69,12 +78,23 @@ def test_job_retry_and_cancel_actions(admin_client, alice):
     jobs.cancel(failed, alice)
     queued, _ = jobs.enqueue("system.sleep", params={"seconds": 2}, user=alice)
     url = reverse("admin:offload_job_changelist")
-    response = admin_client.post(url, {"action": "retry_jobs", "_selected_action": [failed.pk, queued.pk]}, follow=True)
+    selected = {"action": "retry_jobs", "_selected_action": [failed.pk, queued.pk]}
+    # First a confirmation page with the count and the jobs by name; nothing changed yet.
+    asked = admin_client.post(url, selected)
+    assert asked.status_code == 200
+    assert b"Retry 2 jobs?" in asked.content
+    assert f"system.sleep #{failed.pk}".encode() in asked.content
+    assert Job.objects.get(pk=failed.pk).status == JobStatus.CANCELLED
+    response = admin_client.post(url, {**selected, "post": "yes"}, follow=True)
     texts = messages_of(response)
-    assert "1 job queued." in texts
+    assert f"1 job queued again: {link(failed)}." in texts
     assert any("only failed or cancelled jobs can be retried" in t for t in texts)
-    response = admin_client.post(url, {"action": "cancel_jobs", "_selected_action": [queued.pk]}, follow=True)
-    assert "1 job cancelled." in messages_of(response)
+    asked = admin_client.post(url, {"action": "cancel_jobs", "_selected_action": [queued.pk]})
+    assert b"Cancel 1 job?" in asked.content
+    assert Job.objects.get(pk=queued.pk).status == JobStatus.QUEUED
+    confirmed = {"action": "cancel_jobs", "_selected_action": [queued.pk], "post": "yes"}
+    response = admin_client.post(url, confirmed, follow=True)
+    assert f"1 job cancelled: {link(queued)}." in messages_of(response)
     queued.refresh_from_db()
     assert queued.status == JobStatus.CANCELLED
 
@@ -92,7 +112,8 @@ def test_admin_pages_render_with_filters_and_readable_errors(admin_client, libra
     detail = admin_client.get(reverse("admin:offload_job_change", args=[probe.pk]))
     assert b"The file missing.mp4 no longer exists." in detail.content
     scan_detail = admin_client.get(reverse("admin:offload_job_change", args=[job.pk]))
-    assert b"&quot;created&quot;: 1" in scan_detail.content
+    # The result is read, not dumped: one line per field.
+    assert b"<dt>created</dt><dd>1</dd>" in scan_detail.content
     for name in ("library", "mediaitem", "jobevent"):
         assert admin_client.get(reverse(f"admin:offload_{name}_changelist")).status_code == 200
     filtered = admin_client.get(
@@ -154,7 +175,7 @@ def test_transcode_action_asks_for_the_profile_then_queues(admin_client, library
         {"action": "transcode", "_selected_action": selected, "profile": "h264-480p", "confirm": "yes"},
         follow=True,
     )
-    assert "3 jobs queued." in messages_of(done)
+    assert queued_message(done, "3 jobs queued. Jobs: ", Job.objects.filter(kind="media.transcode"))
     assert Job.objects.filter(kind="media.transcode", params={"profile": "h264-480p"}).count() == 3
 
 

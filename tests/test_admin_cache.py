@@ -41,7 +41,13 @@ def test_reset_lets_a_limited_client_in_again(admin_client, alice, alice_api, se
     settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "api_user": "1/60"}
     alice_api.get("/api/v1/jobs/")
     assert alice_api.get("/api/v1/jobs/").status_code == 429
-    response = admin_client.post(reverse("admin:offload_cache"), {"who": f"user:{alice.pk}"}, follow=True)
+    # Asked first: nothing is reset by the first POST.
+    asked = admin_client.post(reverse("admin:offload_cache"), {"who": f"user:{alice.pk}"})
+    assert f"Reset the rate limits of user:{alice.pk}?" in asked.content.decode()
+    assert alice_api.get("/api/v1/jobs/").status_code == 429
+    response = admin_client.post(
+        reverse("admin:offload_cache"), {"who": f"user:{alice.pk}", "post": "yes"}, follow=True
+    )
     assert f"Rate limits reset for user:{alice.pk}." in response.content.decode()
     assert alice_api.get("/api/v1/jobs/").status_code == 200
 

@@ -40,10 +40,12 @@ def test_the_schedules_command_writes_every_registered_schedule_once():
     assert set(Schedule.objects.values_list("func", flat=True)) == {
         "offload.jobs.reaper.reap_stale_jobs",
         "offload.jobs.events.prune_events",
+        "offload.jobs.retention.prune_jobs",
+        "offload.jobs.rollups.roll_up",
         "search.tasks.drain_pending",
         "search.tasks.reconcile",
     }
-    assert Schedule.objects.count() == 4
+    assert Schedule.objects.count() == 6
 
 
 def test_a_task_queued_and_a_schedule_saved_before_the_upgrade_still_run(alice):

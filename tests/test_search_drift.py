@@ -91,7 +91,10 @@ def test_the_admin_reindex_button_queues_a_reindex_job(index, staff):
     browser = Client()
     browser.force_login(staff)
     assert browser.get("/admin/search/indexbuild/").status_code == 200
-    response = browser.post("/admin/search/indexbuild/reindex/")
+    # Asked first: a confirmation page, then the confirmed POST queues the job.
+    assert browser.post("/admin/search/indexbuild/reindex/").status_code == 200
+    assert not Job.objects.filter(kind="search.reindex").exists()
+    response = browser.post("/admin/search/indexbuild/reindex/", {"post": "yes"})
     assert response.status_code == 302
     job = Job.objects.get(kind="search.reindex")
     assert response["Location"] == f"/admin/offload/job/{job.pk}/change/"

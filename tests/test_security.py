@@ -771,7 +771,7 @@ def test_resetting_rate_limits_needs_a_permission_staff_status_alone_does_not_gi
     operator.user_permissions.add(Permission.objects.get(codename="reset_rate_limits"))
     operator = type(operator).objects.get(pk=operator.pk)  # permissions are cached per object
     client.force_login(operator)
-    assert client.post(url, {"who": f"user:{alice.pk}"}).status_code == 302
+    assert client.post(url, {"who": f"user:{alice.pk}", "post": "yes"}).status_code == 302
     assert limits.acquire("api_user", f"user:{alice.pk}", 1, 60).allowed
 
 

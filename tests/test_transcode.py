@@ -323,3 +323,18 @@ def test_transcode_args_are_a_list_with_pinned_protocols():
     assert args[-1] == "file:/out/a.mp4"
     assert "scale=-2:720" in args
     assert "+faststart" in args
+
+
+def test_a_video_profile_for_a_probed_audio_item_is_refused_at_request_time(alice, alice_api, library, library_root):
+    make_audio(library_root / "song.m4a")
+    item = add_item(library, "song.m4a")
+    jobs.enqueue("media.probe", target=item, user=alice)
+    drain()
+    item.refresh_from_db()
+    assert item.probed_at is not None and not item.video_codec
+    response = alice_api.post(f"/api/v1/media/{item.pk}/transcode/", {"profile": "hls-720p"}, format="json")
+    assert response.status_code == 400
+    assert "has no video stream; hls-720p needs one" in response.json()["detail"]
+    assert not Job.objects.filter(kind="media.transcode").exists()
+    accepted = alice_api.post(f"/api/v1/media/{item.pk}/transcode/", {"profile": "audio-aac-128k"}, format="json")
+    assert accepted.status_code == 202

@@ -82,6 +82,8 @@ def cache_page(request: HttpRequest, site) -> HttpResponse:
         who = request.POST.get("who", "").strip()
         if not who or len(who) > 200:
             messages.error(request, "Name a client, such as user:12 or ip:203.0.113.9.")
+        elif request.POST.get("post") != "yes":
+            return _confirm_reset(request, site, who)
         else:
             for scope in settings.OFFLOAD_RATE_LIMITS:
                 limits.reset(scope, who)
@@ -99,6 +101,24 @@ def cache_page(request: HttpRequest, site) -> HttpResponse:
     context["limits"] = sorted(settings.OFFLOAD_RATE_LIMITS.items())
     context["fail_closed"] = settings.OFFLOAD_RATE_LIMITS_FAIL_CLOSED
     return TemplateResponse(request, "admin/offload/cache.html", context)
+
+
+def _confirm_reset(request: HttpRequest, site, who: str) -> HttpResponse:
+    """What a reset clears: every rate-limit window of that client."""
+    scopes = sorted(settings.OFFLOAD_RATE_LIMITS)
+    context = {
+        **site.each_context(request),
+        "title": f"Reset the rate limits of {who}?",
+        "question": f"{who} may send requests again at once: its window in each of these limits is cleared.",
+        "items": [f"{scope}: {limit}" for scope, limit in sorted(settings.OFFLOAD_RATE_LIMITS.items())],
+        "count": len(scopes),
+        "noun": "limit" if len(scopes) == 1 else "limits",
+        "button": "Yes, reset them",
+        "back": reverse("admin:offload_cache"),
+        "hidden": [("who", who), ("post", "yes")],
+        "form_action": request.path,
+    }
+    return TemplateResponse(request, "admin/offload/confirm.html", context)
 
 
 def urls(site) -> list:

@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.cache import cache
 from django.db.models import Count
-from django.db.models.functions import TruncMinute
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -25,19 +24,19 @@ from django.views.decorators.http import require_POST
 from django.views.generic import RedirectView
 from redis.exceptions import RedisError
 
-from offload.admin import failures
+from offload.admin import charts, failures
 from offload.jobs import kinds as job_kinds
+from offload.jobs import rollups
 from offload.jobs.forecast import queue_rows
-from offload.models import Job, JobStatus
+from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
 
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "ops-dashboard:v1"
 RUNNING_SHOWN = 20
 GROUPS_SHOWN = 5
-CHART_WIDTH, CHART_HEIGHT = 600, 120
-# The statuses a throughput bar stacks, bottom up, with their colours.
-CHART_STATUSES = (("succeeded", "#417690"), ("failed", "#ba2121"), ("cancelled", "#999999"))
+# Jobs a confirmation page names; the count says how many more.
+PREVIEW_ROWS = 20
 
 
 # --- Panels other apps add ---------------------------------------------------------
@@ -63,12 +62,78 @@ def register_panel(name: str, template: str, compute: Callable[[], dict[str, Any
 # --- The snapshot -----------------------------------------------------------------
 
 
-def _job_table() -> dict[str, Any]:
-    """Jobs per kind and status, with totals; one grouped query on the (status, kind) index."""
-    counts = {
-        (kind, status): n
-        for kind, status, n in Job.objects.values_list("kind", "status").annotate(n=Count("pk")).order_by()
+def _finishes(now: datetime) -> dict[str, Any]:
+    """Finishes of the last hour (per minute) and day (per hour), by kind and status, with time histograms.
+
+    Rolled-up minutes and hours come from JobRollup; what finished since the last rollup is read
+    live from the job table (a minute or two of finishes, on the finished_at index). Never the
+    whole table: the cost stays the same as history grows.
+    """
+    this_minute = now.replace(second=0, microsecond=0)
+    hour_start = this_minute - timedelta(minutes=59)
+    day_start = this_minute.replace(minute=0) - timedelta(hours=23)
+    rolled_up_to = rollups.rolled_up_to()
+    mark = day_start if rolled_up_to is None or rolled_up_to < day_start else rolled_up_to
+    minutes: dict[tuple[datetime, str, str], list[Any]] = {}
+    hours: dict[tuple[datetime, str, str], list[Any]] = {}
+
+    def add(into: dict, key: tuple, count: int, wait: list[int], run: list[int]) -> None:
+        entry = into.setdefault(key, [0, [], []])
+        entry[0] += count
+        entry[1] = rollups.add_hist(entry[1], wait)
+        entry[2] = rollups.add_hist(entry[2], run)
+
+    # Hours over the day, minutes over the hour: each a range on the (span, start) index.
+    for span, since, into in ((RollupSpan.HOUR, day_start, hours), (RollupSpan.MINUTE, hour_start, minutes)):
+        for start, kind, status, count, wait, run in (
+            JobRollup.objects.filter(span=span, start__gte=since, start__lt=mark)
+            .values_list("start", "kind", "status", "finished", "wait_hist", "run_hist")
+            .order_by()
+        ):
+            add(into, (start, kind, status), count, wait, run)
+    # The hour holding the mark is rolled up only to the mark; the live read adds the rest.
+    for (kind, status), rows in _by_key(rollups.finishes_between(mark, now + timedelta(seconds=1))).items():
+        for minute, (count, wait, run) in rows.items():
+            if minute >= hour_start:
+                add(minutes, (minute, kind, status), count, wait, run)
+            add(hours, (minute.replace(minute=0), kind, status), count, wait, run)
+    return {
+        "minutes": minutes,
+        "hours": hours,
+        "hour_start": hour_start,
+        "day_start": day_start,
+        "rolled_up_to": rolled_up_to,
     }
+
+
+def _by_key(rows: list[tuple]) -> dict[tuple[str, str], dict[datetime, tuple]]:
+    """Live finishes folded per (kind, status) and minute."""
+    per_minute: dict[datetime, list[tuple]] = {}
+    for row in rows:
+        per_minute.setdefault(row[4].replace(second=0, microsecond=0), []).append(row)
+    found: dict[tuple[str, str], dict[datetime, tuple]] = {}
+    for minute, minute_rows in per_minute.items():
+        for key, (count, wait, run) in rollups.fold(minute_rows).items():
+            found.setdefault(key, {})[minute] = (count, wait, run)
+    return found
+
+
+def _active_counts() -> dict[tuple[str, str], int]:
+    """Queued and running jobs per kind: the (status, kind) index, never the finished history."""
+    return {
+        (kind, status): n
+        for kind, status, n in Job.objects.filter(status__in=ACTIVE_STATUSES)
+        .values_list("kind", "status")
+        .annotate(n=Count("pk"))
+        .order_by()
+    }
+
+
+def _job_table(active: dict[tuple[str, str], int], finishes: dict[str, Any]) -> dict[str, Any]:
+    """Jobs per kind: queued and running now, and finished in the last 24 hours, per status."""
+    counts = dict(active)
+    for (_, kind, status), (n, _, _) in finishes["hours"].items():
+        counts[(kind, status)] = counts.get((kind, status), 0) + n
     statuses = list(JobStatus.values)
     kinds = sorted(set(job_kinds.names()) | {kind for kind, _ in counts})
     rows = [
@@ -83,67 +148,99 @@ def _job_table() -> dict[str, Any]:
     return {"statuses": statuses, "rows": rows, "totals": totals, "total": sum(counts.values())}
 
 
-def _bars(buckets: list[tuple[datetime, dict[str, int]]], label_format: str) -> dict[str, Any]:
-    """An SVG-ready stacked bar chart: geometry computed here, drawn by the template."""
-    peak = max((sum(counts.values()) for _, counts in buckets), default=0) or 1
-    width = CHART_WIDTH / max(1, len(buckets))
-    bars = []
-    for index, (start, counts) in enumerate(buckets):
-        segments, y = [], float(CHART_HEIGHT)
-        for status, colour in CHART_STATUSES:
-            height = CHART_HEIGHT * counts.get(status, 0) / peak
-            if height:
-                y -= height
-                segments.append({"y": round(y, 2), "height": round(height, 2), "colour": colour})
-        summary = ", ".join(f"{counts.get(s, 0)} {s}" for s, _ in CHART_STATUSES)
-        bars.append(
+def _buckets(data: dict, starts: list[datetime], kind: str | None = None) -> list[tuple[datetime, dict[str, int]]]:
+    found: dict[datetime, dict[str, int]] = {start: {} for start in starts}
+    for (start, k, status), (n, _, _) in data.items():
+        if start in found and (kind is None or k == kind):
+            found[start][status] = found[start].get(status, 0) + n
+    return list(found.items())
+
+
+def _throughput(finishes: dict[str, Any]) -> dict[str, Any]:
+    """Jobs finished per minute over the last hour and per hour over the last day, by status and by kind."""
+    hour_start, day_start = finishes["hour_start"], finishes["day_start"]
+    windows = {
+        "hour": (
+            finishes["minutes"],
+            [hour_start + timedelta(minutes=i) for i in range(60)],
+            timedelta(minutes=1),
+            "%H:%M",
+            10,
+        ),
+        "day": (finishes["hours"], [day_start + timedelta(hours=i) for i in range(24)], timedelta(hours=1), "%H:00", 3),
+    }
+    found = {}
+    for name, (data, starts, step, label, every) in windows.items():
+        chart = charts.stacked_bars(_buckets(data, starts), step, label, every)
+        chart["svg"] = charts.bars_svg(chart, f"Jobs finished over the last {name}, stacked by status")
+        chart["by_kind"] = []
+        for kind in sorted({k for (_, k, _) in data}):
+            of_kind = charts.stacked_bars(_buckets(data, starts, kind), step, label, every)
+            svg = charts.bars_svg(of_kind, f"{kind} jobs finished over the last {name}", small=True)
+            chart["by_kind"].append({"kind": kind, "finished": of_kind["finished"], "svg": svg})
+        found[name] = chart
+    return found
+
+
+def _latency(finishes: dict[str, Any]) -> dict[str, Any]:
+    """Wait and run time p50/p95 per kind, over the last hour and the last day."""
+    found = {}
+    for window, data in (("hour", finishes["minutes"]), ("day", finishes["hours"])):
+        by_kind: dict[str, list[Any]] = {}
+        for (_, kind, _), (n, wait, run) in data.items():
+            entry = by_kind.setdefault(kind, [0, [], []])
+            entry[0] += n
+            entry[1] = rollups.add_hist(entry[1], wait)
+            entry[2] = rollups.add_hist(entry[2], run)
+        found[window] = charts.latency_rows(
             {
-                "x": round(index * width, 2),
-                "width": round(max(1.0, width - 1), 2),
-                "segments": segments,
-                "title": f"{start.strftime(label_format)}: {summary}",
+                kind: {
+                    "count": n,
+                    "wait_p50": rollups.percentile(wait, 0.5),
+                    "wait_p95": rollups.percentile(wait, 0.95),
+                    "run_p50": rollups.percentile(run, 0.5),
+                    "run_p95": rollups.percentile(run, 0.95),
+                }
+                for kind, (n, wait, run) in by_kind.items()
             }
         )
-    totals = {s: sum(c.get(s, 0) for _, c in buckets) for s, _ in CHART_STATUSES}
-    decided = totals["succeeded"] + totals["failed"]
-    return {
-        "bars": bars,
-        "peak": peak,
-        "totals": totals,
-        "finished": sum(totals.values()),
-        # Failures among jobs that ran to an outcome; a cancel is the operator's choice.
-        "failure_rate": (100.0 * totals["failed"] / decided) if decided else None,
-        "first": buckets[0][0] if buckets else None,
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "colours": CHART_STATUSES,
-    }
+    return found
 
 
-def _throughput(now: datetime) -> dict[str, Any]:
-    """Jobs finished per minute over the last hour and per hour over the last day; one query."""
+def _queue_depth(now: datetime, active: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """Queued jobs per kind over the last hour (every minute) and day (every 15 minutes), ending now."""
     this_minute = now.replace(second=0, microsecond=0)
-    this_hour = this_minute.replace(minute=0)
-    day_start = this_hour - timedelta(hours=23)
-    hour_start = this_minute - timedelta(minutes=59)
-    per_minute: dict[datetime, dict[str, int]] = {}
-    for minute, status, n in (
-        Job.objects.filter(finished_at__gte=day_start)
-        .annotate(minute=TruncMinute("finished_at"))
-        .values_list("minute", "status")
-        .annotate(n=Count("pk"))
-        .order_by()
+    hour_start = this_minute - timedelta(hours=1)
+    day_start = this_minute - timedelta(days=1)
+    hour: dict[str, list[tuple[datetime, int]]] = {}
+    day: dict[str, list[tuple[datetime, int]]] = {}
+    for at, kind, queued in (
+        QueueSample.objects.filter(at__gte=day_start).values_list("at", "kind", "queued").order_by("at")
     ):
-        per_minute.setdefault(minute, {})
-        per_minute[minute][status] = per_minute[minute].get(status, 0) + n
-    minute_starts = [hour_start + timedelta(minutes=i) for i in range(60)]
-    minutes = [(start, per_minute.get(start, {})) for start in minute_starts]
-    hours: list[tuple[datetime, dict[str, int]]] = [(day_start + timedelta(hours=i), {}) for i in range(24)]
-    for minute, by_status in per_minute.items():
-        counts = hours[min(23, int((minute - day_start).total_seconds() // 3600))][1]
-        for status, n in by_status.items():
-            counts[status] = counts.get(status, 0) + n
-    return {"hour": _bars(minutes, "%H:%M"), "day": _bars(hours, "%d %b %H:00")}
+        if at >= hour_start:
+            hour.setdefault(kind, []).append((at, queued))
+        if at.minute % 15 == 0:
+            day.setdefault(kind, []).append((at, queued))
+    # Now, from the live counts: the line ends at the present, not at the last sample.
+    for series in (hour, day):
+        for kind in set(series) | {k for (k, s) in active if s == JobStatus.QUEUED}:
+            series.setdefault(kind, []).append((now, active.get((kind, JobStatus.QUEUED), 0)))
+    found = {
+        "hour": charts.lines(hour, hour_start, now, timedelta(minutes=10), "%H:%M"),
+        "day": charts.lines(day, day_start, now, timedelta(hours=3), "%H:00"),
+    }
+    for name, chart in found.items():
+        chart["svg"] = charts.lines_svg(chart, f"Queued jobs by kind over the last {name}")
+    return found
+
+
+def _retention(finishes: dict[str, Any]) -> dict[str, Any]:
+    """The retention policy, as the dashboard states it."""
+    return {
+        "finished_days": settings.OFFLOAD_JOB_RETENTION_DAYS,
+        "failed_days": settings.OFFLOAD_FAILED_JOB_RETENTION_DAYS,
+        "rolled_up_to": finishes["rolled_up_to"],
+    }
 
 
 def _oldest_queued(now: datetime) -> dict[str, Any] | None:
@@ -237,22 +334,43 @@ def _redis() -> dict[str, Any]:
     }
 
 
-def snapshot() -> dict[str, Any]:
-    """Everything the dashboard shows, at most OFFLOAD_DASHBOARD_CACHE_SECONDS old."""
+def latest_seq() -> int:
+    """The newest event's seq: where a snapshot taken now stands in the event stream."""
+    return JobEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def snapshot(min_seq: int = 0) -> dict[str, Any]:
+    """Everything the dashboard shows, at most OFFLOAD_DASHBOARD_CACHE_SECONDS old.
+
+    A page that has seen events up to min_seq gets a snapshot taken after them: a cached one
+    from before is taken again (once; the next reader at that seq finds the new one).
+    """
     data = cache.get(CACHE_KEY)
+    if data is not None and data["seq"] < min_seq and latest_seq() > data["seq"]:
+        data = None
     if data is None:
+        # Read before the queries: live.js resumes from it, so what changes while they run is replayed.
+        seq = latest_seq()
         now = timezone.now()
         data = {
+            "seq": seq,
             "generated_at": now,
-            "jobs": _job_table(),
-            "throughput": _throughput(now),
-            "oldest_queued": _oldest_queued(now),
-            "running": _running(),
-            "failures": _failure_groups(),
-            "workers": _clusters(),
-            "redis": _redis(),
-            "queues": queue_rows(now),
         }
+        finishes = _finishes(now)
+        active = _active_counts()
+        data.update(
+            jobs=_job_table(active, finishes),
+            throughput=_throughput(finishes),
+            latency=_latency(finishes),
+            queue_depth=_queue_depth(now, active),
+            retention=_retention(finishes),
+            oldest_queued=_oldest_queued(now),
+            running=_running(),
+            failures=_failure_groups(),
+            workers=_clusters(),
+            redis=_redis(),
+            queues=queue_rows(now),
+        )
         data["panels"] = []
         for panel in _panels:
             data[panel.name] = panel.compute()
@@ -273,10 +391,14 @@ def dashboard_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """The operations dashboard (staff with permission to view jobs)."""
     if not request.user.has_perm("offload.view_job"):
         return HttpResponseForbidden("You may not view jobs.")
+    try:
+        min_seq = max(0, int(request.GET.get("seq", 0)))
+    except ValueError:
+        min_seq = 0
+    # ?fragment=1 is the page's live part alone, which live.js swaps in after events.
+    template = "admin/offload/dashboard_live.html" if request.GET.get("fragment") else "admin/offload/dashboard.html"
     return TemplateResponse(
-        request,
-        "admin/offload/dashboard.html",
-        {**_context(site, request, "Operations"), "ops": snapshot(), "now": timezone.now()},
+        request, template, {**_context(site, request, "Operations"), "ops": snapshot(min_seq), "now": timezone.now()}
     )
 
 
@@ -300,7 +422,10 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """Retry the failed jobs of one group; every retry is written to the admin log."""
     if not request.user.has_perm("offload.change_job"):
         return HttpResponseForbidden("You may not retry jobs.")
-    outcome = failures.retry_group(request.user, request.POST.get("fingerprint", ""))
+    key = request.POST.get("fingerprint", "")
+    if request.POST.get("post") != "yes":
+        return _confirm_retry_group(site, request, key)
+    outcome = failures.retry_group(request.user, key)
     if outcome.retried:
         messages.success(request, f"{outcome.retried} job{'s' if outcome.retried != 1 else ''} queued again.")
     else:
@@ -313,6 +438,31 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(reverse("admin:offload_failures"))
 
 
+def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> HttpResponse:
+    """How many jobs of the group a retry queues again, and the first of them by name."""
+    group = next((g for g in failures.failure_groups() if g.fingerprint == key), None)
+    if group is None:
+        messages.warning(request, "That group has no failed jobs left: it may have been retried already.")
+        return HttpResponseRedirect(reverse("admin:offload_failures"))
+    chosen = group.job_ids(failures.RETRY_LIMIT)
+    preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
+    question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
+    if group.count > failures.RETRY_LIMIT:
+        question += f" (the first {failures.RETRY_LIMIT} of {group.count}; retry again for the next batch)"
+    context = {
+        **_context(site, request, f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?"),
+        "question": question,
+        "jobs": preview,
+        "count": len(chosen),
+        "more": max(0, len(chosen) - len(preview)),
+        "button": "Yes, retry them",
+        "back": reverse("admin:offload_failures"),
+        "hidden": [("fingerprint", key), ("post", "yes")],
+        "form_action": request.path,
+    }
+    return TemplateResponse(request, "admin/offload/confirm.html", context)
+
+
 def urls(site: AdminSite) -> list[URLPattern]:
     """The pages above, as admin views (login, staff and CSRF checks included)."""
 
@@ -320,6 +470,8 @@ def urls(site: AdminSite) -> list[URLPattern]:
         def bound(request: HttpRequest) -> HttpResponse:
             return fn(site, request)
 
+        # The dashboard's snapshot carries its own seq; the site need not read one for it.
+        bound.offload_own_seq = fn is dashboard_view
         return site.admin_view(require_POST(bound) if post_only else bound)
 
     return [

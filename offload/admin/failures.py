@@ -5,63 +5,29 @@ and quoted names are blanked out of the reason, so "item 12 not found at /a/b.mk
 "item 40 not found at /c/d.mkv" are one problem with a count of two.
 """
 
-import hashlib
-import re
-from collections.abc import Iterator
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Count, Max, Min
+
 from offload import actions
+from offload.jobs.fingerprints import classify, fingerprint
 from offload.jobs.transitions import IdempotencyKeyReused, JobConflict
 from offload.models import Job, JobStatus
 
-# The newest failed jobs looked at; older ones are a history, not today's problem.
-SCAN_LIMIT = 10_000
+__all__ = ["FailureGroup", "RetryOutcome", "classify", "failure_groups", "fingerprint", "retry_group"]
+
+# Groups listed: the biggest; the rest are counted.
+SCAN_LIMIT = 200
 # Jobs retried by one click; a bigger group takes more clicks, each a bounded request.
 RETRY_LIMIT = 500
 SAMPLE = 5
-
-# How offload.jobs.runner words each failure: the exception type is recovered from the wording.
-_UNEXPECTED = re.compile(r"^Unexpected error: (?P<type>[A-Za-z_][\w.]*): ?")
-_ATTEMPTS_SUFFIX = re.compile(r"\s*\(after \d+ attempts\)\s*$")
-_KNOWN_PREFIXES = (
-    ("Timed out after ", "TimeoutException"),
-    ("Gave up after ", "WorkerLost"),
-    ("Cancelled", "Cancelled"),
-)
-_BLANKS = (
-    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
-    (re.compile(r"(?:[A-Za-z]:)?(?:/[^\s'\"/:,;()]+){2,}/?"), "<path>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.I), "<hex>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
-    (re.compile(r"\s+"), " "),
-)
-MESSAGE_LENGTH = 200
-
-
-def classify(error: str | None) -> tuple[str, str]:
-    """(exception type, normalised message) of a failed job's error text."""
-    text = (error or "").strip()
-    # Only a transient failure is retried, and the last one's reason says after how many attempts.
-    retried = bool(_ATTEMPTS_SUFFIX.search(text))
-    text = _ATTEMPTS_SUFFIX.sub("", text)
-    first_line = next((line for line in text.splitlines() if line.strip()), "")
-    match = _UNEXPECTED.match(first_line)
-    if match:
-        exception, message = match.group("type"), first_line[match.end() :]
-    else:
-        known = next((name for prefix, name in _KNOWN_PREFIXES if first_line.startswith(prefix)), None)
-        exception = known or ("TransientJobError" if retried else "JobFailed")
-        message = first_line
-    for pattern, blank in _BLANKS:
-        message = pattern.sub(blank, message)
-    return exception, message.strip()[:MESSAGE_LENGTH] or "(no reason given)"
-
-
-def fingerprint(kind: str, exception: str, message: str) -> str:
-    """A short, stable id of a failure group."""
-    return hashlib.sha256(f"{kind}\0{exception}\0{message}".encode()).hexdigest()[:16]
+# The newest failures read for each group's example and sample ids.
+SAMPLE_SCAN = 1000
+# Failed jobs stored before their group was (an upgrade, a row written by hand) are classified
+# this many at a time, once.
+CLASSIFY_BATCH = 2000
 
 
 @dataclass
@@ -70,43 +36,80 @@ class FailureGroup:
     kind: str
     exception: str
     message: str
-    # The newest job's own reason, unblanked, as an example.
+    # One job's own reason, unblanked, as an example.
     example: str
     last_failed_at: datetime | None
     first_failed_at: datetime | None
-    job_ids: list[int] = field(default_factory=list)
+    count: int = 0
+    sample_ids: list[int] = field(default_factory=list)
 
-    @property
-    def count(self) -> int:
-        return len(self.job_ids)
+    def job_ids(self, limit: int) -> list[int]:
+        """The group's newest failed jobs, at most limit (the (status, failure_group) index)."""
+        return list(
+            Job.objects.filter(status=JobStatus.FAILED, failure_group=self.fingerprint)
+            .order_by("-finished_at", "-id")
+            .values_list("pk", flat=True)[:limit]
+        )
 
-    @property
-    def sample_ids(self) -> list[int]:
-        return self.job_ids[:SAMPLE]
 
-
-def _failed_jobs() -> Iterator[tuple[int, str, str | None, datetime | None]]:
-    # Served by the (status, kind) index; newest first, so each group's example is its newest.
-    rows = (
-        Job.objects.filter(status=JobStatus.FAILED)
-        .order_by("-finished_at", "-id")
-        .values_list("pk", "kind", "error", "finished_at")
-    )
-    return iter(rows[:SCAN_LIMIT])
+def classify_unclassified() -> int:
+    """Give failed jobs without a group theirs (each once, in batches); answer how many."""
+    done = 0
+    while True:
+        rows = list(
+            Job.objects.filter(status=JobStatus.FAILED, failure_group="")
+            .order_by()
+            .values_list("pk", "kind", "error")[:CLASSIFY_BATCH]
+        )
+        if not rows:
+            return done
+        found: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for pk, kind, error in rows:
+            exception, message = classify(error)
+            found[(fingerprint(kind, exception, message), exception, message)].append(pk)
+        for (key, exception, message), pks in found.items():
+            Job.objects.filter(pk__in=pks, status=JobStatus.FAILED).update(
+                failure_group=key, failure_exception=exception, failure_message=message
+            )
+        done += len(rows)
 
 
 def failure_groups() -> list[FailureGroup]:
-    """Groups of failed jobs (the newest SCAN_LIMIT), biggest first; one query."""
-    groups: dict[str, FailureGroup] = {}
-    for pk, kind, error, finished_at in _failed_jobs():
-        exception, message = classify(error)
-        key = fingerprint(kind, exception, message)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = FailureGroup(key, kind, exception, message, error or "", finished_at, finished_at)
-        group.job_ids.append(pk)
-        group.first_failed_at = finished_at
-    return sorted(groups.values(), key=lambda g: (-g.count, g.kind, g.message))
+    """Groups of failed jobs, biggest first (at most SCAN_LIMIT of them): grouped in SQL on the stored group."""
+    classify_unclassified()
+    # An index-only scan of the partial index on failed jobs (job_failure_groups).
+    rows = list(
+        Job.objects.filter(status=JobStatus.FAILED)
+        .values("failure_group", "kind", "failure_exception", "failure_message")
+        .annotate(n=Count("pk"), last=Max("finished_at"), first=Min("finished_at"))
+        .order_by("-n", "kind", "failure_message")[:SCAN_LIMIT]
+    )
+    groups = [
+        FailureGroup(
+            row["failure_group"],
+            row["kind"],
+            row["failure_exception"],
+            row["failure_message"],
+            "",
+            row["last"],
+            row["first"],
+            row["n"],
+        )
+        for row in rows
+    ]
+    # Examples and a few ids per group, from the newest failures (the (status, finished_at) index):
+    # a group with none among them is an old one, shown without.
+    by_key = {g.fingerprint: g for g in groups}
+    for pk, key, error in (
+        Job.objects.filter(status=JobStatus.FAILED)
+        .order_by("-finished_at", "-id")
+        .values_list("pk", "failure_group", "error")[:SAMPLE_SCAN]
+    ):
+        group = by_key.get(key)
+        if group is not None and len(group.sample_ids) < SAMPLE:
+            group.sample_ids.append(pk)
+            group.example = group.example or error or ""
+    return groups
 
 
 @dataclass
@@ -123,7 +126,7 @@ def retry_group(user, key: str) -> RetryOutcome:
     outcome = RetryOutcome()
     if group is None:
         return outcome
-    chosen = group.job_ids[:RETRY_LIMIT]
+    chosen = group.job_ids(RETRY_LIMIT)
     outcome.remaining = group.count - len(chosen)
     for job in Job.objects.filter(pk__in=chosen, status=JobStatus.FAILED).order_by("pk"):
         try:

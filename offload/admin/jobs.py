@@ -1,61 +1,104 @@
-"""The job pages: the list with live status and progress, and each job's details and events."""
+"""The job pages: the live list, each job's read-only page with its actions, and the events."""
 
-import json
+from typing import Any
 
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.contrib.admin import helpers
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from offload import actions
-from offload.admin.widgets import LiveJobsMedia, progress_bar, status_badge
+from offload.admin import readable
+from offload.admin.widgets import (
+    CappedCountPaginator,
+    RegisteredKindFilter,
+    duration,
+    job_link,
+    job_links,
+    live_field,
+    live_time,
+    progress_bar,
+    run_seconds,
+    status_badge,
+    wait_seconds,
+    when,
+)
 from offload.jobs import IdempotencyKeyReused, JobConflict
-from offload.models import Job, JobEvent
+from offload.models import Job, JobEvent, JobStatus
+
+# Rows a bulk confirmation page lists by name; the count says how many more there are.
+PREVIEW_ROWS = 20
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class JobAdmin(admin.ModelAdmin):
-    Media = LiveJobsMedia
     list_display = [
         "id",
         "kind",
         "status_display",
         "progress_display",
         "target_link",
-        "requested_by",
-        "attempts",
-        "created_at",
-        "finished_at",
+        "attempts_display",
+        "wait_display",
+        "run_display",
+        "error_display",
+        "created_display",
+        "finished_display",
     ]
-    list_filter = ["kind", "status"]
+    list_filter = ["status", RegisteredKindFilter]
     list_select_related = ["requested_by"]
     search_fields = ["=id", "kind", "error"]
     actions = ["retry_jobs", "cancel_jobs"]
-    readonly_fields = [
-        "kind",
-        "status",
-        "progress_display",
-        "target_link",
-        "params_json",
-        "attempts",
-        "max_attempts",
-        "error_text",
-        "result_json",
-        "requested_by",
-        "created_at",
-        "queued_at",
-        "started_at",
-        "finished_at",
-        "heartbeat_at",
-        "cancel_requested_at",
-        "cancelled_by",
-        "task_id",
-        "idempotency_key",
-        "events",
+    # The list's pages are read with a LIMIT off the newest-first indexes; "N jobs" is counted
+    # to a cap, never over the whole table.
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+    # A page of 50 live rows renders in half the time of Django's 100, and fits a screen or two.
+    list_per_page = 50
+    change_form_template = "admin/offload/job/change_form.html"
+    fieldsets = [
+        (None, {"fields": ["status_display", "progress_display", "kind", "target_link", "requested_by_display"]}),
+        (
+            "Attempts and times",
+            {
+                "fields": [
+                    "attempts_summary",
+                    "created_display",
+                    "queued_display",
+                    "started_display",
+                    "finished_display",
+                    "wait_display",
+                    "run_display",
+                    "cancel_display",
+                ]
+            },
+        ),
+        ("What was asked", {"fields": ["params_display", "then_display"]}),
+        ("Outcome", {"fields": ["result_display", "error_text", "log_display", "traceback_display"]}),
+        ("Timeline", {"fields": ["events"]}),
     ]
-    exclude = ["progress", "target_type", "target_id", "params", "params_hash", "error", "result"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for _, options in self.fieldsets for field in options["fields"]]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A job's page is a record, not a form: its changes come from Retry and Cancel.
+        return False if obj is not None else super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    # --- The list's columns (also the page's fields) --------------------------------
 
     @admin.display(description="Progress")
     def progress_display(self, obj: Job) -> str:
@@ -67,71 +110,310 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:
-        if obj.target_type == "media":
-            return format_html(
-                "<a href='{}'>media {}</a>",
-                reverse("admin:offload_mediaitem_change", args=[obj.target_id]),
-                obj.target_id,
-            )
-        if obj.target_type == "library":
-            return format_html(
-                "<a href='{}'>library {}</a>",
-                reverse("admin:offload_library_change", args=[obj.target_id]),
-                obj.target_id,
-            )
-        return "—"
+        return readable.target_link(obj.target_type, obj.target_id)
 
-    @admin.display(description="Params")
-    def params_json(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.params, indent=2))
+    @admin.display(description="Tries")
+    def attempts_display(self, obj: Job) -> str:
+        return live_field(obj, "attempts", obj.attempts)
+
+    @admin.display(description="Waited")
+    def wait_display(self, obj: Job) -> str:
+        now = timezone.now()
+        return format_html(
+            '<span class="offload-field" data-job="{}" data-field="wait" data-queued-at="{}" data-waiting="{}">'
+            "{}</span>",
+            obj.pk,
+            obj.queued_at.isoformat(),
+            # A queued job's wait ticks in the page; one in a backoff is not due yet.
+            "1" if obj.status == JobStatus.QUEUED and obj.queued_at <= now else "",
+            duration(wait_seconds(obj, now)),
+        )
+
+    @admin.display(description="Ran")
+    def run_display(self, obj: Job) -> str:
+        return format_html(
+            '<span class="offload-field" data-job="{}" data-field="run" data-started-at="{}" data-running="{}">'
+            "{}</span>",
+            obj.pk,
+            obj.started_at.isoformat() if obj.started_at else "",
+            "1" if obj.status == JobStatus.RUNNING else "",
+            duration(run_seconds(obj, timezone.now())),
+        )
+
+    @admin.display(description="Error")
+    def error_display(self, obj: Job) -> str:
+        first = (obj.error or "").strip().splitlines()[:1]
+        text = Truncator(first[0]).chars(60) if first else ""
+        # Red for a failure; a cancel's reason ("Cancelled on request.") is a plain note.
+        return format_html(
+            '<span class="offload-field{}" data-job="{}" data-field="error" title="{}">{}</span>',
+            " offload-error-failed" if obj.status == JobStatus.FAILED else "",
+            obj.pk,
+            obj.error or "",
+            text,
+        )
+
+    @admin.display(description="Created", ordering="created_at")
+    def created_display(self, obj: Job) -> str:
+        return when(obj.created_at)
+
+    @admin.display(description="Finished", ordering="finished_at")
+    def finished_display(self, obj: Job) -> str:
+        return live_time(obj, "finished_at")
+
+    # --- The page's other fields ---------------------------------------------------
+
+    @admin.display(description="Requested by")
+    def requested_by_display(self, obj: Job) -> str:
+        return obj.requested_by.get_username() if obj.requested_by else "— (the system)"
+
+    @admin.display(description="Attempts")
+    def attempts_summary(self, obj: Job) -> str:
+        return format_html("{} of at most {}", live_field(obj, "attempts", obj.attempts), obj.max_attempts)
+
+    @admin.display(description="Queued (this attempt)")
+    def queued_display(self, obj: Job) -> str:
+        return when(obj.queued_at)
+
+    @admin.display(description="Started")
+    def started_display(self, obj: Job) -> str:
+        return live_time(obj, "started_at")
+
+    @admin.display(description="Cancel requested")
+    def cancel_display(self, obj: Job) -> str:
+        if obj.cancel_requested_at is None:
+            return "—"
+        who = obj.cancelled_by.get_username() if obj.cancelled_by else "the system"
+        return format_html("{} by {}", when(obj.cancel_requested_at), who)
+
+    @admin.display(description="Parameters")
+    def params_display(self, obj: Job) -> str:
+        return readable.mapping(obj.params)
+
+    @admin.display(description="Then queues")
+    def then_display(self, obj: Job) -> str:
+        return ", ".join(str(kind) for kind in obj.then) if obj.then else "—"
 
     @admin.display(description="Result")
-    def result_json(self, obj: Job) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.result, indent=2)) if obj.result is not None else "—"
+    def result_display(self, obj: Job) -> str:
+        # A running transcode's ETA was measured at its last progress write.
+        return readable.mapping(obj.result, measured_at=obj.heartbeat_at) if obj.result is not None else "—"
 
     @admin.display(description="Error")
     def error_text(self, obj: Job) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.error) if obj.error else "—"
+        return format_html('<pre class="offload-pre">{}</pre>', obj.error) if obj.error else "—"
+
+    @admin.display(description="Last lines of ffmpeg's stderr")
+    def log_display(self, obj: Job) -> str:
+        return format_html('<pre class="offload-pre">{}</pre>', obj.log_tail) if obj.log_tail else "—"
+
+    @admin.display(description="Traceback (last failed attempt)")
+    def traceback_display(self, obj: Job) -> str:
+        return format_html('<pre class="offload-pre">{}</pre>', obj.traceback) if obj.traceback else "—"
 
     @admin.display(description="Events")
     def events(self, obj: Job) -> str:
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            ((e.seq, e.event, e.created_at.isoformat(timespec="seconds")) for e in obj.events.order_by("seq")[:200]),
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    when(e.created_at),
+                    e.event,
+                    e.payload.get("status", ""),
+                    "—" if e.payload.get("progress") is None else f"{e.payload['progress']:.0f} %",
+                    e.seq,
+                )
+                for e in obj.events.order_by("seq")[:200]
+            ),
         )
-        return (
-            format_html("<table><tr><th>Seq</th><th>Event</th><th>At</th></tr>{}</table>", rows)
-            if rows
-            else mark_safe("—")
+        if not rows:
+            return mark_safe("—")
+        return format_html(
+            '<table class="offload-timeline"><thead><tr><th>At</th><th>Event</th><th>Status</th>'
+            "<th>Progress</th><th>Seq</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
         )
 
+    # --- The page, its actions and the bulk actions ---------------------------------
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Jobs", **(extra_context or {})})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        job = self.get_object(request, object_id)
+        context = {**(extra_context or {})}
+        if job is not None:
+            may_act = request.user.has_perm("offload.change_job")
+            context.update(
+                title=f"{job.kind} #{job.pk}",
+                subtitle=None,
+                can_retry=may_act and job.status in RETRYABLE,
+                can_cancel=may_act and job.status in CANCELLABLE,
+            )
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self):
+        own = [
+            path("<int:object_id>/retry/", self.admin_site.admin_view(self.retry_view), name="offload_job_retry"),
+            path("<int:object_id>/cancel/", self.admin_site.admin_view(self.cancel_view), name="offload_job_cancel"),
+        ]
+        return own + super().get_urls()
+
+    def retry_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """POST: run this failed or cancelled job again."""
+        return self._one(request, object_id, actions.retry_job, "queued again", confirm=False)
+
+    def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """GET: what cancelling this job means. POST: cancel it."""
+        return self._one(request, object_id, actions.cancel_job, "cancelled", confirm=True)
+
+    def _one(self, request: HttpRequest, object_id: int, action, verb: str, *, confirm: bool) -> HttpResponse:
+        if not request.user.has_perm("offload.change_job"):
+            return HttpResponseForbidden("You may not act on jobs.")
+        job = get_object_or_404(Job, pk=object_id)
+        page = reverse("admin:offload_job_change", args=[job.pk])
+        if request.method != "POST":
+            if not confirm:
+                return HttpResponseRedirect(page)
+            return confirmation(
+                self,
+                request,
+                title=f"Cancel {job.kind} #{job.pk}?",
+                question="A queued job is cancelled at once; a running job's worker is asked to stop "
+                "(a running ffmpeg is killed and its partial output removed).",
+                jobs=[job],
+                count=1,
+                button="Yes, cancel it",
+                back=page,
+            )
+        try:
+            job = action(request.user, job)
+        except (JobConflict, IdempotencyKeyReused) as exc:
+            self.message_user(request, str(exc), messages.WARNING)
+        else:
+            self.message_user(request, format_html("Job {} {}.", job_link(job), verb), messages.SUCCESS)
+        return HttpResponseRedirect(page)
+
     def _each(self, request, queryset, action, verb: str) -> None:
-        done, refused = 0, []
+        done, refused = [], []
         for job in queryset:
             try:
-                action(request.user, job)
-                done += 1
+                done.append(action(request.user, job))
             except (JobConflict, IdempotencyKeyReused) as exc:
                 refused.append(str(exc))
         if done:
-            self.message_user(request, f"{done} job{'s' if done != 1 else ''} {verb}.", messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html("{} job{} {}: {}", len(done), "s" if len(done) != 1 else "", verb, job_links(done)),
+                messages.SUCCESS,
+            )
         for reason in refused[:10]:
             self.message_user(request, reason, messages.WARNING)
 
-    @admin.action(description="Retry selected jobs")
-    def retry_jobs(self, request, queryset):
-        self._each(request, queryset, actions.retry_job, "queued")
+    def _confirm_bulk(self, request, queryset, action_name: str, title: str, question: str, button: str):
+        count = queryset.count()
+        return confirmation(
+            self,
+            request,
+            title=title.format(count=count, s="s" if count != 1 else ""),
+            question=question,
+            jobs=list(queryset.order_by("-id")[:PREVIEW_ROWS]),
+            count=count,
+            button=button,
+            back=request.get_full_path(),
+            hidden=[("action", action_name), ("post", "yes")]
+            + [(helpers.ACTION_CHECKBOX_NAME, pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)]
+            + ([("select_across", "1")] if request.POST.get("select_across") == "1" else []),
+            form_action="",
+        )
 
-    @admin.action(description="Cancel selected jobs")
+    @admin.action(description="Retry selected jobs…")
+    def retry_jobs(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            return self._confirm_bulk(
+                request,
+                queryset,
+                "retry_jobs",
+                "Retry {count} job{s}?",
+                "Failed and cancelled jobs run again; the others are left as they are.",
+                "Yes, retry them",
+            )
+        self._each(request, queryset, actions.retry_job, "queued again")
+        return None
+
+    @admin.action(description="Cancel selected jobs…")
     def cancel_jobs(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            return self._confirm_bulk(
+                request,
+                queryset,
+                "cancel_jobs",
+                "Cancel {count} job{s}?",
+                "Queued jobs are cancelled at once and running ones are asked to stop; finished jobs are left "
+                "as they are.",
+                "Yes, cancel them",
+            )
         self._each(request, queryset, actions.cancel_job, "cancelled")
+        return None
+
+
+def confirmation(
+    modeladmin,
+    request: HttpRequest,
+    *,
+    title: str,
+    question: str,
+    jobs: list[Job],
+    count: int,
+    button: str,
+    back: str,
+    hidden: list[tuple[str, Any]] | None = None,
+    form_action: str | None = None,
+) -> HttpResponse:
+    """An intermediate page, as Django's delete confirmation: how many, which ones, then one button."""
+    return TemplateResponse(
+        request,
+        "admin/offload/confirm.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": title,
+            "question": question,
+            "jobs": jobs,
+            "count": count,
+            "more": max(0, count - len(jobs)),
+            "button": button,
+            "back": back,
+            "hidden": hidden or [],
+            "form_action": form_action if form_action is not None else request.path,
+            "opts": Job._meta,
+        },
+    )
+
+
+class EventFilter(admin.SimpleListFilter):
+    """Filter by event, from the CONTRACT's list (not a DISTINCT over the log)."""
+
+    title = "event"
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in ("queued", "started", "progress", "succeeded", "failed", "cancelled")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(event=self.value()) if self.value() else queryset
 
 
 class JobEventAdmin(admin.ModelAdmin):
-    list_display = ["seq", "event", "job", "user", "created_at"]
-    list_filter = ["event"]
+    list_display = ["seq", "event", "job", "user", "created_display"]
+    list_filter = [EventFilter]
     list_select_related = ["job", "user"]
+    show_full_result_count = False
+    paginator = CappedCountPaginator
+
+    @admin.display(description="At", ordering="created_at")
+    def created_display(self, obj: JobEvent) -> str:
+        return when(obj.created_at)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -144,3 +426,17 @@ def register() -> None:
     """Put these pages on the admin site (from OffloadConfig.ready())."""
     admin.site.register(Job, JobAdmin)
     admin.site.register(JobEvent, JobEventAdmin)
+    hide_empty_task_tables()
+
+
+def hide_empty_task_tables() -> None:
+    """Take django-q2's Successful and Failed tasks off the admin.
+
+    They stay empty: the cluster keeps no results (save_limit -1, ack_failures off), and a job's
+    outcome is its Job row. Listed, their "0" reads as "nothing ever ran or failed".
+    """
+    from django_q.models import Failure, Success
+
+    for model in (Success, Failure):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)

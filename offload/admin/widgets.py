@@ -1,9 +1,16 @@
 """What the admin's pages share: job status badges and progress bars, and the actions of the registered kinds."""
 
+from datetime import datetime
+from typing import Any
+
 from django.contrib import messages
-from django.contrib.admin import helpers
+from django.contrib.admin import SimpleListFilter, helpers
+from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
-from django.utils.html import format_html
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.functional import cached_property
+from django.utils.html import format_html, format_html_join
 
 from offload import actions, audit
 from offload.jobs import kinds
@@ -17,7 +24,30 @@ def report_queued(modeladmin, request, outcomes: list[tuple[Job, bool]]) -> None
     text = f"{queued} job{'s' if queued != 1 else ''} queued."
     if already:
         text += f" {already} already active."
-    modeladmin.message_user(request, text, messages.SUCCESS)
+    # The message links every job it speaks of, new or already active.
+    jobs = [job for job, _ in outcomes]
+    modeladmin.message_user(
+        request, format_html("{} Job{}: {}", text, "s" if len(jobs) != 1 else "", job_links(jobs)), messages.SUCCESS
+    )
+
+
+# A message names at most this many jobs; the rest are counted.
+LINKED_JOBS = 10
+
+
+def job_link(job: Job) -> str:
+    """A link to the job's page, "#12" (plain text on a site without the job pages)."""
+    try:
+        return format_html('<a href="{}">#{}</a>', reverse("admin:offload_job_change", args=[job.pk]), job.pk)
+    except NoReverseMatch:
+        return format_html("#{}", job.pk)
+
+
+def job_links(jobs: list[Job]) -> str:
+    """Links to the jobs' pages, "#12, #13 and 4 more", for a message."""
+    shown = format_html_join(", ", "{}", ((job_link(j),) for j in jobs[:LINKED_JOBS]))
+    more = len(jobs) - LINKED_JOBS
+    return format_html("{}{}.", shown, format_html(" and {} more", more) if more > 0 else "")
 
 
 def progress_bar(job: Job) -> str:
@@ -34,16 +64,94 @@ def progress_bar(job: Job) -> str:
     )
 
 
-class LiveJobsMedia:
-    """The script that keeps statuses and progress bars current over the websocket."""
-
-    js = ["offload/live.js"]
-
-
 def status_badge(job: Job) -> str:
+    """The status as a coloured badge that says it in words too (styled by offload/admin.css)."""
     return format_html(
         '<span class="offload-status offload-status-{}" data-job="{}">{}</span>', job.status, job.pk, job.status
     )
+
+
+def when(value: datetime | None) -> str:
+    """A time as the admin writes every time: "2026-05-01 08:55:03 UTC", in a <time> element."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}">{}</time>', local.isoformat(), f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+    )
+
+
+def live_time(job: Job, field: str) -> str:
+    """A job's time that live.js keeps current from the websocket (started_at, finished_at)."""
+    value = getattr(job, field)
+    return format_html(
+        '<span class="offload-field" data-job="{}" data-field="{}">{}</span>', job.pk, field, when(value)
+    )
+
+
+def live_field(job: Job, field: str, text: Any, title: str = "") -> str:
+    """A job's value that live.js keeps current from the websocket (attempts, error)."""
+    return format_html(
+        '<span class="offload-field" data-job="{}" data-field="{}" title="{}">{}</span>', job.pk, field, title, text
+    )
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: "850 ms", "42 s", "3 min 5 s", "2 h 4 min", "3 d 2 h"."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    whole = int(seconds)
+    for unit, size, small, small_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
+        if whole >= size:
+            rest = (whole % size) // small_size
+            return f"{whole // size} {unit}" + (f" {rest} {small}" if rest else "")
+    return f"{whole} s"
+
+
+def size(n: int | None) -> str:
+    """Bytes with a unit: "812 B", "4.2 MB", "1.37 GB" (decimal units, as file managers show)."""
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+def bitrate(bits_per_second: int | None) -> str:
+    """A bitrate with its unit: "128 kb/s", "4.5 Mb/s"."""
+    if not bits_per_second:
+        return "—"
+    if bits_per_second >= 1_000_000:
+        return f"{bits_per_second / 1_000_000:.3g} Mb/s"
+    return f"{bits_per_second / 1000:.0f} kb/s"
+
+
+def wait_seconds(job: Job, now: datetime) -> float | None:
+    """How long the current (or last) attempt waited in the queue before a worker took it."""
+    if job.started_at is not None and job.started_at >= job.queued_at:
+        return (job.started_at - job.queued_at).total_seconds()
+    if job.status == "queued":
+        # A job in a backoff is due later: it has not waited yet.
+        return max(0.0, (now - job.queued_at).total_seconds())
+    return None
+
+
+def run_seconds(job: Job, now: datetime) -> float | None:
+    """How long the last attempt ran: to its finish, or until now while it runs."""
+    if job.started_at is None:
+        return None
+    if job.status == "running":
+        return (now - job.started_at).total_seconds()
+    if job.finished_at is not None and job.finished_at >= job.started_at:
+        return (job.finished_at - job.started_at).total_seconds()
+    return None
 
 
 class JobActionsMixin:
@@ -101,3 +209,30 @@ def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
             "opts": modeladmin.model._meta,
         },
     )
+
+
+class CappedCountPaginator(Paginator):
+    """A paginator that counts at most CAP rows: a large list's page costs the same however long the table.
+
+    The page numbers stop at the cap; the list says "more than N" (admin/offload/job/pagination.html).
+    """
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        # COUNT(*) over a LIMITed subquery: reads at most CAP + 1 index entries.
+        return self.object_list[: self.CAP + 1].count()
+
+
+class RegisteredKindFilter(SimpleListFilter):
+    """Filter by job kind, with the kinds from the registry (not a DISTINCT over every job row)."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in kinds.names()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset

@@ -68,7 +68,7 @@ def sprite_vtt(sprite_url: str, duration: float, interval: float, tiles: int, ti
 def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None:
     try:
         # The source is a library file: only self-contained demuxers may read it.
-        ffmpeg.run_ffmpeg(
+        stderr_tail = ffmpeg.run_ffmpeg(
             ffmpeg.safe_input_options() + args,
             duration=duration,
             timeout=get_kind(job.kind).timeout_for(job),
@@ -77,7 +77,10 @@ def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None
     except ffmpeg.FFmpegStopped:
         raise JobCancelled() from None
     except ffmpeg.FFmpegFailed as exc:
+        run.record_log(exc.tail)
         raise JobFailed(f"ffmpeg could not make the thumbnails:\n{exc}") from None
+    if stderr_tail:
+        run.record_log(stderr_tail)
 
 
 def run_thumbnail(job: Job, run: JobRun) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
             run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
 
         try:
-            ffmpeg.run_ffmpeg(
+            stderr_tail = ffmpeg.run_ffmpeg(
                 args,
                 duration=technical["duration"],
                 timeout=get_kind(job.kind).timeout_for(job),
@@ -113,7 +113,10 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
                 raise TransientJobError("The transcode lock was lost; the job will run again.") from None
             raise JobCancelled() from None
         except ffmpeg.FFmpegFailed as exc:
+            run.record_log(exc.tail)
             raise JobFailed(f"ffmpeg could not transcode the file:\n{exc}") from None
+        if stderr_tail:
+            run.record_log(stderr_tail)
         got = verify(output, profile, technical)
         size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
         with transaction.atomic():
@@ -150,6 +153,20 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
     }
 
 
+def refuse_profiles_that_do_not_fit(item: MediaItem, params: dict[str, Any]) -> None:
+    """At request time: a video profile for an item probed as audio-only is refused (400) with the reason.
+
+    An item not probed yet is let through; the handler checks the source again when it runs.
+    """
+    profile = PROFILES.get(params.get("profile", ""))
+    if profile is None or item.probed_at is None:
+        return
+    if profile.needs_video and not item.video_codec:
+        raise ValueError(f"{item} has no video stream; {profile.name} needs one (try audio-aac-128k).")
+    if not profile.needs_video and not item.audio_codec:
+        raise ValueError(f"{item} has no audio stream; {profile.name} encodes audio only.")
+
+
 KIND = JobKind(
     "media.transcode",
     run_transcode,
@@ -164,6 +181,7 @@ KIND = JobKind(
             describe=lambda name: f"{name} — {PROFILES[name].description}",
         ),
     ),
+    validate=refuse_profiles_that_do_not_fit,
     timeout=300,
     lane="media",
     # Real footage transcodes at 1.5-2x realtime on two cores; allow well past that.

@@ -13,6 +13,8 @@ the modules import each other directly:
 - `events`: the event log and the `job_event_committed` signal that announces it;
 - `payload`: the job's JSON;
 - `reaper`: new deliveries for jobs whose worker was lost;
+- `rollups`, `retention`: the dashboard's rollups of finished jobs, and pruning past retention;
+- `fingerprints`: a failure's group, stored as the job fails;
 - `errors`: the exceptions handlers raise and requests meet.
 """
 

@@ -4,6 +4,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 
 from django.conf import settings
 from django.db import connection
@@ -15,7 +16,7 @@ from offload.jobs import control
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
-from offload.models import Job
+from offload.models import JOB_TEXT_LIMIT, Job
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,20 @@ class JobRun:
     @property
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
+
+    def record_log(self, lines: list[str]) -> None:
+        """Keep the last lines of a tool's stderr (ffmpeg's) with the job, for its page."""
+        Job.objects.filter(pk=self.job.pk).update(log_tail=bounded("\n".join(lines)))
+
+
+def bounded(text: str) -> str:
+    """The end of text, at most JOB_TEXT_LIMIT characters: where a log or traceback says what went wrong."""
+    return text if len(text) <= JOB_TEXT_LIMIT else "…" + text[-(JOB_TEXT_LIMIT - 1) :]
+
+
+def record_traceback(job: Job) -> None:
+    """Keep the traceback of the exception being handled with the job, for its page."""
+    Job.objects.filter(pk=job.pk).update(traceback=bounded(traceback.format_exc()))
 
 
 class _Heartbeat(threading.Thread):
@@ -149,19 +164,23 @@ def _run_handler(job: Job, run: JobRun) -> str:
     except JobLost:
         return "lost"
     except JobFailed as exc:
+        record_traceback(job)
         jobs.fail(job, str(exc) or type(exc).__name__)
         return "failed"
     except JobDeferred as exc:
         jobs.defer(job, str(exc), exc.delay)
         return "deferred"
     except TransientJobError as exc:
+        record_traceback(job)
         jobs.fail_or_retry(job, str(exc), retry_after=exc.retry_after)
         return "retrying"
     except TimeoutException:
+        record_traceback(job)
         jobs.fail(job, f"Timed out after {spec.timeout_for(job)} seconds.")
         return "timed out"
     except Exception as exc:
         log.exception("job %s (%s) raised", job.pk, job.kind)
+        record_traceback(job)
         jobs.fail_or_retry(job, f"Unexpected error: {type(exc).__name__}: {exc}")
         return "error"
     jobs.succeed(job, result)

@@ -19,6 +19,7 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from offload.jobs import fingerprints
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
 from offload.jobs.events import record_event
 from offload.jobs.kinds import get_kind
@@ -268,6 +269,14 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
     }
     if status == JobStatus.SUCCEEDED:
         changes["progress"] = 100.0
+    if status == JobStatus.FAILED:
+        # Its failure group, stored with it: the admin groups failures in SQL.
+        exception, message = fingerprints.classify(error)
+        changes.update(
+            failure_group=fingerprints.fingerprint(job.kind, exception, message),
+            failure_exception=exception,
+            failure_message=message,
+        )
     with transaction.atomic():
         # Only the attempt that claimed the job may finish it.
         done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
@@ -435,6 +444,9 @@ def retry(job: Job, user) -> Job:
                     attempts=0,
                     progress=None,
                     error=None,
+                    failure_group="",
+                    failure_exception="",
+                    failure_message="",
                     result=None,
                     started_at=None,
                     finished_at=None,

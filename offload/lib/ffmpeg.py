@@ -299,8 +299,9 @@ def run_ffmpeg(
     timeout: float,
     on_progress: Callable[[float | None, float | None], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> None:
-    """Run ffmpeg with `-progress` on a pipe; FFmpegFailed or FFmpegStopped when it does not finish."""
+) -> list[str]:
+    """Run ffmpeg with `-progress` on a pipe; the last lines of its stderr (warnings), or
+    FFmpegFailed or FFmpegStopped when it does not finish."""
     _check_inputs(args)
     # -loglevel error: stderr then holds what went wrong, which the job's error quotes.
     command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-nostats"]
@@ -342,6 +343,7 @@ def run_ffmpeg(
         tail = _tail(stderr)
         if any(marker in line for line in tail for marker in WRITE_ERRORS):
             raise FFmpegFailed("ffmpeg could not write its output", tail)
+        return tail
 
 
 def _check_inputs(args: list[str]) -> None:

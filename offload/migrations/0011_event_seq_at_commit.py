@@ -48,7 +48,7 @@ def drop_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("offload", "0008_queue_control")]
+    dependencies = [("offload", "0009_b_rollups_indexes_failure_groups")]
 
     operations = [
         migrations.AlterField(

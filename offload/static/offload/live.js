@@ -1,13 +1,74 @@
-// Live job updates for the admin: progress bars, statuses and the activity panel follow
-// /ws/events/ without a reload. Without JavaScript the pages are plain, static pages.
+// Live admin pages: statuses, progress, attempts, times and errors follow /ws/events/ without a
+// reload; the job list takes in new rows that match its filters, and the dashboard follows the
+// same stream. Without JavaScript every page is a plain, complete static page.
+//
+// Each page carries the event seq it was rendered at (<meta name="offload-seq">). On connect the
+// script resumes from that seq, so an event that landed between the page's queries and the
+// socket's hello is replayed, not lost.
 (function () {
   "use strict";
   if (!window.WebSocket) { return; }
-  var lastSeq = null;
+  var seqMeta = document.querySelector('meta[name="offload-seq"]');
+  var zoneMeta = document.querySelector('meta[name="offload-time-zone"]');
+  var lastSeq = seqMeta && seqMeta.content !== "" ? parseInt(seqMeta.content, 10) : null;
+  var timeZone = zoneMeta ? zoneMeta.content : "UTC";
   var retryDelay = 1000;
+  // A list or dashboard re-read waits this long for more events, so a burst costs one request.
+  var REFRESH_DELAY = 400;
+  var DASHBOARD_POLL = 30000;
 
   function each(selector, fn) {
     Array.prototype.forEach.call(document.querySelectorAll(selector), fn);
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  // The admin's one time format: "2026-05-01 08:55:03 UTC", in the site's zone.
+  function formatTime(iso) {
+    if (!iso) { return "\u2014"; }
+    var date = new Date(iso);
+    var parts = {};
+    try {
+      new Intl.DateTimeFormat("en-US", {
+        timeZone: timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+        minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZoneName: "short"
+      }).formatToParts(date).forEach(function (p) { parts[p.type] = p.value; });
+    } catch (e) {
+      return date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+    }
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" +
+      parts.second + " " + parts.timeZoneName;
+  }
+
+  // Seconds as the server writes them (offload/admin/widgets.py duration()).
+  function formatDuration(seconds) {
+    if (seconds === null || isNaN(seconds)) { return "\u2014"; }
+    if (seconds < 1) { return Math.round(seconds * 1000) + " ms"; }
+    if (seconds < 10) { return seconds.toFixed(1) + " s"; }
+    if (seconds < 60) { return Math.round(seconds) + " s"; }
+    var whole = Math.floor(seconds);
+    var units = [["d", 86400, "h", 3600], ["h", 3600, "min", 60], ["min", 60, "s", 1]];
+    for (var i = 0; i < units.length; i++) {
+      var u = units[i];
+      if (whole >= u[1]) {
+        var rest = Math.floor((whole % u[1]) / u[3]);
+        return Math.floor(whole / u[1]) + " " + u[0] + (rest ? " " + rest + " " + u[2] : "");
+      }
+    }
+    return whole + " s";
+  }
+
+  function setTime(el, iso) {
+    el.textContent = "";
+    if (!iso) { el.textContent = "\u2014"; return; }
+    var time = document.createElement("time");
+    time.setAttribute("datetime", iso);
+    time.textContent = formatTime(iso);
+    el.appendChild(time);
+  }
+
+  function known(id) {
+    return document.querySelector('.offload-status[data-job="' + id + '"]') !== null;
   }
 
   function apply(job) {
@@ -20,7 +81,46 @@
       el.textContent = job.status;
       el.className = "offload-status offload-status-" + job.status;
     });
+    each('.offload-field[data-job="' + id + '"]', function (el) {
+      var field = el.getAttribute("data-field");
+      if (field === "attempts") {
+        el.textContent = job.attempts;
+      } else if (field === "error") {
+        var first = (job.error || "").trim().split("\n")[0];
+        el.textContent = first.length > 60 ? first.slice(0, 59) + "\u2026" : first;
+        el.title = job.error || "";
+        el.classList.toggle("offload-error-failed", job.status === "failed");
+      } else if (field === "started_at" || field === "finished_at") {
+        setTime(el, job[field]);
+      } else if (field === "run") {
+        el.setAttribute("data-started-at", job.started_at || "");
+        el.setAttribute("data-running", job.status === "running" ? "1" : "");
+        if (job.started_at && job.finished_at) {
+          el.textContent = formatDuration((new Date(job.finished_at) - new Date(job.started_at)) / 1000);
+        } else if (job.status !== "running") {
+          el.textContent = "\u2014";
+        }
+      } else if (field === "wait") {
+        if (job.status !== "queued") { el.setAttribute("data-waiting", ""); }
+        var queuedAt = el.getAttribute("data-queued-at");
+        if (job.started_at && queuedAt && new Date(job.started_at) >= new Date(queuedAt)) {
+          el.textContent = formatDuration((new Date(job.started_at) - new Date(queuedAt)) / 1000);
+        }
+      }
+    });
   }
+
+  // Running jobs' run times, and queued jobs' waits, tick between events.
+  setInterval(function () {
+    each('.offload-field[data-field="wait"][data-waiting="1"]', function (el) {
+      var queuedAt = el.getAttribute("data-queued-at");
+      if (queuedAt) { el.textContent = formatDuration(Math.max(0, Date.now() - new Date(queuedAt)) / 1000); }
+    });
+    each('.offload-field[data-field="run"][data-running="1"]', function (el) {
+      var started = el.getAttribute("data-started-at");
+      if (started) { el.textContent = formatDuration((Date.now() - new Date(started)) / 1000); }
+    });
+  }, 1000);
 
   function addActivity(message) {
     var list = document.getElementById("offload-activity");
@@ -35,6 +135,153 @@
     while (list.children.length > 15) { list.removeChild(list.lastChild); }
   }
 
+  // --- The job list: re-read the page itself (its filters apply on the server) -------------
+
+  var jobList = document.querySelector("body.model-job.change-list #result_list tbody");
+  var listTimer = null;
+
+  function rowJob(row) {
+    var marked = row.querySelector("[data-job]");
+    return marked ? marked.getAttribute("data-job") : null;
+  }
+
+  // Live elements are updated in place (a script or a test may hold them); the rest is replaced.
+  function patchCell(mine, fresh, behind) {
+    if (mine.innerHTML === fresh.innerHTML) { return; }
+    var olds = mine.querySelectorAll("[data-job]");
+    var news = fresh.querySelectorAll("[data-job]");
+    if (!olds.length || olds.length !== news.length) {
+      if (!behind || !olds.length) { mine.innerHTML = fresh.innerHTML; }
+      return;
+    }
+    if (behind) { return; }
+    for (var i = 0; i < olds.length; i++) {
+      if (olds[i].tagName !== news[i].tagName) { mine.innerHTML = fresh.innerHTML; return; }
+      Array.prototype.forEach.call(news[i].attributes, function (a) { olds[i].setAttribute(a.name, a.value); });
+      if (olds[i].tagName === "PROGRESS") { olds[i].value = parseFloat(news[i].getAttribute("value")); }
+      olds[i].innerHTML = news[i].innerHTML;
+    }
+  }
+
+  function refreshList() {
+    listTimer = null;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Requested-With": "offload-live" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector("#result_list tbody");
+        if (!fresh) { return; }
+        // A page rendered before the newest event we applied would set live values back: then
+        // only its new rows and quiet columns are taken, and the list is read once more.
+        var freshSeqMeta = doc.querySelector('meta[name="offload-seq"]');
+        var freshSeq = freshSeqMeta ? parseInt(freshSeqMeta.content, 10) : 0;
+        var behind = lastSeq !== null && freshSeq < lastSeq;
+        if (behind) { scheduleListRefresh(); }
+        var current = {};
+        Array.prototype.forEach.call(jobList.rows, function (row) { current[rowJob(row)] = row; });
+        var previous = null;
+        Array.prototype.forEach.call(fresh.rows, function (row) {
+          var id = rowJob(row);
+          var mine = current[id];
+          if (mine) {
+            // Every cell but the selection checkbox, whose state is the operator's.
+            for (var i = 0; i < row.cells.length && i < mine.cells.length; i++) {
+              if (!mine.cells[i].classList.contains("action-checkbox")) { patchCell(mine.cells[i], row.cells[i], behind); }
+            }
+            previous = mine;
+          } else {
+            var added = document.importNode(row, true);
+            added.classList.add("offload-row-new");
+            jobList.insertBefore(added, previous ? previous.nextSibling : jobList.firstChild);
+            previous = added;
+          }
+        });
+        // Rows the page no longer holds (they left its filters) stay, dimmed, until a reload.
+        var kept = {};
+        Array.prototype.forEach.call(fresh.rows, function (row) { kept[rowJob(row)] = true; });
+        if (!behind) {
+          Array.prototype.forEach.call(jobList.rows, function (row) {
+            var gone = !kept[rowJob(row)];
+            row.classList.toggle("offload-row-gone", gone);
+            row.title = gone ? "No longer matches the filters; reload to remove it" : "";
+          });
+        }
+        document.documentElement.setAttribute("data-offload-list-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  function scheduleListRefresh() {
+    if (jobList && listTimer === null) { listTimer = setTimeout(refreshList, REFRESH_DELAY); }
+  }
+
+  // --- A job's page: after its job changes state, re-read the page (buttons, times, result, timeline) --
+
+  var jobPage = document.querySelector("body.model-job.change-form #content-main");
+  var jobPageBadge = jobPage ? jobPage.querySelector(".offload-status[data-job]") : null;
+  var jobPageId = jobPageBadge ? jobPageBadge.getAttribute("data-job") : null;
+  var jobPageTimer = null;
+
+  function refreshJobPage() {
+    jobPageTimer = null;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#content-main");
+        if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+        document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  function scheduleJobPageRefresh(jobId) {
+    if (jobPage && String(jobId) === jobPageId && jobPageTimer === null) {
+      jobPageTimer = setTimeout(refreshJobPage, REFRESH_DELAY);
+    }
+  }
+
+  // --- The dashboard: its live part, re-read at the seq the page has seen --------------------
+
+  var dashboard = document.getElementById("ops-live");
+  var dashboardTimer = null;
+
+  function refreshDashboard() {
+    dashboardTimer = null;
+    var url = window.location.pathname + "?fragment=1" + (lastSeq !== null ? "&seq=" + lastSeq : "");
+    fetch(url, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html === null) { return; }
+        dashboard.innerHTML = html;
+        document.documentElement.setAttribute("data-offload-dashboard-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event or poll tries again */ });
+  }
+
+  function scheduleDashboardRefresh() {
+    if (dashboard && dashboardTimer === null) { dashboardTimer = setTimeout(refreshDashboard, REFRESH_DELAY); }
+  }
+
+  if (dashboard) {
+    // Workers and Redis send no events: a slow poll keeps their panels current.
+    setInterval(scheduleDashboardRefresh, DASHBOARD_POLL);
+  }
+
+  function handle(message) {
+    lastSeq = Math.max(lastSeq || 0, message.seq);
+    var wasKnown = known(message.job.id);
+    apply(message.job);
+    addActivity(message);
+    if (message.event !== "progress" || !wasKnown) {
+      scheduleListRefresh();
+      scheduleDashboardRefresh();
+      scheduleJobPageRefresh(message.job.id);
+    }
+    document.documentElement.setAttribute("data-offload-seq", String(lastSeq));
+  }
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/events/");
@@ -47,13 +294,13 @@
           socket.send(JSON.stringify({ type: "resume", after: lastSeq }));
         }
         lastSeq = Math.max(lastSeq || 0, message.seq);
+        document.documentElement.setAttribute("data-offload-connected", "1");
       } else if (message.type === "job") {
-        lastSeq = Math.max(lastSeq || 0, message.seq);
-        apply(message.job);
-        addActivity(message);
+        handle(message);
       }
     };
     socket.onclose = function (event) {
+      document.documentElement.removeAttribute("data-offload-connected");
       if (event.code === 4401) { return; }  // logged out: no point retrying
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 30000);
