@@ -64,6 +64,11 @@ class Run:
         self._queue.put(None)
 
     def until(self, wanted: str, timeout: float) -> None:
+        """Until the script prints exactly this line."""
+        self.until_line(wanted, timeout, whole=True)
+
+    def until_line(self, start: str, timeout: float, *, whole: bool = False) -> str:
+        """The next printed line that starts with `start` (or is `start`, with whole)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -73,9 +78,9 @@ class Run:
             if line is None:
                 break
             self.lines.append(line)
-            if line.strip() == wanted:
-                return
-        raise AssertionError(f"no {wanted!r} within {timeout} s; the output:\n" + "\n".join(self.lines[-60:]))
+            if line.strip() == start or (not whole and line.strip().startswith(start)):
+                return line
+        raise AssertionError(f"no {start!r} within {timeout} s; the output:\n" + "\n".join(self.lines[-60:]))
 
     def value(self, label: str) -> str:
         return next(line.split(label, 1)[1].strip() for line in self.lines if line.strip().startswith(label))

@@ -1,8 +1,6 @@
 """`make run` survives a crash of one of its children: the supervisor restarts it, the rest keep running."""
 
-import queue
 import signal
-import time
 
 import psutil
 import pytest
@@ -16,21 +14,6 @@ pytestmark = pytest.mark.slow
 
 
 class Supervised(Run):
-    def until_line(self, start: str, timeout: float) -> str:
-        """The next printed line that starts with `start`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self._queue.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:
-                break
-            self.lines.append(line)
-            if line.strip().startswith(start):
-                return line
-        raise AssertionError(f"no line starting {start!r} within {timeout} s:\n" + "\n".join(self.lines[-60:]))
-
     def wait_until_ready(self) -> None:
         """Every readiness check passes; the web server itself may still be coming back."""
 
