@@ -11,7 +11,7 @@ from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
 from offload.models import Job, Library, MediaItem
-from tests.support.cluster import BASE_DIR
+from tests.support.cluster import BASE_DIR, wait_for
 from tests.support.topology import Topology
 
 SYSTEMD = BASE_DIR / "deploy" / "systemd"
@@ -52,7 +52,12 @@ def test_through_nginx_api_admin_websocket_and_media(topology, qcluster, alice, 
     listed = requests.get(f"{url}/api/v1/media/", headers=token(alice), timeout=10)
     assert listed.status_code == 200 and listed.json()["results"][0]["id"] == item.pk
     assert re.fullmatch(r"[0-9a-f]{32}", listed.headers["X-Request-ID"])
-    assert listed.headers["X-Request-ID"] in (topology.folder / "access.log").read_text()
+    # nginx logs a request once it has finished it, which may be just after the client has the answer.
+    wait_for(
+        lambda: listed.headers["X-Request-ID"] in (topology.folder / "access.log").read_text(),
+        timeout=10,
+        what="the request id in nginx's access log",
+    )
     # Static files come from nginx itself.
     assert requests.get(f"{url}/static/offload/live.js", timeout=10).status_code == 200
     # An admin login through the form, CSRF and session cookies included.

@@ -114,7 +114,9 @@ class Topology:
         self.port, http_port, ws_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        env = app_env()
+        # Production settings (DEBUG off), but this nginx serves plain HTTP, where a real one
+        # terminates TLS: cookies marked Secure would never come back to it.
+        env = {**app_env(), "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0"}
         self.processes = [
             Process("gunicorn", [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi",
                                  "--bind", f"127.0.0.1:{http_port}", "--workers", "2"], folder, env),
