@@ -36,7 +36,7 @@ class Supervised(Run):
                 or (name == "typesense" and "typesense-server" in command)
                 or (name == "web" and "uvicorn" in command)
                 or (name == "workers" and "qcluster" in command and not lane)
-                or (name == "search-lane" and "qcluster" in command and lane)
+                or (name.endswith("-lane") and "qcluster" in command and lane == name.removesuffix("-lane"))
             ):
                 return process
         raise AssertionError(f"no {name} child")
@@ -69,7 +69,7 @@ def test_each_crashed_child_is_restarted_and_the_instance_recovers(tmp_path):
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"
         (library,) = api.get(f"{run.url}/api/v1/libraries/", timeout=10).json()["results"]
-        for name in ("redis", "typesense", "workers", "search-lane", "web"):
+        for name in ("redis", "typesense", "workers", "media-lane", "search-lane", "web"):
             victim = run.child(name)
             victim.send_signal(signal.SIGKILL)
             died = run.until_line(f"run: {name} (pid {victim.pid}) was killed by signal 9 unexpectedly", 30)

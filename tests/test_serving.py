@@ -12,6 +12,9 @@ from offload.models import Job, Library, MediaItem
 
 pytestmark = pytest.mark.slow
 
+# The settings are production's (DEBUG off), so cookies are Secure; these servers speak plain HTTP.
+PLAIN_HTTP = {"SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0"}
+
 
 @pytest.fixture
 def item(alice, library_root):
@@ -29,7 +32,7 @@ def admin_login(url: str, username: str) -> requests.Session:
     page = browser.get(f"{url}/admin/login/", timeout=10)
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     done = browser.post(
-        f"{url}/admin/login/",
+        f"{url}/admin/login/?next=/admin/",
         data={"username": username, "password": f"{username}-password", "csrfmiddlewaretoken": token},
         headers={"Referer": f"{url}/admin/login/"},
         timeout=10,
@@ -41,7 +44,8 @@ def admin_login(url: str, username: str) -> requests.Session:
 def test_gunicorn_serves_the_api_and_the_admin_and_uvicorn_the_websocket(
     wsgi_server, asgi_server, qcluster, alice, staff, item
 ):
-    http, ws = wsgi_server(), asgi_server()
+    # Plain HTTP here, where a deployment has TLS in front: cookies without Secure come back.
+    http, ws = wsgi_server(**PLAIN_HTTP), asgi_server(**PLAIN_HTTP)
     qcluster()
     with connect(f"{ws.ws_url}/ws/events/", origin=ws.url, open_timeout=10) as socket:
         socket.send(json.dumps({"type": "auth", "token": token_header(alice)["Authorization"][6:]}))
@@ -63,7 +67,7 @@ def test_gunicorn_serves_the_api_and_the_admin_and_uvicorn_the_websocket(
 
 
 def test_the_one_port_server_hands_http_to_the_wsgi_handler_with_sessions_and_csrf(asgi_server, staff, alice, item):
-    server = asgi_server()
+    server = asgi_server(**PLAIN_HTTP)
     browser = admin_login(server.url, staff.username)
     page = browser.get(f"{server.url}/admin/offload/mediaitem/", timeout=10)
     assert page.status_code == 200 and "a.mp4" in page.text
