@@ -53,3 +53,21 @@ def test_raw_token_keys_never_become_cache_keys(alice, alice_api):
     key = Token.objects.get(user=alice).key
     names = [name.decode() for name in get_redis_connection("default").scan_iter(match="*auth:token:*")]
     assert names and not any(key in name for name in names)
+
+
+def test_a_request_looks_its_token_up_once_for_the_rate_limiter_and_authentication_alike(alice, alice_api, monkeypatch):
+    from offload.api import tokens
+
+    looked_up = []
+
+    class CountingCache:
+        def get(self, key, *args, **kwargs):
+            looked_up.append(key)
+            return cache.get(key, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(cache, name)
+
+    monkeypatch.setattr(tokens, "cache", CountingCache())
+    assert alice_api.get("/api/v1/jobs/").status_code == 200
+    assert len([key for key in looked_up if key.startswith("auth:token:")]) == 1

@@ -12,6 +12,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -50,6 +51,22 @@ def user_for_token(key: str):
     return found
 
 
+def user_for_request(request: HttpRequest):
+    """The active user the request's `Authorization: Token <key>` names, or None; looked up once per request.
+
+    The rate limiter asks first (offload/web/throttle.py), then DRF's authentication: the
+    second answer comes from the request, not from another cache round trip.
+    """
+    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme != "Token":
+        return None
+    key = key.strip()
+    known = getattr(request, "offload_token_user", None)
+    if known is None or known[0] != key:
+        known = request.offload_token_user = (key, user_for_token(key))
+    return known[1]
+
+
 def forget_token(sender, instance: Token, **kwargs) -> None:
     """post_save/post_delete on Token: the cached answer for its key is gone."""
     cache.delete(_cache_key(instance.key))
@@ -71,10 +88,16 @@ def connect() -> None:
 
 
 class CachedTokenAuthentication(TokenAuthentication):
-    """DRF's TokenAuthentication, answered from the token cache."""
+    """DRF's TokenAuthentication, answered from the token cache (or the request, when the limiter asked)."""
+
+    def authenticate(self, request):
+        # DRF makes an authenticator per request: the request it serves can be kept on it.
+        self.http_request = request._request
+        return super().authenticate(request)
 
     def authenticate_credentials(self, key: str):
-        user = user_for_token(key)
+        known = getattr(self.http_request, "offload_token_user", None)
+        user = known[1] if known is not None and known[0] == key else user_for_token(key)
         if user is None:
             raise AuthenticationFailed("Invalid token.")
         return (user, None)

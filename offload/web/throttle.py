@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from redis.exceptions import RedisError
 
-from offload.api.tokens import user_for_token
+from offload.api.tokens import user_for_request
 from offload.lib import limits
 
 log = logging.getLogger(__name__)
@@ -58,20 +58,12 @@ def client_ip(request: HttpRequest) -> str:
     return remote
 
 
-def _token_user(request: HttpRequest):
-    """The user an `Authorization: Token …` header names (cached; offload.api.tokens), or None."""
-    scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    if scheme != "Token":
-        return None
-    return user_for_token(key.strip())
-
-
 def identify(request: HttpRequest) -> tuple[str, bool]:
     """('user:<id>' or 'ip:<addr>', authenticated?) — who the limits count against."""
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"user:{user.pk}", True
-    token_user = _token_user(request)
+    token_user = user_for_request(request)
     if token_user is not None:
         return f"user:{token_user.pk}", True
     return f"ip:{client_ip(request)}", False
