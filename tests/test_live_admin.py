@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from offload import jobs
 from offload.models import Job, Library, MediaItem
+from tests.support.browser import screenshot
 from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
 
@@ -120,3 +121,4 @@ def test_the_queues_page_shows_a_pause_made_elsewhere_without_a_reload(asgi_serv
     toggle = browser.find_element(By.CSS_SELECTOR, 'tr[data-kind="media.transcode"] button[name="change"]')
     assert toggle.text == "Resume"
     assert browser.execute_script("return window.offloadNotReloaded === true;")
+    screenshot(browser, "queues")
