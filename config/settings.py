@@ -217,6 +217,10 @@ CHANNEL_LAYERS = {
             # pop, so an idle consumer's read would time out; give the pop room.
             "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
             "prefix": f"{REDIS_KEY_PREFIX}:asgi",
+            # Past this many undelivered messages a socket's channel drops new ones (100 by
+            # default, which a burst of scan events overruns). A socket heals a dropped
+            # event from the log, but each gap costs it a query.
+            "capacity": 1000,
         },
     },
 }

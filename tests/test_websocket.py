@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.contrib.sessions.backends.cached_db import SessionStore
+from django.db import transaction
 from rest_framework.authtoken.models import Token
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -14,7 +15,7 @@ from config.asgi import application
 from offload.api import tokens
 from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
-from offload.notifications import streams
+from offload.notifications import publisher, streams
 from tests.support.asgi_client import InProcessWebsocket
 from tests.support.cluster import media_lane, wait_for
 from tests.support.media import make_video
@@ -371,3 +372,75 @@ def test_a_session_client_resumes_with_after_in_the_url(staff):
     assert hello["type"] == "hello"
     assert replayed["seq"] == seqs[1]
     assert resumed["count"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_whose_live_message_was_lost_arrives_with_the_next_heartbeat(alice, settings, monkeypatch):
+    """A full channel or a publisher whose process ended loses a live message; the log still has it."""
+    settings.OFFLOAD_WS_HEARTBEAT_SECONDS = 0.3
+    library = Library.objects.create(name="A", path="/srv/alice", owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    token = token_of(alice)
+
+    class LostMessages:
+        def submit(self, groups, message) -> None:
+            pass
+
+    async def miss_the_live_message() -> tuple[dict, list[dict]]:
+        client = await in_process_client(token)
+        try:
+            hello = await client.receive_json_from(timeout=5)
+            monkeypatch.setattr(publisher, "_get", LostMessages)
+            await asyncio.to_thread(enqueue, "media.enrich", target=item, user=alice)
+            return hello, [await client.receive_json_from(timeout=5) for _ in range(2)]
+        finally:
+            await client.disconnect()
+
+    hello, (caught_up, beat) = asyncio.run(miss_the_live_message())
+    event = JobEvent.objects.get(job__requested_by=alice)
+    assert caught_up["type"] == "job" and caught_up["seq"] == event.seq > hello["seq"]
+    assert caught_up["event"] == "queued" and caught_up["job"]["kind"] == "media.enrich"
+    assert beat == {"type": "heartbeat", "seq": event.seq}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_of_interleaved_events_is_replayed_from_the_log_once_not_once_per_message(alice, bob, monkeypatch):
+    items = {
+        person: MediaItem.objects.create(
+            library=Library.objects.create(name=person.username, path=f"/srv/{person.username}", owner=person),
+            relative_path="a.mp4",
+        )
+        for person in (alice, bob)
+    }
+    reads = []
+    read = streams.events_between
+
+    def counted(*args, **kwargs):
+        reads.append(args[1:])
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(streams, "events_between", counted)
+    token = token_of(alice)
+
+    def burst() -> None:
+        # One transaction: every message is published after the one commit, all at once.
+        with transaction.atomic():
+            for n in range(10):
+                for person in (alice, bob):
+                    enqueue("media.enrich", target=items[person], params={"n": n}, user=person)
+
+    async def listen() -> list[dict]:
+        client = await in_process_client(token)
+        try:
+            await client.receive_json_from(timeout=5)
+            await asyncio.to_thread(burst)
+            return [await client.receive_json_from(timeout=5) for _ in range(10)]
+        finally:
+            await client.disconnect()
+
+    received = asyncio.run(listen())
+    expected = list(JobEvent.objects.filter(job__requested_by=alice).order_by("seq").values_list("seq", flat=True))
+    assert [m["seq"] for m in received] == expected
+    # Each of alice's events follows one of bob's, so none is the next seq of her stream: the
+    # first message replays her whole burst, and the nine behind it are already sent.
+    assert len(reads) == 1, reads

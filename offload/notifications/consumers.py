@@ -147,7 +147,13 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
                 await self.error("Your access changed; connect again.")
                 await self.close(code=CLOSE_UNAUTHENTICATED)
                 return
-            await self.send_json({"type": "heartbeat", "seq": self.last_seq})
+            # A live message can be lost: a full channel (channels-redis drops past its
+            # capacity) or a publisher whose process ended. A later event heals the gap by
+            # replaying it, but the last ones before a quiet spell would wait for the next
+            # event; each heartbeat catches up from the log instead.
+            async with self.send_lock:
+                await self.replay(self.last_seq)
+                await self.send_json({"type": "heartbeat", "seq": self.last_seq})
             try:
                 async with redis_gate():
                     await connections.register(self.user.pk, self.channel_name)
@@ -283,9 +289,11 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
                 await self.send_json(streams.message(seq, message["event"], message["job"]))
             else:
                 # Publishes from several processes may arrive out of order; the log is in
-                # order, and every seq below a committed one is committed too.
-                await self.replay(self.last_seq, seq)
-            self.last_seq = seq
+                # order, and every seq below a committed one is committed too, so the replay
+                # reads up to the newest committed event: in a burst, the messages queued
+                # behind this one are already sent and cost no query of their own.
+                await self.replay(self.last_seq)
+            self.last_seq = max(self.last_seq, seq)
 
     async def error(self, detail: str) -> None:
         await self.send_json({"type": "error", "detail": detail})
