@@ -116,11 +116,15 @@ def ensure_database() -> None:
 
 
 def truncate_queue_tables() -> None:
-    """Empty the job, event and django-q2 queue tables of the bench database (schedules stay)."""
+    """Empty the job, event and django-q2 queue tables of the bench database (schedules stay).
+
+    CASCADE: what hangs off a job (its members, its log) goes with it, including tables added
+    after this was written.
+    """
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE offload_jobevent, offload_job, django_q_ormq, django_q_task")
+        cursor.execute("TRUNCATE offload_jobevent, offload_job, django_q_ormq, django_q_task CASCADE")
 
 
 class Children:

@@ -226,20 +226,18 @@ def claim(job_id: int) -> Job | None:
     with transaction.atomic():
         # A running job whose heartbeat stopped lost its worker: a redelivered task
         # may take it over.
-        claimed = (
-            Job.objects.filter(pk=job_id)
-            .filter(Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale))
-            .update(
-                status=JobStatus.RUNNING,
-                attempts=F("attempts") + 1,
-                started_at=now,
-                heartbeat_at=now,
-                finished_at=None,
-            )
+        job = _update_returning(
+            Job.objects.filter(pk=job_id).filter(
+                Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, heartbeat_at__lt=stale)
+            ),
+            status=JobStatus.RUNNING,
+            attempts=F("attempts") + 1,
+            started_at=now,
+            heartbeat_at=now,
+            finished_at=None,
         )
-        if not claimed:
+        if job is None:
             return None
-        job = Job.objects.get(pk=job_id)
         if job.attempts > job.max_attempts:
             # Every attempt so far died with its worker: stop here, not in a crash loop.
             _finish(
@@ -256,6 +254,22 @@ def claim(job_id: int) -> Job | None:
         record_event(job, "started")
         metrics.job_started(job)
     return job
+
+
+def _update_returning(queryset: models.QuerySet, **changes: Any) -> Job | None:
+    """A conditional UPDATE of at most one job that hands back the row as it now is.
+
+    One round trip instead of the UPDATE and a SELECT after it (PostgreSQL and SQLite both
+    know RETURNING). None when no row matched.
+    """
+    query = queryset.query.chain(sql.UpdateQuery)
+    query.add_update_values(changes)
+    compiler = query.get_compiler(queryset.db)
+    compiler.pre_sql_setup()
+    statement, params = compiler.as_sql()
+    # raw() maps the returned columns onto a Job and applies each field's converters.
+    rows = list(Job.objects.raw(f"{statement} RETURNING *", params))
+    return rows[0] if rows else None
 
 
 def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> bool:
@@ -279,19 +293,18 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         )
     with transaction.atomic():
         # Only the attempt that claimed the job may finish it.
-        done = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
-        if not done:
+        done = _update_returning(
+            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts), **changes
+        )
+        if done is None:
             return False
-        # The row now holds exactly these values, and this attempt owns it: no need to read it back.
         for name, value in changes.items():
             setattr(job, name, value)
+        # As the row is now: a pipeline may have added stages to this job while it ran.
+        job.then = done.then
         record_event(job, status)
         metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
-            if job.target_type:
-                # Read again: a pipeline may have added stages to this job while it ran. Only
-                # jobs with a target take part in pipelines; the rest skip the round trip.
-                job.then = Job.objects.filter(pk=job.pk).values_list("then", flat=True).get()
             _queue_next_stages(job)
     return True
 
