@@ -62,8 +62,13 @@ def event_recipients(event: JobEvent) -> list[int]:
     """
     found = getattr(event, "_recipients", None)
     if found is None:
-        joined = JobMember.objects.filter(job_id=event.job_id, joined_after_seq__lt=event.seq)
         requester = [event.user_id] if event.user_id is not None else []
+        if getattr(event, "job_created", False):
+            # The job was created in the event's own transaction: nobody can have joined it
+            # yet, and the accept path skips the query.
+            found = event._recipients = requester
+            return found
+        joined = JobMember.objects.filter(job_id=event.job_id, joined_after_seq__lt=event.seq)
         found = event._recipients = sorted({*requester, *joined.values_list("user_id", flat=True)})
     return found
 

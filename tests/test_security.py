@@ -422,6 +422,43 @@ def test_live_events_name_every_recipient_and_admit_joiners(shared, alice, bob, 
     assert not job_visibility(bob).admits(message["recipients"], message["job"]["kind"])
 
 
+def test_a_new_jobs_event_is_announced_without_asking_who_joined_and_a_later_one_asks(
+    shared, alice, staff, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from offload import actions
+    from offload.notifications import publisher
+
+    sent = []
+    monkeypatch.setattr(publisher, "_get", lambda: type("P", (), {"submit": lambda self, g, m: sent.append(m)})())
+    _, item = shared
+
+    def member_queries(action) -> int:
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
+            action()
+        return sum("offload_jobmember" in query["sql"] for query in queries)
+
+    job = None
+
+    def create() -> None:
+        nonlocal job
+        job, _ = actions.request_job(staff, "media.probe", item)
+
+    # Nobody can have joined a job in the transaction that creates it.
+    assert member_queries(create) == 0
+    assert sent[-1]["event"] == "queued" and sent[-1]["recipients"] == [staff.pk]
+    actions.request_job(alice, "media.probe", item)
+
+    def progress() -> None:
+        with transaction.atomic():
+            jobs.record_event(jobs.claim(job.pk), "progress")
+
+    assert member_queries(progress) >= 1
+    assert sent[-1]["event"] == "progress" and sent[-1]["recipients"] == sorted([staff.pk, alice.pk])
+
+
 # --- Hostile media: files that name other files ------------------------------------------
 
 

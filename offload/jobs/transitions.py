@@ -192,7 +192,7 @@ def enqueue(
             if priority > existing.priority:
                 _promote(existing, priority)
             return existing, False
-        record_event(job, JobStatus.QUEUED)
+        record_event(job, JobStatus.QUEUED, job_created=True)
         metrics.job_enqueued(kind)
         push(job, recorded=True)
     return job, True
