@@ -90,6 +90,7 @@ def fill(n: int) -> None:
             cursor.execute("SELECT coalesce(max(seq), 0) FROM offload_jobevent")
             (last,) = cursor.fetchone()
         EventSequence.objects.update_or_create(pk=1, defaults={"last_seq": last})
+        library.recount_items()  # bulk_create sends no signals
     rollups.roll_up()
     with connection.cursor() as cursor:
         # What autovacuum does to a table in steady state: statistics, and the visibility map

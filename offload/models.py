@@ -24,6 +24,9 @@ class Library(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="shared_libraries", blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     last_scanned_at = models.DateTimeField(null=True, blank=True)
+    # How many items the library holds, kept as items come and go (offload.signals) and
+    # recounted by each scan: lists show it without counting a library's items on every read.
+    item_count = models.IntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name", "id"]
@@ -31,6 +34,12 @@ class Library(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def recount_items(self) -> int:
+        """Count the items again and store the figure (after writes that send no signals)."""
+        self.item_count = self.items.count()
+        Library.objects.filter(pk=self.pk).update(item_count=self.item_count)
+        return self.item_count
 
     @property
     def root(self) -> Path:
@@ -281,6 +290,13 @@ class Job(models.Model):
                 fields=["failure_group", "kind", "failure_exception", "failure_message", "finished_at"],
                 name="job_failure_groups",
                 condition=Q(status="failed"),
+            ),
+            # Failed jobs stored without their group (from before groups were stored): the
+            # dashboard checks for them on every read, and this index is empty once they are done.
+            models.Index(
+                fields=["id"],
+                name="job_failed_unclassified",
+                condition=Q(status="failed", failure_group=""),
             ),
             # serves the reaper's scan for running jobs with a stale heartbeat
             models.Index(

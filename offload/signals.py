@@ -1,5 +1,10 @@
-"""Model signals that keep derived state right: the API cache versions (connected in ready())."""
+"""Model signals that keep derived state right (connected in ready()).
 
+The API cache versions, and each library's item count.
+"""
+
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
 from offload.access import library_audience
@@ -36,6 +41,18 @@ def members_changed(sender, instance, action: str, reverse: bool, pk_set, **kwar
         _bump_libraries({instance.pk} if reverse else set(pk_set or ()))
 
 
+def item_counted(sender, instance: MediaItem, **kwargs) -> None:
+    """An item was created or deleted: its library's count follows in the same transaction."""
+    if kwargs.get("signal") is post_save:
+        if not kwargs.get("created"):
+            return
+        change = F("item_count") + 1
+    else:
+        # Never below zero, even after writes that bypassed the signals (the next scan recounts).
+        change = Greatest(F("item_count") - 1, Value(0))
+    Library.objects.filter(pk=instance.library_id).update(item_count=change)
+
+
 def item_changed(sender, instance: MediaItem, **kwargs) -> None:
     audience = library_audience([instance.library_id])
     bump_on_commit("media", audience)
@@ -53,6 +70,8 @@ def job_membership_changed(sender, instance: JobMember, **kwargs) -> None:
 
 
 def connect() -> None:
+    for signal in (post_save, post_delete):
+        signal.connect(item_counted, sender=MediaItem, dispatch_uid=f"offload.counts.MediaItem.{signal is post_save}")
     for receiver, model in ((item_changed, MediaItem), (rendition_changed, Rendition), (library_changed, Library)):
         for signal in (post_save, post_delete):
             signal.connect(receiver, sender=model, dispatch_uid=f"offload.cache.{model.__name__}.{signal is post_save}")

@@ -344,3 +344,38 @@ def test_nul_bytes_in_query_parameters_answer_400(alice_api, alices_item, path):
     assert response.status_code == 400
     # The filter's own field error names the parameter.
     assert list(response.json()) == [path.split("?")[1].split("=")[0]]
+
+
+def test_a_librarys_item_count_follows_its_items_and_the_list_reads_no_items(
+    alice_api, alices_library, alices_item, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def listed_count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            [library] = alice_api.get("/api/v1/libraries/").json()["results"]
+        # The count is stored: a library of a million items lists as fast as an empty one.
+        assert not [q["sql"] for q in queries if "offload_mediaitem" in q["sql"]]
+        return library["item_count"]
+
+    assert listed_count() == 1
+    # Committed, as a scan's writes are: the cached answers are bumped then.
+    with django_capture_on_commit_callbacks(execute=True):
+        MediaItem.objects.create(library=alices_library, relative_path="two.mp4")
+    assert listed_count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        alices_item.delete()
+    assert listed_count() == 1
+    assert alice_api.get(f"/api/v1/libraries/{alices_library.pk}/").json()["item_count"] == 1
+
+
+def test_a_scan_recounts_items_written_behind_the_signals_back(alice, alice_api, alices_library):
+    MediaItem.objects.bulk_create(MediaItem(library=alices_library, relative_path=f"gone-{n}.mp4") for n in range(3))
+    alices_library.refresh_from_db()
+    assert alices_library.item_count == 0  # bulk_create sends no signals
+    jobs.enqueue("library.scan", target=alices_library, user=alice)
+    drain()
+    # The three rows name no file and are removed; the one real clip stays.
+    assert alice_api.get(f"/api/v1/libraries/{alices_library.pk}/").json()["item_count"] == 1
+    assert alices_library.items.count() == 1

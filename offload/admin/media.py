@@ -6,7 +6,6 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -104,22 +103,20 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
     filter_horizontal = ["members"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner").annotate(item_total=Count("items"))
+        return super().get_queryset(request).select_related("owner")
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["name", "path", "owner"]
         return ["name", "path", "owner", "items_link", "created_at", "last_scanned_at", "scan_history"]
 
-    @admin.display(ordering="item_total")
+    @admin.display(ordering="item_count")
     def items(self, obj: Library) -> str:
         return self.items_link(obj)
 
     @admin.display(description="Items")
     def items_link(self, obj: Library) -> str:
-        total = getattr(obj, "item_total", None)
-        if total is None:
-            total = obj.items.count()
+        total = obj.item_count
         return format_html(
             '<a href="{}?library__id__exact={}">{} item{}</a>',
             reverse("admin:offload_mediaitem_changelist"),

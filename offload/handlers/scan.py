@@ -163,6 +163,8 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
         counts["removed"] += 1
     library.last_scanned_at = timezone.now()
     library.save(update_fields=["last_scanned_at"])
+    # The scan read every item anyway: set the count right after anything that bypassed the signals.
+    library.recount_items()
     return {"files": len(files), **counts}
 
 
