@@ -11,10 +11,13 @@ Also printed: PostgreSQL transactions and row writes per job from pg_stat_databa
 in-process anatomy of the round trips each step of one job makes.
 
     .venv/bin/python bench/queue_throughput.py [--jobs 2000] [--runs 3]
+    .venv/bin/python bench/queue_throughput.py --anatomy-only --profile   # the worker's share under cProfile
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -125,7 +128,7 @@ def bare_phase(children: common.Children, args: argparse.Namespace) -> PhaseResu
 # --- Where the spine's time goes -------------------------------------------------------
 
 
-def anatomy() -> None:
+def anatomy(profile: bool = False) -> None:
     """Round trips of every step one job and one bare task make, then their cost in one process."""
     from django.db import close_old_connections
     from django_q.brokers import get_broker
@@ -183,6 +186,18 @@ def anatomy() -> None:
     print(f"\nmilliseconds per job in one process ({n} jobs, no contention):")
     for name, ms in timings.items():
         print(f"  {name:<16} {ms:6.2f} ms")
+    if profile:
+        common.truncate_queue_tables()
+        profiled = [enqueue("system.noop", params={"profiled": i})[0] for i in range(n)]
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for job in profiled:
+            close_old_connections()
+            runner.execute(job.pk)
+        profiler.disable()
+        common.truncate_queue_tables()
+        print(f"\nrunner.execute under cProfile ({n} jobs), by cumulative time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(45)
     worker_ms = timings["spine execute"]
     print(
         f"  => a worker's spine work alone caps 2 workers at about {2000 / worker_ms:.0f} jobs/s; "
@@ -201,6 +216,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds one phase may take")
     parser.add_argument("--poll", type=float, default=0.05, help="seconds between completion checks")
     parser.add_argument("--no-anatomy", action="store_true", help="skip the in-process breakdown")
+    parser.add_argument("--anatomy-only", action="store_true", help="only the in-process breakdown, no cluster")
+    parser.add_argument("--profile", action="store_true", help="add runner.execute's cProfile to the breakdown")
     return parser.parse_args(argv)
 
 
@@ -214,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"queue throughput ({time.strftime('%Y-%m-%d %H:%M')}):")
     common.print_summary(common.machine_summary())
+    if args.anatomy_only:
+        anatomy(args.profile)
+        return 0
     print(f"  load                {args.jobs} no-op tasks per phase, {args.runs} runs, cluster started per phase")
     results: dict[str, list[PhaseResult]] = {"spine": [], "bare": []}
     header = (
@@ -253,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(aim: at least 50%)"
     )
     if not args.no_anatomy:
-        anatomy()
+        anatomy(args.profile)
     print(f"\nfinished in {time.perf_counter() - began:.0f} s")
     return 0
 

@@ -14,11 +14,20 @@ It prints req/s and p50/p99 per endpoint, the accept/bare ratios per server, and
 number of PostgreSQL connections the bench database saw during each server's runs.
 
     .venv/bin/python bench/web_tier.py [--runs 2] [--duration 10] [--servers one-port,gunicorn,django-asgi]
+    .venv/bin/python bench/web_tier.py --cost [--profile]   # in one process, no server: what a request costs
+
+--cost times the accept and the bare requests in this process through Django's test client
+(the whole middleware stack, no network, no contention): wall and CPU milliseconds per request,
+the figure that sets the rate on a machine whose cores are the limit. --profile adds the
+accept request's cProfile, by cumulative time.
 """
 
 import argparse
+import cProfile
+import pstats
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +74,48 @@ def run_wrk(port: int, method: str, path: str, token: str, args: argparse.Namesp
     return Figures(data["requests"] / data["seconds"], data["p50_ms"], data["p99_ms"], data["statuses"])
 
 
+def in_process_cost(token: str, ids: list[int], n: int, profile: bool) -> None:
+    """Wall and CPU milliseconds per accept and per bare request, in this process."""
+    from django.db import close_old_connections
+    from django.test import Client, override_settings
+
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    requests = {
+        "accept": lambda i: client.post(f"/api/v1/media/{ids[i % len(ids)]}/probe/"),
+        "bare": lambda i: client.get("/bench/insert/"),
+    }
+    print(f"\nin one process, Django's test client, {n} requests each after {n // 5} to warm up:")
+    with override_settings(ROOT_URLCONF="bench.web_tier_app"):
+        costs = {}
+        for name, request in requests.items():
+            common.truncate_queue_tables()
+            for i in range(n, n + n // 5):
+                close_old_connections()
+                request(i)
+            common.truncate_queue_tables()  # every measured accept makes a new job (202)
+            statuses: dict[int, int] = {}
+            wall, cpu = time.perf_counter(), time.process_time()
+            for i in range(n):
+                # A server closes old connections as each request starts; the test client does not.
+                close_old_connections()
+                status = request(i).status_code
+                statuses[status] = statuses.get(status, 0) + 1
+            costs[name] = ((time.perf_counter() - wall) * 1000 / n, (time.process_time() - cpu) * 1000 / n)
+            print(f"  {name:6} {costs[name][0]:6.2f} ms wall  {costs[name][1]:6.2f} ms CPU per request  {statuses}")
+        print(f"  accept/bare CPU: {costs['accept'][1] / costs['bare'][1]:.1f}x")
+        if profile:
+            common.truncate_queue_tables()
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for i in range(n):
+                close_old_connections()
+                requests["accept"](i)
+            profiler.disable()
+            print("\nthe accept request under cProfile, by cumulative time:")
+            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+    common.truncate_queue_tables()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2)
@@ -73,6 +124,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=20000)
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    parser.add_argument("--cost", action="store_true", help="only the in-process cost per request, no servers")
+    parser.add_argument("--profile", action="store_true", help="with --cost: the accept request's profile")
+    parser.add_argument("--requests", type=int, default=300, help="with --cost: requests per endpoint")
     args = parser.parse_args()
 
     common.set_up(
@@ -86,8 +140,11 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE IF NOT EXISTS bench_hit (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())")
-    token, _ids = make_fixtures(args.items)
+    token, ids = make_fixtures(args.items)
     common.print_summary(common.machine_summary())
+    if args.cost:
+        in_process_cost(token, ids, args.requests, args.profile)
+        return
 
     results: dict[str, dict[str, list[Figures]]] = {}
     peaks: dict[str, int] = {}
