@@ -7,6 +7,7 @@ it. Another user's objects answer "not found", never "forbidden", so ids reveal 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -63,9 +64,9 @@ def event_recipients(event: JobEvent) -> list[int]:
     found = getattr(event, "_recipients", None)
     if found is None:
         requester = [event.user_id] if event.user_id is not None else []
-        if getattr(event, "job_created", False):
-            # The job was created in the event's own transaction: nobody can have joined it
-            # yet, and the accept path skips the query.
+        if getattr(event, "nobody_joined", False):
+            # Known when the event was written (offload.jobs.events.record_event): the accept
+            # path and the worker's claim and finish skip the query.
             found = event._recipients = requester
             return found
         joined = JobMember.objects.filter(job_id=event.job_id, joined_after_seq__lt=event.seq)
@@ -77,8 +78,13 @@ def join_job(user, job: Job) -> bool:
     """Let the user see a job someone else asked for, from now on; False when they already could."""
     if user.is_staff or job.requested_by_id == user.pk:
         return False
-    now = EventSequence.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
-    _, created = JobMember.objects.get_or_create(job=job, user=user, defaults={"joined_after_seq": now})
+    with transaction.atomic():
+        # The job row's lock first: a transaction writing an event for the job either committed
+        # before it (its seq is then at most the `now` read next, so the joiner is not among its
+        # recipients) or waits, and reads has_members True in its UPDATE … RETURNING.
+        Job.objects.filter(pk=job.pk, has_members=False).update(has_members=True)
+        now = EventSequence.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
+        _, created = JobMember.objects.get_or_create(job=job, user=user, defaults={"joined_after_seq": now})
     return created
 
 

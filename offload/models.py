@@ -248,6 +248,10 @@ class Job(models.Model):
     # JOB_TEXT_LIMIT characters (their end kept) before they are written.
     log_tail = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")
+    # Someone besides the requester joined the job (offload.access.join_job sets it, under the
+    # row's lock). While it is False, an event written with the row's UPDATE … RETURNING knows
+    # nobody joined, and announcing it skips the JobMember read.
+    has_members = models.BooleanField(default=False)
     # A failure's group (offload.jobs.fingerprints): stored as the job fails, so the failure
     # groups are one GROUP BY over a partial index of failed jobs, not a pass over every reason.
     failure_group = models.CharField(max_length=16, blank=True, default="")

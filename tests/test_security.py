@@ -422,7 +422,7 @@ def test_live_events_name_every_recipient_and_admit_joiners(shared, alice, bob, 
     assert not job_visibility(bob).admits(message["recipients"], message["job"]["kind"])
 
 
-def test_a_new_jobs_event_is_announced_without_asking_who_joined_and_a_later_one_asks(
+def test_events_of_a_job_nobody_joined_skip_the_joiner_read_and_a_join_brings_it_back(
     shared, alice, staff, monkeypatch, django_capture_on_commit_callbacks
 ):
     from django.db import connection, transaction
@@ -435,28 +435,82 @@ def test_a_new_jobs_event_is_announced_without_asking_who_joined_and_a_later_one
     monkeypatch.setattr(publisher, "_get", lambda: type("P", (), {"submit": lambda self, g, m: sent.append(m)})())
     _, item = shared
 
-    def member_queries(action) -> int:
+    def member_queries(action) -> tuple[int, object]:
         with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
-            action()
-        return sum("offload_jobmember" in query["sql"] for query in queries)
+            out = action()
+        return sum("offload_jobmember" in query["sql"] for query in queries), out
 
-    job = None
-
-    def create() -> None:
-        nonlocal job
-        job, _ = actions.request_job(staff, "media.probe", item)
-
-    # Nobody can have joined a job in the transaction that creates it.
-    assert member_queries(create) == 0
-    assert sent[-1]["event"] == "queued" and sent[-1]["recipients"] == [staff.pk]
-    actions.request_job(alice, "media.probe", item)
-
-    def progress() -> None:
+    def progress(job) -> None:
         with transaction.atomic():
-            jobs.record_event(jobs.claim(job.pk), "progress")
+            jobs.heartbeat(job, progress=40.0)
 
-    assert member_queries(progress) >= 1
-    assert sent[-1]["event"] == "progress" and sent[-1]["recipients"] == sorted([staff.pk, alice.pk])
+    # Created, claimed, and moving: nobody besides staff can have joined, and nobody is asked.
+    queries, (job, _) = member_queries(lambda: actions.request_job(staff, "media.probe", item))
+    assert queries == 0 and sent[-1]["event"] == "queued" and sent[-1]["recipients"] == [staff.pk]
+    queries, claimed = member_queries(lambda: jobs.claim(job.pk))
+    assert queries == 0 and sent[-1]["event"] == "started" and sent[-1]["recipients"] == [staff.pk]
+    assert member_queries(lambda: progress(claimed))[0] == 0
+
+    # Alice asks for the same probe while it runs: she joins it, and the running worker's next
+    # events name her, though its job object was read before she joined.
+    actions.request_job(alice, "media.probe", item)
+    queries, _ = member_queries(lambda: progress(claimed))
+    assert queries >= 1 and sent[-1]["event"] == "progress"
+    assert sent[-1]["recipients"] == sorted([staff.pk, alice.pk])
+    queries, _ = member_queries(lambda: jobs.succeed(claimed, {"ok": True}))
+    assert sent[-1]["event"] == "succeeded" and sent[-1]["recipients"] == sorted([staff.pk, alice.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_join_racing_a_workers_finish_gets_the_same_answer_live_and_in_the_replay(shared, alice, staff, monkeypatch):
+    """The finish holds the job row; the join waits for it, then numbers itself after the event."""
+    import threading
+
+    from django.db import close_old_connections, transaction
+
+    from offload import access, actions
+    from offload.notifications import publisher, streams
+
+    sent = []
+    monkeypatch.setattr(publisher, "_get", lambda: type("P", (), {"submit": lambda self, g, m: sent.append(m)})())
+    _, item = shared
+    job, _ = actions.request_job(staff, "media.probe", item)
+    claimed = jobs.claim(job.pk)
+    holding, release, joined = threading.Event(), threading.Event(), threading.Event()
+
+    def finish() -> None:
+        try:
+            with transaction.atomic():
+                jobs.succeed(claimed, {"ok": True})
+                holding.set()
+                release.wait(10)
+        finally:
+            close_old_connections()
+
+    def join() -> None:
+        try:
+            # As asking for the running twin does (offload.actions.request_job).
+            assert access.join_job(alice, claimed)
+            joined.set()
+        finally:
+            close_old_connections()
+
+    worker, joiner = threading.Thread(target=finish), threading.Thread(target=join)
+    worker.start()
+    assert holding.wait(10)
+    joiner.start()
+    # The join waits on the row the finish holds.
+    assert not joined.wait(1)
+    release.set()
+    worker.join(10)
+    joiner.join(10)
+    assert joined.is_set()
+
+    succeeded = next(m for m in sent if m["event"] == "succeeded")
+    replayed = [m["seq"] for m in streams.events_between(alice, 0)]
+    # She joined after the finish: neither the live message nor her replay holds it.
+    assert succeeded["recipients"] == [staff.pk]
+    assert succeeded["seq"] not in replayed
 
 
 # --- Hostile media: files that name other files ------------------------------------------

@@ -77,11 +77,12 @@ def numbered_at_commit() -> bool:
     return transaction.get_connection().vendor == "postgresql"
 
 
-def record_event(job: Job, event: str, *, job_created: bool = False) -> JobEvent:
+def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEvent:
     """Append a JobEvent for the job's current state, inside the caller's transaction.
 
-    job_created: this transaction created the job, so nobody can have joined it yet; kept on
-    the row object (`event.job_created`) for the subscribers.
+    nobody_joined: the caller knows that nobody besides the requester can see the event: this
+    transaction created the job, or its UPDATE of the job row (which a join must wait for) read
+    `has_members` False. Kept on the row object (`event.nobody_joined`) for the subscribers.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction that changed the job")
@@ -89,7 +90,7 @@ def record_event(job: Job, event: str, *, job_created: bool = False) -> JobEvent
     record = JobEvent.objects.create(
         seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
     )
-    record.job_created = job_created
+    record.nobody_joined = nobody_joined
     # Only committed state leaves the process: a rolled-back change is never announced.
     transaction.on_commit(lambda: _announce(record), robust=True)
     return record

@@ -192,7 +192,7 @@ def enqueue(
             if priority > existing.priority:
                 _promote(existing, priority)
             return existing, False
-        record_event(job, JobStatus.QUEUED, job_created=True)
+        record_event(job, JobStatus.QUEUED, nobody_joined=True)
         metrics.job_enqueued(kind)
         push(job, recorded=True)
     return job, True
@@ -251,7 +251,7 @@ def claim(job_id: int) -> Job | None:
             # No later attempt will clear what the dead ones left half written.
             transaction.on_commit(lambda: outputs.remove_all_partial_dirs(job), robust=True)
             return None
-        record_event(job, "started")
+        record_event(job, "started", nobody_joined=not job.has_members)
         metrics.job_started(job)
     return job
 
@@ -301,8 +301,8 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         for name, value in changes.items():
             setattr(job, name, value)
         # As the row is now: a pipeline may have added stages to this job while it ran.
-        job.then = done.then
-        record_event(job, status)
+        job.then, job.has_members = done.then, done.has_members
+        record_event(job, status, nobody_joined=not done.has_members)
         metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
             _queue_next_stages(job)
@@ -382,14 +382,19 @@ def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str,
         changes["progress"] = progress
     if partial_result is not None:
         changes["result"] = partial_result
+    attempt = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+    if progress is None:
+        # A bare heartbeat announces nothing: no need for the row back.
+        return bool(attempt.update(**changes))
     with transaction.atomic():
-        alive = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(**changes)
-        if alive and progress is not None:
-            job.progress = progress
-            if partial_result is not None:
-                job.result = partial_result
-            record_event(job, "progress")
-    return bool(alive)
+        alive = _update_returning(attempt, **changes)
+        if alive is None:
+            return False
+        job.progress = progress
+        if partial_result is not None:
+            job.result = partial_result
+        record_event(job, "progress", nobody_joined=not alive.has_members)
+    return True
 
 
 def cancel_requested(job: Job) -> bool:
