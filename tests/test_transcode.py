@@ -338,3 +338,41 @@ def test_a_video_profile_for_a_probed_audio_item_is_refused_at_request_time(alic
     assert not Job.objects.filter(kind="media.transcode").exists()
     accepted = alice_api.post(f"/api/v1/media/{item.pk}/transcode/", {"profile": "audio-aac-128k"}, format="json")
     assert accepted.status_code == 202
+
+
+class StepRun:
+    """Stands in for the worker's JobRun: the log it was given, and whether to stop."""
+
+    def __init__(self, stop: bool = False) -> None:
+        self.logs: list[list[str]] = []
+        self.stop = stop
+
+    def record_log(self, lines) -> None:
+        self.logs.append(list(lines))
+
+    def should_stop(self) -> bool:
+        return self.stop
+
+
+def test_an_ffmpeg_step_fails_with_its_stderr_logged_and_stops_as_its_caller_says(db, tmp_path):
+    from offload.handlers.transcode import run_ffmpeg_step
+
+    job = Job(kind="media.transcode", target_type="", target_id=0)
+    long_source = ["-f", "lavfi", "-i", "testsrc=duration=600:size=320x240:rate=25"]
+    out = str(tmp_path / "out.mp4")
+
+    run = StepRun()
+    with pytest.raises(jobs.JobFailed) as failed:
+        run_ffmpeg_step(job, run, ["-f", "lavfi", "-i", "nosuchsource", out], doing="test", duration=None)
+    assert str(failed.value).startswith("ffmpeg could not test:") and run.logs and run.logs[0]
+
+    with pytest.raises(jobs.JobCancelled):
+        run_ffmpeg_step(job, StepRun(stop=True), [*long_source, out], doing="test", duration=600)
+
+    def lock_lost() -> None:
+        raise jobs.TransientJobError("The lock was lost.")
+
+    with pytest.raises(jobs.TransientJobError) as transient:
+        run_ffmpeg_step(job, StepRun(stop=True), [*long_source, out], doing="test", duration=600, on_stopped=lock_lost)
+    # The job's error is the stop's own reason, not chained to ffmpeg's stop.
+    assert transient.value.__context__ is None

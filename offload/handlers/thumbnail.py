@@ -5,8 +5,8 @@ from typing import Any
 
 from django.conf import settings
 
-from offload.handlers.transcode import load_source
-from offload.jobs import JobCancelled, JobFailed, JobKind, JobRun, get_kind
+from offload.handlers.transcode import load_source, run_ffmpeg_step
+from offload.jobs import JobFailed, JobKind, JobRun
 from offload.lib import ffmpeg, outputs
 from offload.models import Job
 
@@ -66,21 +66,8 @@ def sprite_vtt(sprite_url: str, duration: float, interval: float, tiles: int, ti
 
 
 def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None:
-    try:
-        # The source is a library file: only self-contained demuxers may read it.
-        stderr_tail = ffmpeg.run_ffmpeg(
-            ffmpeg.safe_input_options() + args,
-            duration=duration,
-            timeout=get_kind(job.kind).timeout_for(job),
-            should_stop=run.should_stop,
-        )
-    except ffmpeg.FFmpegStopped:
-        raise JobCancelled() from None
-    except ffmpeg.FFmpegFailed as exc:
-        run.record_log(exc.tail)
-        raise JobFailed(f"ffmpeg could not make the thumbnails:\n{exc}") from None
-    if stderr_tail:
-        run.record_log(stderr_tail)
+    # The source is a library file: only self-contained demuxers may read it.
+    run_ffmpeg_step(job, run, ffmpeg.safe_input_options() + args, doing="make the thumbnails", duration=duration)
 
 
 def run_thumbnail(job: Job, run: JobRun) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The media.transcode job: one profile's rendition of an item, verified before it is published."""
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,43 @@ log = logging.getLogger(__name__)
 DURATION_TOLERANCE = 1.0
 # Kept alive every third of this while the transcode runs; a dead worker's lock frees itself soon.
 LOCK_TTL_SECONDS = 15
+
+
+def run_ffmpeg_step(
+    job: Job,
+    run: JobRun,
+    args: list[str],
+    *,
+    doing: str,
+    duration: float | None,
+    on_progress: Callable[[float | None, float | None], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_stopped: Callable[[], None] | None = None,
+) -> None:
+    """Run one ffmpeg command for a media job: its stderr goes to the job's log, a failure fails the job.
+
+    Stopped: on_stopped may raise its own error (a lost lock); otherwise the job was cancelled.
+    """
+    try:
+        stderr_tail = ffmpeg.run_ffmpeg(
+            args,
+            duration=duration,
+            timeout=get_kind(job.kind).timeout_for(job),
+            on_progress=on_progress,
+            should_stop=should_stop or run.should_stop,
+        )
+    except ffmpeg.FFmpegStopped:
+        stderr_tail = None
+    except ffmpeg.FFmpegFailed as exc:
+        run.record_log(exc.tail)
+        raise JobFailed(f"ffmpeg could not {doing}:\n{exc}") from None
+    if stderr_tail is None:
+        # Outside the except block: the job's error is the stop's reason, not a chain of two.
+        if on_stopped is not None:
+            on_stopped()
+        raise JobCancelled()
+    if stderr_tail:
+        run.record_log(stderr_tail)
 
 
 def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
@@ -100,23 +138,20 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
         def report(percent: float | None, eta: float | None) -> None:
             run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
 
-        try:
-            stderr_tail = ffmpeg.run_ffmpeg(
-                args,
-                duration=technical["duration"],
-                timeout=get_kind(job.kind).timeout_for(job),
-                on_progress=report,
-                should_stop=lambda: run.should_stop() or lock.lost.is_set(),
-            )
-        except ffmpeg.FFmpegStopped:
+        def stopped() -> None:
             if lock.lost.is_set():
-                raise TransientJobError("The transcode lock was lost; the job will run again.") from None
-            raise JobCancelled() from None
-        except ffmpeg.FFmpegFailed as exc:
-            run.record_log(exc.tail)
-            raise JobFailed(f"ffmpeg could not transcode the file:\n{exc}") from None
-        if stderr_tail:
-            run.record_log(stderr_tail)
+                raise TransientJobError("The transcode lock was lost; the job will run again.")
+
+        run_ffmpeg_step(
+            job,
+            run,
+            args,
+            doing="transcode the file",
+            duration=technical["duration"],
+            on_progress=report,
+            should_stop=lambda: run.should_stop() or lock.lost.is_set(),
+            on_stopped=stopped,
+        )
         got = verify(output, profile, technical)
         size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
         with transaction.atomic():
