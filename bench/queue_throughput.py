@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     (s_wall, s_steady), (b_wall, b_steady) = medians["spine"], medians["bare"]
     print(
         f"  ratio spine/bare: {s_wall / b_wall:.0%} from cluster start, {s_steady / b_steady:.0%} steady "
-        f"(aim: at least 50%)"
+        f"(aim: at least 60%)"
     )
     if not args.no_anatomy:
         anatomy(args.profile)
