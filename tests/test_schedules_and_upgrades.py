@@ -125,3 +125,26 @@ def test_a_committed_event_is_announced_with_the_seq_it_took_at_commit_without_r
     assert heard == sorted(stored.items()) and heard[1][1] == heard[0][1] + 1
     # The numbers came with the COMMIT's answer: no query read them back.
     assert not [q for q in queries.captured_queries if 'FROM "offload_jobevent"' in q["sql"]]
+
+
+def test_the_upgrade_counts_each_librarys_items_and_marks_the_jobs_someone_joined(alice, bob, library_root):
+    from offload.models import JobMember, Library, MediaItem
+
+    count_items = importlib.import_module("offload.migrations.0012_library_item_count").count_items
+    mark_joined_jobs = importlib.import_module("offload.migrations.0013_job_has_members").mark_joined_jobs
+    full = Library.objects.create(name="Full", path=str(library_root / "full"), owner=alice)
+    empty = Library.objects.create(name="Empty", path=str(library_root / "empty"), owner=alice)
+    MediaItem.objects.bulk_create(MediaItem(library=full, relative_path=f"{n}.mp4") for n in range(3))
+    joined, _ = jobs.enqueue("library.scan", target=full, user=alice)
+    alone, _ = jobs.enqueue("library.scan", target=empty, user=alice)
+    JobMember.objects.create(job=joined, user=bob, joined_after_seq=0)
+    # As the tables stood before the columns existed.
+    Library.objects.update(item_count=0)
+    Job.objects.update(has_members=False)
+
+    count_items(apps, None)
+    mark_joined_jobs(apps, None)
+
+    assert dict(Library.objects.values_list("name", "item_count")) == {"Full": 3, "Empty": 0}
+    assert set(Job.objects.filter(has_members=True).values_list("pk", flat=True)) == {joined.pk}
+    assert not Job.objects.get(pk=alone.pk).has_members
