@@ -24,46 +24,47 @@ def run_script() -> ModuleType:
     return module
 
 
-class AsgiServer:
-    def __init__(self, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": test_database_url(),
-            "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            **env,
-        }
+def app_env(**extra: str) -> dict[str, str]:
+    """This process's environment, the app pointed at the test's database and folders, plus extra."""
+    return {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        **extra,
+    }
+
+
+class Process:
+    """A server process in its own session, logging to a file; killed whole at stop."""
+
+    def __init__(self, name: str, command: list[str], log_path: Path, env: dict[str, str]) -> None:
+        self.name, self.command, self.env, self.log_path = name, command, env, log_path
         self.proc: subprocess.Popen | None = None
 
-    def command(self) -> list[str]:
-        # The same uvicorn arguments as make run's (scripts/run.py), on this server's port.
-        return [sys.executable, "-m", "uvicorn", *run_script().web_server_args(self.env, self.port), "--no-access-log"]
-
-    def start(self, timeout: float = 30.0) -> "AsgiServer":
+    def start(self) -> "Process":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.command(),
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.command, cwd=BASE_DIR, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        return self
+
+    def wait_http(self, url: str, timeout: float = 30.0) -> None:
+        """Until url answers 200; RuntimeError with the log's end when the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"{self.url}/healthz/live", timeout=1).status_code == 200:
-                    return self
+                if requests.get(url, timeout=1).status_code == 200:
+                    return
             except requests.RequestException:
                 pass
             if self.proc.poll() is not None:
                 break
             time.sleep(0.1)
-        raise RuntimeError(f"{self.command()[2]} did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+        raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
         # A graceful stop waits up to its timeout for open websockets; a finished test needs none.
@@ -71,6 +72,34 @@ class AsgiServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+class AsgiServer:
+    def __init__(self, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = app_env(**env)
+        self.process: Process | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.process.proc if self.process else None
+
+    def command(self) -> list[str]:
+        # The same uvicorn arguments as make run's (scripts/run.py), on this server's port.
+        return [sys.executable, "-m", "uvicorn", *run_script().web_server_args(self.env, self.port), "--no-access-log"]
+
+    def start(self, timeout: float = 30.0) -> "AsgiServer":
+        command = self.command()
+        self.process = Process(command[2], command, self.log_path, self.env).start()
+        self.process.wait_http(f"{self.url}/healthz/live", timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.stop()
 
 
 class WsgiServer(AsgiServer):

@@ -2,71 +2,22 @@
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
 from django.conf import settings
 
-from tests.support.cluster import BASE_DIR, test_database_url
+from tests.support.cluster import BASE_DIR
+from tests.support.servers import Process, app_env
 from tests.support.services import free_port
 
 SITE = BASE_DIR / "deploy" / "nginx" / "offload.conf"
 ACCEL = "/_offload_media/"
 
 
-def app_env(**extra: str) -> dict[str, str]:
+def topology_env(**extra: str) -> dict[str, str]:
     """The environment deploy/systemd/offload.env gives the app, pointed at the test's services."""
-    return {
-        **os.environ,
-        "DATABASE_URL": test_database_url(),
-        "OFFLOAD_LIBRARY_ROOTS": ":".join(str(p) for p in settings.OFFLOAD_LIBRARY_ROOTS),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "OFFLOAD_TRUSTED_PROXIES": "127.0.0.1",
-        "OFFLOAD_MEDIA_ACCEL_REDIRECT": ACCEL,
-        **extra,
-    }
-
-
-class Process:
-    """A server process in its own session, logging to a file; killed whole at stop."""
-
-    def __init__(self, name: str, command: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name, self.command, self.env = name, command, env
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Process":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            self.command, cwd=BASE_DIR, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        return self
-
-    def wait_http(self, url: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                requests.get(url, timeout=1)
-                return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self._log.close()
+    return app_env(OFFLOAD_TRUSTED_PROXIES="127.0.0.1", OFFLOAD_MEDIA_ACCEL_REDIRECT=ACCEL, **extra)
 
 
 def nginx_config(folder: Path, listen: int, http_port: int, ws_port: int) -> Path:
@@ -116,16 +67,16 @@ class Topology:
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         # Production settings (DEBUG off), but this nginx serves plain HTTP, where a real one
         # terminates TLS: cookies marked Secure would never come back to it.
-        env = {**app_env(), "SESSION_COOKIE_SECURE": "0", "CSRF_COOKIE_SECURE": "0"}
+        env = topology_env(SESSION_COOKIE_SECURE="0", CSRF_COOKIE_SECURE="0")
         self.processes = [
             Process("gunicorn", [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "config.wsgi",
-                                 "--bind", f"127.0.0.1:{http_port}", "--workers", "2"], folder, env),
+                                 "--bind", f"127.0.0.1:{http_port}", "--workers", "2"], folder / "gunicorn.log", env),
             Process("uvicorn", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                                 "--port", str(ws_port), "--proxy-headers", "--forwarded-allow-ips", "127.0.0.1",
-                                "--no-access-log"], folder, env),
+                                "--no-access-log"], folder / "uvicorn.log", env),
             Process("nginx", [shutil.which("nginx") or "nginx", "-p", str(folder), "-c",
                               str(nginx_config(folder, self.port, http_port, ws_port)), "-g", "daemon off;"],
-                    folder, dict(os.environ)),
+                    folder / "nginx.log", dict(os.environ)),
         ]  # fmt: skip
         self._probes = [f"http://127.0.0.1:{http_port}/healthz/live", f"http://127.0.0.1:{ws_port}/healthz/live"]
 
