@@ -53,6 +53,13 @@ def staff(db):
 
 
 @pytest.fixture
+def admin_client(client, staff):
+    """The admin as an operator uses it: logged in as staff (not a superuser)."""
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def alice_api(alice):
     return api_client_for(alice)
 

@@ -11,12 +11,6 @@ from tests.support.media import make_video
 
 
 @pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
 def library(alice, library_root):
     make_video(library_root / "lib" / "clip.mp4")
     return Library.objects.create(name="Lib", path=str(library_root / "lib"), owner=alice)

@@ -1,15 +1,8 @@
 """The admin's cache and limits page."""
 
-import pytest
 from django.urls import reverse
 
 from offload.lib import limits
-
-
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def test_the_page_shows_redis_namespaces_and_the_most_limited_clients(admin_client, alice_api, settings):

@@ -1,15 +1,8 @@
 """Mass and destructive admin actions ask first, with a count and a preview, as Django's delete does."""
 
-import pytest
 from django.urls import reverse
 
 from offload.models import Job, Library, MediaItem
-
-
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def test_reindex_asks_first_with_the_item_count(admin_client, alice, tmp_path):

@@ -1,7 +1,6 @@
 """A job's admin page: a read-only record with Retry and Cancel, readable params and result,
 ffmpeg's last lines and a failure's traceback, every time in one format with its zone."""
 
-import pytest
 from django.urls import reverse
 
 from offload import jobs
@@ -12,12 +11,6 @@ from offload.models import JOB_TEXT_LIMIT, Job, JobStatus, Library, MediaItem
 from tests.support import kinds_for_tests
 from tests.support.jobrunner import drain
 from tests.support.media import make_video
-
-
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def page_of(client, job) -> str:

@@ -15,12 +15,6 @@ from tests.support.media import make_video
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test" / "artifacts"
 
 
-@pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
 def test_the_admin_index_shows_recent_activity(admin_client, alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
     page = admin_client.get(reverse("admin:index"))

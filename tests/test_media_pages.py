@@ -9,12 +9,6 @@ from tests.support.media import make_video
 
 
 @pytest.fixture
-def admin_client(client, staff):
-    client.force_login(staff)
-    return client
-
-
-@pytest.fixture
 def library(alice, library_root):
     return Library.objects.create(name="Films", path=str(library_root), owner=alice)
 
