@@ -79,10 +79,11 @@ def join_job(user, job: Job) -> bool:
     if user.is_staff or job.requested_by_id == user.pk:
         return False
     with transaction.atomic():
-        # The job row's lock first: a transaction writing an event for the job either committed
-        # before it (its seq is then at most the `now` read next, so the joiner is not among its
-        # recipients) or waits, and reads has_members True in its UPDATE … RETURNING.
-        Job.objects.filter(pk=job.pk, has_members=False).update(has_members=True)
+        # The job row's lock first, taken by every join (not only the one that sets the flag): a
+        # transaction writing an event for the job either committed before it (its seq is then
+        # at most the `now` read next, so the joiner is not among its recipients) or waits, and
+        # reads has_members True in its UPDATE … RETURNING and the joiner after its commit.
+        Job.objects.filter(pk=job.pk).update(has_members=True)
         now = EventSequence.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
         _, created = JobMember.objects.get_or_create(job=job, user=user, defaults={"joined_after_seq": now})
     return created

@@ -462,8 +462,15 @@ def test_events_of_a_job_nobody_joined_skip_the_joiner_read_and_a_join_brings_it
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_join_racing_a_workers_finish_gets_the_same_answer_live_and_in_the_replay(shared, alice, staff, monkeypatch):
-    """The finish holds the job row; the join waits for it, then numbers itself after the event."""
+@pytest.mark.parametrize("bob_joined_first", [False, True], ids=["first-joiner", "second-joiner"])
+def test_a_join_racing_a_workers_finish_gets_the_same_answer_live_and_in_the_replay(
+    shared, alice, bob, staff, monkeypatch, bob_joined_first
+):
+    """The finish holds the job row; the join waits for it, then numbers itself after the event.
+
+    Every join waits, not only the one that flags the job: a later joiner's place in the
+    event order is taken under the same lock.
+    """
     import threading
 
     from django.db import close_old_connections, transaction
@@ -476,6 +483,9 @@ def test_a_join_racing_a_workers_finish_gets_the_same_answer_live_and_in_the_rep
     _, item = shared
     job, _ = actions.request_job(staff, "media.probe", item)
     claimed = jobs.claim(job.pk)
+    if bob_joined_first:
+        shared[0].members.add(bob)
+        assert access.join_job(bob, claimed)
     holding, release, joined = threading.Event(), threading.Event(), threading.Event()
 
     def finish() -> None:
@@ -509,7 +519,7 @@ def test_a_join_racing_a_workers_finish_gets_the_same_answer_live_and_in_the_rep
     succeeded = next(m for m in sent if m["event"] == "succeeded")
     replayed = [m["seq"] for m in streams.events_between(alice, 0)]
     # She joined after the finish: neither the live message nor her replay holds it.
-    assert succeeded["recipients"] == [staff.pk]
+    assert succeeded["recipients"] == sorted([staff.pk, *([bob.pk] if bob_joined_first else [])])
     assert succeeded["seq"] not in replayed
 
 
