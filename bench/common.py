@@ -2,8 +2,10 @@
 
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
+import pstats
 import re
 import shutil
 import signal
@@ -125,6 +127,16 @@ def truncate_queue_tables() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE offload_jobevent, offload_job, django_q_ormq, django_q_task CASCADE")
+
+
+def print_profile(title: str, work: Callable[[], Any], lines: int = 40) -> None:
+    """Run work under cProfile and print its heaviest calls by cumulative time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    work()
+    profiler.disable()
+    print(f"\n{title} under cProfile, by cumulative time:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
 
 
 class Children:

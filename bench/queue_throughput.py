@@ -15,9 +15,7 @@ in-process anatomy of the round trips each step of one job makes.
 """
 
 import argparse
-import cProfile
 import os
-import pstats
 import sys
 import time
 from collections.abc import Callable
@@ -189,15 +187,12 @@ def anatomy(profile: bool = False) -> None:
     if profile:
         common.truncate_queue_tables()
         profiled = [enqueue("system.noop", params={"profiled": i})[0] for i in range(n)]
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for job in profiled:
-            close_old_connections()
-            runner.execute(job.pk)
-        profiler.disable()
+        common.print_profile(
+            f"runner.execute ({n} jobs)",
+            lambda: [(close_old_connections(), runner.execute(job.pk)) for job in profiled],
+            lines=45,
+        )
         common.truncate_queue_tables()
-        print(f"\nrunner.execute under cProfile ({n} jobs), by cumulative time:")
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(45)
     worker_ms = timings["spine execute"]
     print(
         f"  => a worker's spine work alone caps 2 workers at about {2000 / worker_ms:.0f} jobs/s; "

@@ -23,8 +23,6 @@ accept request's cProfile, by cumulative time.
 """
 
 import argparse
-import cProfile
-import pstats
 import shutil
 import sys
 import time
@@ -105,14 +103,10 @@ def in_process_cost(token: str, ids: list[int], n: int, profile: bool) -> None:
         print(f"  accept/bare CPU: {costs['accept'][1] / costs['bare'][1]:.1f}x")
         if profile:
             common.truncate_queue_tables()
-            profiler = cProfile.Profile()
-            profiler.enable()
-            for i in range(n):
-                close_old_connections()
-                requests["accept"](i)
-            profiler.disable()
-            print("\nthe accept request under cProfile, by cumulative time:")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(40)
+            common.print_profile(
+                f"the accept request ({n} requests)",
+                lambda: [(close_old_connections(), requests["accept"](i)) for i in range(n)],
+            )
     common.truncate_queue_tables()
 
 
