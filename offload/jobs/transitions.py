@@ -256,11 +256,12 @@ def claim(job_id: int) -> Job | None:
     return job
 
 
-def _update_returning(queryset: models.QuerySet, **changes: Any) -> Job | None:
+def _update_returning(queryset: models.QuerySet, *, into: Job | None = None, **changes: Any) -> Job | None:
     """A conditional UPDATE of at most one job that hands back the row as it now is.
 
     One round trip instead of the UPDATE and a SELECT after it (PostgreSQL and SQLite both
-    know RETURNING). None when no row matched.
+    know RETURNING). None when no row matched. into: the caller's instance, given the row's
+    values in place (as refresh_from_db would) and returned.
     """
     query = queryset.query.chain(sql.UpdateQuery)
     query.add_update_values(changes)
@@ -269,7 +270,13 @@ def _update_returning(queryset: models.QuerySet, **changes: Any) -> Job | None:
     statement, params = compiler.as_sql()
     # raw() maps the returned columns onto a Job and applies each field's converters.
     rows = list(Job.objects.raw(f"{statement} RETURNING *", params))
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    if into is None:
+        return rows[0]
+    for field in Job._meta.concrete_fields:
+        setattr(into, field.attname, getattr(rows[0], field.attname))
+    return into
 
 
 def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> bool:
@@ -345,13 +352,17 @@ def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> boo
         delay = max(delay, retry_after * random.uniform(1.0, 1.1))
     due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
-        requeued = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
-            status=JobStatus.QUEUED, error=error, heartbeat_at=None, queued_at=due
+        requeued = _update_returning(
+            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts),
+            into=job,
+            status=JobStatus.QUEUED,
+            error=error,
+            heartbeat_at=None,
+            queued_at=due,
         )
-        if not requeued:
+        if requeued is None:
             return False
-        job.refresh_from_db()
-        record_event(job, JobStatus.QUEUED)
+        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
         push(job, not_before=due)
     return True
 
@@ -360,17 +371,18 @@ def defer(job: Job, reason: str, delay: float) -> bool:
     """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
     due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
-        deferred = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts).update(
+        deferred = _update_returning(
+            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts),
+            into=job,
             status=JobStatus.QUEUED,
             error=reason,
             heartbeat_at=None,
             attempts=F("attempts") - 1,
             queued_at=due,
         )
-        if not deferred:
+        if deferred is None:
             return False
-        job.refresh_from_db()
-        record_event(job, JobStatus.QUEUED)
+        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
         push(job, not_before=due)
     return True
 
@@ -429,15 +441,17 @@ def cancel(job: Job, user) -> Job:
     """Cancel a queued job at once, or ask a running job's worker to stop."""
     now = timezone.now()
     with transaction.atomic():
-        if Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+        cancelled = _update_returning(
+            Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED),
+            into=job,
             status=JobStatus.CANCELLED,
             finished_at=now,
             cancel_requested_at=now,
             cancelled_by=user,
             error="Cancelled before it started.",
-        ):
-            job.refresh_from_db()
-            record_event(job, JobStatus.CANCELLED)
+        )
+        if cancelled is not None:
+            record_event(job, JobStatus.CANCELLED, nobody_joined=not job.has_members)
             metrics.job_finished(job)
             return job
         if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
