@@ -350,37 +350,27 @@ def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> boo
     if retry_after:
         # Honour the other side's Retry-After, spread a little so workers do not return together.
         delay = max(delay, retry_after * random.uniform(1.0, 1.1))
+    return _requeue(job, delay, error=error)
+
+
+def defer(job: Job, reason: str, delay: float) -> bool:
+    """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
+    return _requeue(job, delay, error=reason, attempts=F("attempts") - 1)
+
+
+def _requeue(job: Job, delay: float, **changes: Any) -> bool:
+    """This attempt's job back to queued, due in delay seconds; False when the attempt lost it."""
     due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
         requeued = _update_returning(
             Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts),
             into=job,
             status=JobStatus.QUEUED,
-            error=error,
             heartbeat_at=None,
             queued_at=due,
+            **changes,
         )
         if requeued is None:
-            return False
-        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
-        push(job, not_before=due)
-    return True
-
-
-def defer(job: Job, reason: str, delay: float) -> bool:
-    """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
-    due = timezone.now() + timedelta(seconds=delay)
-    with transaction.atomic():
-        deferred = _update_returning(
-            Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts),
-            into=job,
-            status=JobStatus.QUEUED,
-            error=reason,
-            heartbeat_at=None,
-            attempts=F("attempts") - 1,
-            queued_at=due,
-        )
-        if deferred is None:
             return False
         record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
         push(job, not_before=due)
