@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from offload import access, audit, jobs
-from offload.jobs import control, get_kind
+from offload.jobs import accept, control, get_kind, params_hash, stored_idempotency_key
 from offload.lib.paths import InvalidPath, library_roots, resolve_library_path
 from offload.models import Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
 
@@ -81,6 +81,36 @@ def request_job(
         # Someone else's identical job answers: the asker sees it from now on.
         access.join_job(user, job)
     return job, created
+
+
+# The range of a BIGINT id: anything outside names no target (and would make PostgreSQL refuse the statement).
+_ID_RANGE = range(-(2**63), 2**63)
+
+
+def request_job_on(
+    user, kind: str, target_pk: Any, params: dict[str, Any] | None = None, idempotency_key: str = ""
+) -> tuple[Job, bool]:
+    """A person asks for a job on a target named by id: checked, deduplicated and queued in one statement.
+
+    Http404 for a target the user cannot see; otherwise as request_job. Anything the one
+    statement cannot settle (a refusal, params checked against the target, a race, a join)
+    goes the general way, which answers exactly as before.
+    """
+    spec = get_kind(kind)
+    accepted = None
+    if spec.may_request(user) and spec.validate is None and accept.supported():
+        try:
+            target_id = int(target_pk)
+            cleaned = spec.clean_params(None, params or {})
+        except (TypeError, ValueError):
+            target_id, cleaned = None, None
+        if target_id in _ID_RANGE:
+            key = stored_idempotency_key(idempotency_key.strip())
+            accepted = accept.accept(user, kind, spec.target_type, target_id, cleaned, params_hash(cleaned), key)
+            if accepted is not None and accept.answers_as_is(accepted, user, key):
+                return accepted.job, accepted.created
+    target = access.get_target_for_user(user, spec.target_type, target_pk)
+    return request_job(user, kind, target, params, idempotency_key)
 
 
 def edit_item(user, item: MediaItem, changes: dict[str, Any]) -> MediaItem:

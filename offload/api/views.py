@@ -45,10 +45,6 @@ JOB_RESPONSES = {
 }
 
 
-# How the API fetches a job's target on a person's behalf, by target type.
-TARGETS = {"media": access.get_item_for_user, "library": access.get_library_for_user}
-
-
 def job_response(job, created: bool) -> Response:
     """202 with a Location for a new job; 200 for the job already active or replayed."""
     data = JobSerializer(job).data
@@ -85,14 +81,15 @@ def job_action(kind: kinds.JobKind):
     body = params_serializer(kind)
 
     def request_kind(self, request: Request, pk=None) -> Response:
-        target = TARGETS[kind.target_type](request.user, pk)
         params = {}
         if body is not None:
+            # Checked against the target first: someone else's target answers 404 whatever the body.
+            access.get_target_for_user(request.user, kind.target_type, pk)
             given = body(data=request.data)
             given.is_valid(raise_exception=True)
             params = given.validated_data
         try:
-            job, created = actions.request_job(request.user, kind.name, target, params, idempotency_key(request))
+            job, created = actions.request_job_on(request.user, kind.name, pk, params, idempotency_key(request))
         except ValueError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return job_response(job, created)
