@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def database_payload(job: Job) -> dict:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT ({payload_sql('j')})::text FROM offload_job j WHERE j.id = %s", [job.pk])  # noqa: S608
+        cursor.execute(f"SELECT ({payload_sql('j')})::text FROM offload_job j WHERE j.id = %s", [job.pk])
         return json.loads(cursor.fetchone()[0])
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from redis.exceptions import RedisError
 
 from offload.api.tokens import user_for_request
@@ -85,6 +86,33 @@ def check(limit: Limit, who: str) -> limits.Decision | None:
         raise
 
 
+def check_all(limits_: list[Limit], who: str) -> list[limits.Decision]:
+    """Every limit's decision in one round trip, up to the first refusal; [] when Redis could not
+    answer and every limit fails open."""
+    try:
+        return limits.acquire_all([limits.Window(li.scope, who, li.limit, li.window) for li in limits_])
+    except RedisError as exc:
+        closed = [li.scope for li in limits_ if not li.fail_open]
+        log.warning(
+            "rate limiter unavailable for %s (%s): failing %s",
+            ", ".join(li.scope for li in limits_),
+            exc,
+            "closed" if closed else "open",
+        )
+        if closed:
+            raise
+        return []
+
+
+def view_scope(request: HttpRequest) -> str:
+    """The extra scope the view this request goes to declares for its method, or ""."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return ""
+    return rate_limit_scope(match.func, request.method)
+
+
 def headers(decision: limits.Decision) -> dict[str, str]:
     return {
         "RateLimit-Limit": str(decision.limit),
@@ -141,34 +169,23 @@ class RateLimitMiddleware:
     def _api(self, request: HttpRequest) -> HttpResponse:
         who, authenticated = identify(request)
         name = "api_user" if authenticated else "api_anon"
-        decision = check(limit_for(name), who)
-        if decision is not None and not decision.allowed:
-            return too_many(decision, "requests", name, who)
-        request.offload_ratelimit = RateLimitState(who, authenticated, decision)
+        # A request for a job also counts against its kind's own scope: both windows in one
+        # call to Redis. Anonymous requests have one limit for everything (their job POSTs
+        # are refused later anyway).
+        scope = view_scope(request) if authenticated else ""
+        decisions = check_all([limit_for(name), *([limit_for(scope)] if scope else [])], who)
+        if decisions and not decisions[-1].allowed:
+            refused = name if len(decisions) == 1 else scope
+            return too_many(decisions[-1], "requests" if refused == name else "job requests", refused, who)
+        # The headers show the window closest to refusing.
+        shown = min(decisions, key=lambda d: d.remaining) if decisions else None
+        request.offload_ratelimit = RateLimitState(who, authenticated, shown)
         response = self.get_response(request)
         shown = request.offload_ratelimit.shown
         if shown is not None:
             for header, value in headers(shown).items():
                 response[header] = value
         return response
-
-    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
-        """A request for a job counts against its kind's own scope too, once the URL says which view it is."""
-        state = getattr(request, "offload_ratelimit", None)
-        # Anonymous requests have one limit for everything; their job POSTs are refused later anyway.
-        if state is None or not state.authenticated:
-            return None
-        scope = rate_limit_scope(view_func, request.method)
-        if not scope:
-            return None
-        decision = check(limit_for(scope), state.who)
-        if decision is None:
-            return None
-        if not decision.allowed:
-            return too_many(decision, "job requests", scope, state.who)
-        if state.shown is None or decision.remaining < state.shown.remaining:
-            state.shown = decision
-        return None
 
     def _login(self, request: HttpRequest) -> HttpResponse:
         who = f"ip:{client_ip(request)}"
