@@ -106,7 +106,16 @@ def request_job_on(
             target_id, cleaned = None, None
         if target_id in _ID_RANGE:
             key = stored_idempotency_key(idempotency_key.strip())
-            accepted = accept.accept(user, kind, spec.target_type, target_id, cleaned, params_hash(cleaned), key)
+            accepted = accept.accept(
+                user,
+                kind,
+                spec.target_type,
+                target_id,
+                cleaned,
+                params_hash(cleaned),
+                key,
+                visible_to=access.targets_for,
+            )
             if accepted is not None and accept.answers_as_is(accepted, user, key):
                 return accepted.job, accepted.created
     target = access.get_target_for_user(user, spec.target_type, target_pk)

@@ -26,12 +26,14 @@ import json
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import OrmQ
 
@@ -41,6 +43,9 @@ from offload.jobs.payload import job_payload
 from offload.jobs.queue import new_task_id, queue_of, task_package
 from offload.metrics import jobs as metrics
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus
+
+# (user, target_type) → the queryset of targets the user may see.
+TargetsFor = Callable[[Any, str], QuerySet]
 
 # Sentinels that mark where a compiled access query takes the user's id and the target's.
 _USER_SENTINEL = -7_700_000_000_001
@@ -94,13 +99,9 @@ def _access_sql(target_queryset) -> tuple[str, list[str | tuple[Any]]]:
     return sql, order
 
 
-def _compile(target_type: str, staff: bool) -> _Statement:
-    # Imported here: access imports the spine's kinds registry.
-    from offload import access
-
+def _compile(target_type: str, staff: bool, visible_to: TargetsFor) -> _Statement:
     user_stub = type("Audience", (), {"pk": _USER_SENTINEL, "is_staff": staff})()
-    visible = {"media": access.media_for, "library": access.libraries_for}[target_type](user_stub)
-    target_sql, order = _access_sql(visible)
+    target_sql, order = _access_sql(visible_to(user_stub, target_type))
 
     quote = connection.ops.quote_name
     job_table = quote(Job._meta.db_table)
@@ -167,10 +168,10 @@ UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
     return _Statement(sql, order)
 
 
-def _statement(target_type: str, staff: bool) -> _Statement:
+def _statement(target_type: str, staff: bool, visible_to: TargetsFor) -> _Statement:
     found = _statements.get((target_type, staff))
     if found is None:
-        found = _statements[(target_type, staff)] = _compile(target_type, staff)
+        found = _statements[(target_type, staff)] = _compile(target_type, staff, visible_to)
     return found
 
 
@@ -201,9 +202,20 @@ def _job_from_json(text: str) -> Job:
 
 
 def accept(
-    user, kind: str, target_type: str, target_id: int, params: dict[str, Any], params_hash: str, key: str
+    user,
+    kind: str,
+    target_type: str,
+    target_id: int,
+    params: dict[str, Any],
+    params_hash: str,
+    key: str,
+    *,
+    visible_to: TargetsFor,
 ) -> Accepted | None:
     """A person's job, accepted in one statement: the new job (created), the replayed or active one, or None.
+
+    visible_to(user, target_type): the targets the user may see, as a queryset (offload.access
+    holds the rule; it is compiled into the statement once per target type and audience).
 
     None: the target is not the user's to see, or the statement lost a race to a row it could
     not see; the caller takes the general path, which tells the two apart.
@@ -224,7 +236,7 @@ def accept(
         created_at=now,
         queued_at=now,
     )
-    statement = _statement(target_type, bool(user.is_staff))
+    statement = _statement(target_type, bool(user.is_staff), visible_to)
     with connection.cursor() as cursor:
         job.pk = _take_id(cursor)
         for field in Job._meta.concrete_fields:
