@@ -106,6 +106,24 @@ def acquire(scope: str, key: str, limit: int, window_seconds: float) -> Decision
     )
 
 
+def decisions_from(scopes: list[str], limits_: list[int], flat: list) -> list[Decision]:
+    """The decisions a sliding-window script answered (four figures each, up to the first refusal)."""
+    decisions = []
+    for scope, limit, start in zip(scopes, limits_, range(0, len(flat), 4), strict=False):
+        allowed, remaining, retry_ms, reset_ms = flat[start : start + 4]
+        metrics.ratelimit_decision(scope, bool(allowed))
+        decisions.append(
+            Decision(
+                allowed=bool(allowed),
+                limit=limit,
+                remaining=int(remaining),
+                retry_after=max(0, int(retry_ms)) / 1000,
+                reset=max(0, int(reset_ms)) / 1000,
+            )
+        )
+    return decisions
+
+
 @dataclass(frozen=True)
 class Window:
     """One limit to count a request against: at most `limit` per `window_seconds` for (scope, key)."""
@@ -132,20 +150,7 @@ def acquire_all(windows: list[Window]) -> list[Decision]:
     flat = client.register_script(_SLIDING_WINDOWS)(
         keys=[state_key("ratelimit", w.scope, w.key) for w in windows], args=args
     )
-    decisions = []
-    for w, start in zip(windows, range(0, len(flat), 4), strict=False):
-        allowed, remaining, retry_ms, reset_ms = flat[start : start + 4]
-        metrics.ratelimit_decision(w.scope, bool(allowed))
-        decisions.append(
-            Decision(
-                allowed=bool(allowed),
-                limit=w.limit,
-                remaining=int(remaining),
-                retry_after=max(0, int(retry_ms)) / 1000,
-                reset=max(0, int(reset_ms)) / 1000,
-            )
-        )
-    return decisions
+    return decisions_from([w.scope for w in windows], [w.limit for w in windows], flat)
 
 
 def reset(scope: str, key: str) -> None:

@@ -16,8 +16,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from redis.exceptions import RedisError
 
+from offload.api import tokens
 from offload.api.tokens import user_for_request
-from offload.lib import limits
+from offload.lib import gate, limits
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,40 @@ def check_all(limits_: list[Limit], who: str) -> list[limits.Decision]:
         return []
 
 
+# The answer-cache namespace a job request changes (offload.api.caching): bumped by the gate.
+JOBS = "jobs"
+
+
+def through_gate(request: HttpRequest, scope: str) -> gate.Passage | None:
+    """A token request's user and windows from the gate (one call to Redis); None: the general way.
+
+    A job request (one with a scope) also moves on the job answers of its user and of staff
+    before its write (offload/lib/gate.py). None for a session, no token, a token Redis does
+    not know yet (looked up in the database now), or Redis away.
+    """
+    key = tokens.token_key(request)
+    session_user = getattr(request, "user", None)
+    if key is None or (session_user is not None and session_user.is_authenticated):
+        return None
+    windows = [limit_for("api_user"), *([limit_for(scope)] if scope else [])]
+    bumps = [(JOBS, gate.USER), (JOBS, gate.STAFF)] if scope else []
+    try:
+        passage = gate.pass_gate(tokens.entry_key(key), [(w.scope, w.limit, w.window) for w in windows], bumps)
+    except RedisError as exc:
+        log.warning("the API gate is unavailable (%s): answering without it", exc)
+        return None
+    if passage.entry is None:
+        tokens.knows(request, key, tokens.remember(key))
+        return None
+    user = tokens.user_from_entry(passage.entry)
+    tokens.knows(request, key, user)
+    if user is None:
+        return None  # counted as anonymous, by address
+    if bumps and passage.allowed:
+        gate.prebumped.set(frozenset({(JOBS, str(user.pk)), (JOBS, gate.STAFF)}))
+    return passage
+
+
 def view_scope(request: HttpRequest) -> str:
     """The extra scope the view this request goes to declares for its method, or ""."""
     try:
@@ -167,13 +202,28 @@ class RateLimitMiddleware:
         return self.get_response(request)
 
     def _api(self, request: HttpRequest) -> HttpResponse:
-        who, authenticated = identify(request)
-        name = "api_user" if authenticated else "api_anon"
         # A request for a job also counts against its kind's own scope: both windows in one
         # call to Redis. Anonymous requests have one limit for everything (their job POSTs
         # are refused later anyway).
-        scope = view_scope(request) if authenticated else ""
-        decisions = check_all([limit_for(name), *([limit_for(scope)] if scope else [])], who)
+        scope = view_scope(request)
+        passage = through_gate(request, scope)
+        if passage is not None:
+            who, authenticated, decisions = f"user:{passage.user_id}", True, passage.decisions
+            name = "api_user"
+        else:
+            who, authenticated = identify(request)
+            name = "api_user" if authenticated else "api_anon"
+            scope = scope if authenticated else ""
+            decisions = check_all([limit_for(name), *([limit_for(scope)] if scope else [])], who)
+        try:
+            return self._answer(request, who, authenticated, name, scope, decisions)
+        finally:
+            gate.lift_later(gate.prebumped.get())
+            gate.prebumped.set(frozenset())
+
+    def _answer(
+        self, request: HttpRequest, who: str, authenticated: bool, name: str, scope: str, decisions: list
+    ) -> HttpResponse:
         if decisions and not decisions[-1].allowed:
             refused = name if len(decisions) == 1 else scope
             return too_many(decisions[-1], "requests" if refused == name else "job requests", refused, who)
