@@ -83,8 +83,8 @@ def request_job(
     return job, created
 
 
-# The range of a BIGINT id: anything outside names no target (and would make PostgreSQL refuse the statement).
-_ID_RANGE = range(-(2**63), 2**63)
+# A BIGINT id: anything outside names no target (and would make PostgreSQL refuse the statement).
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
 
 
 def request_job_on(
@@ -104,7 +104,7 @@ def request_job_on(
             cleaned = spec.clean_params(None, params or {})
         except (TypeError, ValueError):
             target_id, cleaned = None, None
-        if target_id in _ID_RANGE:
+        if target_id is not None and _ID_MIN <= target_id <= _ID_MAX:
             key = stored_idempotency_key(idempotency_key.strip())
             accepted = accept.accept(
                 user,

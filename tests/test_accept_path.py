@@ -82,9 +82,15 @@ def test_a_key_reused_for_another_target_answers_422(alice_api, alices_item, oth
 
 
 def test_bob_gets_404_for_alices_item_and_nothing_is_written(bob_api, alices_item):
-    for path in (f"/api/v1/media/{alices_item.pk}/probe/", "/api/v1/media/99999999/probe/"):
-        assert bob_api.post(path).status_code == 404
-        assert bob_api.post("/api/v1/media/99999999999999999999999/probe/").status_code == 404
+    for path in (
+        f"/api/v1/media/{alices_item.pk}/probe/",
+        "/api/v1/media/99999999/probe/",
+        "/api/v1/media/99999999999999999999999/probe/",
+        "/api/v1/media/-1/probe/",
+        "/api/v1/media/abc/probe/",
+        "/api/v1/media/1e3/probe/",
+    ):
+        assert bob_api.post(path).status_code == 404, path
     assert not Job.objects.exists()
     assert not OrmQ.objects.exists()
     assert not JobEvent.objects.exists()
