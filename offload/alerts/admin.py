@@ -31,6 +31,7 @@ def outcome_badge(row: Delivery) -> str:
 
 
 class EndpointForm(forms.ModelForm):
+    url = forms.URLField(required=False, assume_scheme="https", max_length=2048, help_text="Empty for email.")
     events = forms.MultipleChoiceField(choices=[(e, e) for e in SUBSCRIBABLE], widget=forms.CheckboxSelectMultiple)
     kinds = forms.JSONField(required=False, initial=list, help_text='Job kinds, e.g. ["media.transcode"]; empty: all.')
     libraries = forms.JSONField(required=False, initial=list, help_text="Library ids, e.g. [1, 2]; empty: all.")

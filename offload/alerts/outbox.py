@@ -62,7 +62,8 @@ def on_job_event(sender, event: JobEvent, job: Job, **kwargs: Any) -> None:
     library_id = _library_of(job) if any(e.libraries for e in endpoints) else None
     endpoints = [e for e in endpoints if _wants(e, job, library_id)]
     if endpoints:
-        write(endpoints, kind, f"{job.target_type}:{job.target_id}", _data(job, kind, event.payload), job=job)
+        target = f"{job.target_type}:{job.target_id}" if job.target_type else f"job:{job.pk}"
+        write(endpoints, kind, target, _data(job, kind, event.payload), job=job)
 
 
 def _subscribers(job: Job, kind: str) -> list[Endpoint]:

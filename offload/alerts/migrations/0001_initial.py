@@ -7,98 +7,163 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('offload', '0013_job_has_members'),
+        ("offload", "0013_job_has_members"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(choices=[('job.succeeded', 'Job Succeeded'), ('job.failed', 'Job Failed'), ('job.cancelled', 'Job Cancelled'), ('scan.finished', 'Scan Finished'), ('test', 'Test'), ('endpoint.paused', 'Endpoint Paused')], max_length=32)),
-                ('target', models.CharField(blank=True, default='', max_length=64)),
-                ('webhook_id', models.CharField(max_length=64, unique=True)),
-                ('payload', models.JSONField()),
-                ('attempt', models.PositiveIntegerField(default=0)),
-                ('outcome', models.CharField(choices=[('pending', 'Pending'), ('sent', 'Sent'), ('failed', 'Failed'), ('dead', 'Dead'), ('limited', 'Limited'), ('deduped', 'Deduped')], default='pending', max_length=16)),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('error', models.TextField(blank=True, default='')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('leased_until', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='offload.job')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "event",
+                    models.CharField(
+                        choices=[
+                            ("job.succeeded", "Job Succeeded"),
+                            ("job.failed", "Job Failed"),
+                            ("job.cancelled", "Job Cancelled"),
+                            ("scan.finished", "Scan Finished"),
+                            ("test", "Test"),
+                            ("endpoint.paused", "Endpoint Paused"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("target", models.CharField(blank=True, default="", max_length=64)),
+                ("webhook_id", models.CharField(max_length=64, unique=True)),
+                ("payload", models.JSONField()),
+                ("attempt", models.PositiveIntegerField(default=0)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sent", "Sent"),
+                            ("failed", "Failed"),
+                            ("dead", "Dead"),
+                            ("limited", "Limited"),
+                            ("deduped", "Deduped"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("error", models.TextField(blank=True, default="")),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("leased_until", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="offload.job",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'deliveries',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name_plural": "deliveries",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('status_code', models.PositiveIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('response', models.TextField(blank=True, default='')),
-                ('error', models.TextField(blank=True, default='')),
-                ('delivery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='alerts.delivery')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("status_code", models.PositiveIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("response", models.TextField(blank=True, default="")),
+                ("error", models.TextField(blank=True, default="")),
+                (
+                    "delivery",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="attempts", to="alerts.delivery"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.CreateModel(
-            name='Endpoint',
+            name="Endpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('agent', models.CharField(choices=[('webhook', 'Webhook'), ('ntfy', 'ntfy'), ('gotify', 'Gotify'), ('discord', 'Discord'), ('email', 'Email')], max_length=16)),
-                ('url', models.URLField(blank=True, default='', max_length=2048)),
-                ('to', models.EmailField(blank=True, default='', max_length=254)),
-                ('events', models.JSONField(default=list)),
-                ('kinds', models.JSONField(blank=True, default=list)),
-                ('libraries', models.JSONField(blank=True, default=list)),
-                ('options', models.JSONField(blank=True, default=dict)),
-                ('secret', models.CharField(blank=True, default='', max_length=512)),
-                ('previous_secret', models.CharField(blank=True, default='', max_length=512)),
-                ('previous_secret_until', models.DateTimeField(blank=True, null=True)),
-                ('paused', models.BooleanField(default=False)),
-                ('paused_reason', models.CharField(blank=True, default='', max_length=200)),
-                ('failing_since', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notify_endpoints', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "agent",
+                    models.CharField(
+                        choices=[
+                            ("webhook", "Webhook"),
+                            ("ntfy", "ntfy"),
+                            ("gotify", "Gotify"),
+                            ("discord", "Discord"),
+                            ("email", "Email"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("url", models.URLField(blank=True, default="", max_length=2048)),
+                ("to", models.EmailField(blank=True, default="", max_length=254)),
+                ("events", models.JSONField(default=list)),
+                ("kinds", models.JSONField(blank=True, default=list)),
+                ("libraries", models.JSONField(blank=True, default=list)),
+                ("options", models.JSONField(blank=True, default=dict)),
+                ("secret", models.CharField(blank=True, default="", max_length=512)),
+                ("previous_secret", models.CharField(blank=True, default="", max_length=512)),
+                ("previous_secret_until", models.DateTimeField(blank=True, null=True)),
+                ("paused", models.BooleanField(default=False)),
+                ("paused_reason", models.CharField(blank=True, default="", max_length=200)),
+                ("failing_since", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notify_endpoints",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['owner_id', 'name', 'id'],
+                "ordering": ["owner_id", "name", "id"],
             },
         ),
         migrations.AddField(
-            model_name='delivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='alerts.endpoint'),
+            model_name="delivery",
+            name="endpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="alerts.endpoint"
+            ),
         ),
         migrations.AddIndex(
-            model_name='endpoint',
-            index=models.Index(fields=['owner', 'paused'], name='alerts_endp_owner_i_fd5cf4_idx'),
+            model_name="endpoint",
+            index=models.Index(fields=["owner", "paused"], name="alerts_endp_owner_i_fd5cf4_idx"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['endpoint', '-created_at'], name='alerts_deli_endpoin_3612da_idx'),
+            model_name="delivery",
+            index=models.Index(fields=["endpoint", "-created_at"], name="alerts_deli_endpoin_3612da_idx"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(fields=['endpoint', 'event', 'target', '-created_at'], name='delivery_dedupe'),
+            model_name="delivery",
+            index=models.Index(fields=["endpoint", "event", "target", "-created_at"], name="delivery_dedupe"),
         ),
         migrations.AddIndex(
-            model_name='delivery',
-            index=models.Index(condition=models.Q(('outcome__in', ['pending', 'failed'])), fields=['next_attempt_at'], name='delivery_due'),
+            model_name="delivery",
+            index=models.Index(
+                condition=models.Q(("outcome__in", ["pending", "failed"])),
+                fields=["next_attempt_at"],
+                name="delivery_due",
+            ),
         ),
     ]
