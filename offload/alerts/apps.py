@@ -18,6 +18,7 @@ class AlertsConfig(AppConfig):
 
         job_event_recorded.connect(outbox.on_job_event, dispatch_uid="offload.alerts.outbox")
         admin.register()
+        monitoring.init_series()
         register_collector(monitoring.FailingEndpointsCollector())
         register_schedule(
             "alerts: send deliveries whose attempt is due",

@@ -27,6 +27,14 @@ DELIVERY_LATENCY = Histogram(
 )
 
 
+def init_series() -> None:
+    """Export every (agent, outcome) at 0 from the start: a dashboard and an alert see 0, not nothing."""
+    for agent in Agent.values:
+        DELIVERY_LATENCY.labels(agent=agent)
+        for outcome in ("sent", "failed", "dead", "limited", "deduped"):
+            NOTIFICATIONS.labels(agent=agent, outcome=outcome)
+
+
 def counted(agent: str, outcome: str, n: int = 1) -> None:
     NOTIFICATIONS.labels(agent=agent, outcome=outcome).inc(n)
 
