@@ -5,6 +5,7 @@ with the `standardwebhooks` verifier, as a receiver would. Retries are checked b
 (an attempt is run at the moment it is due), never by sleeping.
 """
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -16,6 +17,7 @@ from offload import jobs
 from offload.alerts import delivery, endpoints
 from offload.alerts.models import Delivery, Endpoint, Outcome
 from offload.models import JobPriority, Library, MediaItem
+from tests.support.cluster import QCluster
 from tests.support.jobrunner import drain, run_next
 from tests.support.media import make_video
 from tests.support.receivers import http_receiver, smtp_server
@@ -350,3 +352,36 @@ def test_a_scan_notifies_once_with_its_counts_and_its_items_jobs_never_do(alice,
     assert data["counts"] == {"added": 2, "changed": 0, "removed": 0, "failed": 0}
     assert data["library"] == {"id": library.pk, "name": "Films"}
     assert data["job"]["kind"] == "library.scan"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_is_delivered_again_with_the_same_webhook_id(alice, tmp_path):
+    """A real notify-lane cluster is SIGKILLed while the receiver holds its request; the next attempt sends."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_first(request) -> None:
+        if not held.is_set():
+            held.set()
+            release.wait(30)
+
+    with http_receiver(on_request=hold_the_first) as receiver:
+        endpoint, secret = webhook_for(alice, receiver.url)
+        lane = QCluster(tmp_path / "notify.log", Q_CLUSTER_NAME="notify", OFFLOAD_NOTIFY_ALLOW_PRIVATE="1").start()
+        try:
+            finish_noop(alice)
+            assert held.wait(60), lane.log()
+            lane.kill()
+        finally:
+            release.set()
+            lane.stop()
+        row = endpoint.deliveries.get()
+        assert row.outcome == Outcome.PENDING and row.leased_until is not None
+        # The lease of the dead worker's attempt expires; the sweep queues it, the lane sends it.
+        later = row.leased_until + timedelta(seconds=1)
+        assert delivery.sweep(now=later + delivery.SWEEP_GRACE) == 1
+        delivery.attempt(row.pk, now=later)
+    row.refresh_from_db()
+    assert row.outcome == Outcome.SENT and row.attempt == 2
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] == row.webhook_id
+    assert verified(secret, second)["type"] == "job.succeeded"
