@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from offload.alerts import endpoints
@@ -30,12 +31,29 @@ def outcome_badge(row: Delivery) -> str:
     )
 
 
+SMALL_JSON = forms.Textarea(attrs={"rows": 2, "cols": 60})
+# What the form sets on an endpoint; `token` becomes its secret.
+ENDPOINT_FIELDS = ["name", "agent", "url", "to", "events", "kinds", "libraries", "options", "paused"]
+
+
 class EndpointForm(forms.ModelForm):
-    url = forms.URLField(required=False, assume_scheme="https", max_length=2048, help_text="Empty for email.")
+    url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        max_length=2048,
+        widget=forms.URLInput(attrs={"class": "vURLField", "size": 80}),
+        help_text="The webhook, ntfy topic, Gotify server or Discord webhook URL; empty for email.",
+    )
     events = forms.MultipleChoiceField(choices=[(e, e) for e in SUBSCRIBABLE], widget=forms.CheckboxSelectMultiple)
-    kinds = forms.JSONField(required=False, initial=list, help_text='Job kinds, e.g. ["media.transcode"]; empty: all.')
-    libraries = forms.JSONField(required=False, initial=list, help_text="Library ids, e.g. [1, 2]; empty: all.")
-    options = forms.JSONField(required=False, initial=dict, help_text='ntfy/Gotify: {"priority": 4, "tags": ["tv"]}.')
+    kinds = forms.JSONField(
+        required=False, initial=list, widget=SMALL_JSON, help_text='Job kinds, e.g. ["media.transcode"]; empty: all.'
+    )
+    libraries = forms.JSONField(
+        required=False, initial=list, widget=SMALL_JSON, help_text="Library ids, e.g. [1, 2]; empty: all."
+    )
+    options = forms.JSONField(
+        required=False, initial=dict, widget=SMALL_JSON, help_text='ntfy/Gotify: {"priority": 4, "tags": ["tv"]}.'
+    )
     token = forms.CharField(
         required=False,
         widget=forms.PasswordInput,
@@ -45,11 +63,11 @@ class EndpointForm(forms.ModelForm):
 
     class Meta:
         model = Endpoint
-        fields = ["name", "agent", "url", "to", "events", "kinds", "libraries", "options", "paused"]
+        fields = ENDPOINT_FIELDS
 
     def clean(self):
         data = super().clean()
-        fields = {name: data.get(name) for name in self.Meta.fields if name in data}
+        fields = {name: data.get(name) for name in ENDPOINT_FIELDS if name in data}
         fields["kinds"], fields["libraries"] = fields.get("kinds") or [], fields.get("libraries") or []
         fields["options"] = fields.get("options") or {}
         if data.get("token"):
@@ -142,9 +160,8 @@ class EndpointAdmin(admin.ModelAdmin):
                 '<span class="offload-status offload-status-cancelled" title="{}">paused</span>', obj.paused_reason
             )
         if obj.failing_since:
-            return format_html(
-                '<span class="offload-status offload-status-failed">failing since {}</span>', obj.failing_since
-            )
+            since = timezone.localtime(obj.failing_since).strftime("%Y-%m-%d %H:%M %Z")
+            return format_html('<span class="offload-status offload-status-failed">failing since {}</span>', since)
         return format_html('<span class="offload-status offload-status-succeeded">{}</span>', "active")
 
     @admin.display(description="Deliveries")

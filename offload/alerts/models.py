@@ -17,14 +17,14 @@ class Agent(models.TextChoices):
 
 
 class EventType(models.TextChoices):
-    JOB_SUCCEEDED = "job.succeeded"
-    JOB_FAILED = "job.failed"
-    JOB_CANCELLED = "job.cancelled"
-    SCAN_FINISHED = "scan.finished"
+    JOB_SUCCEEDED = "job.succeeded", "job.succeeded"
+    JOB_FAILED = "job.failed", "job.failed"
+    JOB_CANCELLED = "job.cancelled", "job.cancelled"
+    SCAN_FINISHED = "scan.finished", "scan.finished"
     # Sent by "send a test"; nobody subscribes to it.
-    TEST = "test"
+    TEST = "test", "test"
     # Told to the owner's email endpoints when one of their endpoints was paused for failing.
-    ENDPOINT_PAUSED = "endpoint.paused"
+    ENDPOINT_PAUSED = "endpoint.paused", "endpoint.paused"
 
 
 # What a person may subscribe an endpoint to.
