@@ -98,7 +98,8 @@ def record(delivery: Delivery, result: Result, now: datetime) -> str:
         if next_at is not None:
             queueing.queue_attempt(delivery.pk, not_before=next_at)
         if result.ok:
-            Endpoint.objects.filter(pk=endpoint.pk, failing_since__isnull=False).update(failing_since=None)
+            if endpoint.failing_since is not None:
+                Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=None)
         elif result.gone:
             _pause(endpoint, "The endpoint answered 410 Gone: it was disabled.", now)
         elif not endpoint.paused:
