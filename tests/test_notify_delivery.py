@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.db import transaction
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks.webhooks import Webhook
 
 from offload import jobs
@@ -385,3 +386,48 @@ def test_a_worker_killed_mid_delivery_is_delivered_again_with_the_same_webhook_i
     first, second = receiver.received
     assert first.headers["webhook-id"] == second.headers["webhook-id"] == row.webhook_id
     assert verified(secret, second)["type"] == "job.succeeded"
+
+
+def notifications_counted(client) -> dict[tuple[str, str], float]:
+    text = client.get("/metrics").content.decode()
+    return {
+        (sample.labels["agent"], sample.labels["outcome"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "offload_notifications_total"
+    }
+
+
+def test_outcomes_are_counted_by_agent_and_a_failing_endpoint_is_measured(alice, client):
+    before = notifications_counted(client)
+    with http_receiver(statuses=[200, 500]) as receiver:
+        endpoint, _ = webhook_for(alice, receiver.url)
+        finish_noop(alice)
+        finish_noop(alice)
+        run_notify_lane()
+    after = notifications_counted(client)
+    assert after[("webhook", "sent")] - before.get(("webhook", "sent"), 0) == 1
+    assert after[("webhook", "failed")] - before.get(("webhook", "failed"), 0) == 1
+    assert after[("email", "dead")] == before.get(("email", "dead"), 0)
+    Endpoint.objects.filter(pk=endpoint.pk).update(failing_since=timezone.now() - timedelta(hours=2))
+    text = client.get("/metrics").content.decode()
+    failing = next(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "offload_notification_endpoint_failing_seconds" and s.labels["agent"] == "webhook"
+    )
+    assert 7000 < failing < 7300
+
+
+def test_deliveries_go_with_their_job_and_tests_after_the_jobs_retention(alice, settings):
+    from offload.jobs.retention import prune_jobs
+
+    endpoint, _ = webhook_for(alice, "http://127.0.0.1:9/")
+    job = finish_noop(alice)
+    endpoints.send_test(endpoint)
+    later = timezone.now() + timedelta(days=settings.OFFLOAD_JOB_RETENTION_DAYS + 1)
+    assert prune_jobs(now=later) >= 1
+    assert not Delivery.objects.filter(job_id=job.pk).exists()
+    assert delivery.prune(now=later) == 1
+    assert not Delivery.objects.exists()

@@ -162,5 +162,5 @@ def prune(now: datetime | None = None) -> int:
     if not days:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    deleted, _ = Delivery.objects.filter(job__isnull=True, created_at__lt=cutoff).delete()
-    return deleted
+    _, deleted = Delivery.objects.filter(job__isnull=True, created_at__lt=cutoff).delete()
+    return deleted.get(Delivery._meta.label, 0)
