@@ -431,3 +431,28 @@ def test_deliveries_go_with_their_job_and_tests_after_the_jobs_retention(alice, 
     assert not Delivery.objects.filter(job_id=job.pk).exists()
     assert delivery.prune(now=later) == 1
     assert not Delivery.objects.exists()
+
+
+def test_the_sweep_requeues_a_lost_task_but_not_one_waiting_in_a_busy_lane(alice):
+    endpoint, _ = webhook_for(alice, "http://127.0.0.1:9/")
+    finish_noop(alice)
+    row = endpoint.deliveries.get()
+    soon = timezone.now() + timedelta(minutes=2)
+    # Queued two minutes ago and still waiting its turn: its task exists, no copy is added.
+    assert delivery.sweep(now=soon) == 0
+    # Ten minutes on and never attempted: the task is taken as lost, queued once more, then left alone.
+    later = timezone.now() + timedelta(minutes=11)
+    assert delivery.sweep(now=later) == 1
+    assert delivery.sweep(now=later + timedelta(minutes=1)) == 0
+    row.refresh_from_db()
+    assert row.queued_at == later
+
+
+def test_a_rotated_out_secret_stops_signing_after_24_hours(alice):
+    from offload.alerts.agents import webhook
+
+    endpoint, old = webhook_for(alice, "http://127.0.0.1:9/")
+    new = endpoints.rotate_secret(endpoint)
+    now = timezone.now()
+    assert webhook.signing_secrets(endpoint, now + timedelta(hours=23)) == [new, old]
+    assert webhook.signing_secrets(endpoint, now + timedelta(hours=25)) == [new]

@@ -30,6 +30,8 @@ JITTER = 0.1
 PAUSE_AFTER = timedelta(hours=24)
 # A lost task (a killed worker, a Redis push lost) is picked up by the sweep after this.
 SWEEP_GRACE = timedelta(seconds=30)
+# A task queued this long ago whose attempt never ran is taken as lost and queued again.
+REQUEUE_AFTER = timedelta(minutes=10)
 SWEEP_BATCH = 500
 
 
@@ -94,6 +96,7 @@ def record(delivery: Delivery, result: Result, now: datetime) -> str:
             error=result.error[:2000],
             next_attempt_at=next_at,
             leased_until=None,
+            queued_at=next_at,
         )
         if next_at is not None:
             queueing.queue_attempt(delivery.pk, not_before=next_at)
@@ -135,7 +138,7 @@ def redeliver(delivery: Delivery) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
         Delivery.objects.filter(pk=delivery.pk).update(
-            outcome=Outcome.PENDING, attempt=0, next_attempt_at=now, leased_until=None, error=""
+            outcome=Outcome.PENDING, attempt=0, next_attempt_at=now, leased_until=None, queued_at=now, error=""
         )
         queueing.queue_attempt(delivery.pk)
     delivery.refresh_from_db()
@@ -143,16 +146,23 @@ def redeliver(delivery: Delivery) -> Delivery:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """Scheduled every minute on the notify lane: queue attempts that are due but whose task was lost."""
+    """Scheduled every minute on the notify lane: queue again the attempts whose task was lost.
+
+    Lost: a worker died mid-attempt (its lease ran out), or the task was queued long ago and
+    never ran (a push after commit that failed with the Redis broker). A task that merely waits
+    in a busy lane is left alone, so a backlog does not grow a copy a minute.
+    """
     now = now or timezone.now()
     lost = list(
         Delivery.objects.filter(outcome__in=[Outcome.PENDING, Outcome.FAILED], next_attempt_at__lte=now - SWEEP_GRACE)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .filter(Q(leased_until__lt=now) | Q(leased_until__isnull=True, queued_at__lt=now - REQUEUE_AFTER))
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]
     )
-    for delivery_id in lost:
-        queueing.queue_attempt(delivery_id)
+    with transaction.atomic():
+        Delivery.objects.filter(pk__in=lost).update(leased_until=None, queued_at=now)
+        for delivery_id in lost:
+            queueing.queue_attempt(delivery_id)
     return len(lost)
 
 

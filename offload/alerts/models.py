@@ -109,6 +109,8 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # Taken by the worker making an attempt; a worker that died leaves it to expire.
     leased_until = models.DateTimeField(null=True, blank=True)
+    # When its attempt's task was last queued: the sweep queues it again only once that is long past.
+    queued_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -144,6 +145,7 @@ def write(
                 payload=payload,
                 outcome=outcome,
                 next_attempt_at=now if outcome == Outcome.PENDING else None,
+                queued_at=now if outcome == Outcome.PENDING else None,
                 created_at=now,
             )
         )
@@ -151,8 +153,9 @@ def write(
     for row in created:
         if row.outcome == Outcome.PENDING:
             queueing.queue_attempt(row.pk)
-        else:
-            monitoring.counted(row.endpoint.agent, row.outcome)
+    held = [(row.endpoint.agent, row.outcome) for row in created if row.outcome != Outcome.PENDING]
+    if held:
+        transaction.on_commit(lambda: [monitoring.counted(agent, outcome) for agent, outcome in held])
     return created
 
 
