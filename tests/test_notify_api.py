@@ -134,3 +134,20 @@ def test_a_rotated_secret_signs_beside_the_old_one(alice_api):
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (made["secret"], rotated):
         assert Webhook(secret).verify(request.body, request.headers)["type"] == "test"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"agent": "ntfy", "options": {"priority": 9}},
+        {"agent": "ntfy", "options": {"priority": "high"}},
+        {"agent": "ntfy", "options": {"tags": "tv"}},
+        {"agent": "gotify", "token": "t", "options": {"colour": "red"}},
+        {"agent": "webhook", "token": "not-a-whsec-secret"},
+        {"agent": "discord", "token": "t"},
+    ],
+)
+def test_options_and_tokens_an_agent_cannot_use_answer_400(alice_api, fields):
+    body = {"name": "n", "url": "http://127.0.0.1:9/t", "events": ["job.failed"], **fields}
+    assert alice_api.post(ENDPOINTS, body, format="json").status_code == 400
+    assert not Endpoint.objects.exists()

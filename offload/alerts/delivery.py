@@ -62,7 +62,11 @@ def attempt(delivery_id: int, now: datetime | None = None) -> str:
     if endpoint.paused:
         result = Result(ok=False, error=f"The endpoint is paused: {endpoint.paused_reason}", permanent=True)
     else:
-        result = SENDERS[endpoint.agent](endpoint, delivery)
+        try:
+            result = SENDERS[endpoint.agent](endpoint, delivery)
+        except Exception as exc:  # recorded as the attempt's error and logged; it is retried
+            log.exception("notification delivery %s: the %s agent failed", delivery_id, endpoint.agent)
+            result = Result(ok=False, error=f"{type(exc).__name__}: {exc}")
     return record(delivery, result, now)
 
 

@@ -85,7 +85,29 @@ def clean(user, fields: dict[str, Any], endpoint: Endpoint | None = None) -> dic
             raise ValueError(f"url: {exc}") from None
     if agent == Agent.GOTIFY and not (fields.get("secret") or (endpoint and endpoint.secret)):
         raise ValueError("token: a Gotify endpoint needs its application's token.")
+    if fields.get("secret") and agent not in TOKEN_AGENTS:
+        raise ValueError("token: only Gotify and ntfy endpoints take a token (a webhook's secret is made here).")
+    _check_options(agent, fields.get("options") or {})
     return cleaned
+
+
+# Each agent's options and the priorities its service accepts.
+PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+
+
+def _check_options(agent: str, options: dict[str, Any]) -> None:
+    allowed = {Agent.NTFY: {"priority", "tags"}, Agent.GOTIFY: {"priority"}}.get(agent, set())
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"options: {agent} takes no {unknown[0]!r}.")
+    if "priority" in options:
+        priority = options["priority"]
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority not in PRIORITIES[agent]:
+            span = PRIORITIES[agent]
+            raise ValueError(f"options: priority must be a whole number from {span.start} to {span.stop - 1}.")
+    tags = options.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 64 for tag in tags):
+        raise ValueError("options: tags must be a list of short strings.")
 
 
 def create_endpoint(user, fields: dict[str, Any]) -> tuple[Endpoint, str]:
