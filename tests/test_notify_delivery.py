@@ -456,3 +456,11 @@ def test_a_rotated_out_secret_stops_signing_after_24_hours(alice):
     now = timezone.now()
     assert webhook.signing_secrets(endpoint, now + timedelta(hours=23)) == [new, old]
     assert webhook.signing_secrets(endpoint, now + timedelta(hours=25)) == [new]
+
+
+def test_a_deactivated_user_is_told_nothing(alice):
+    endpoint, _ = webhook_for(alice, "http://127.0.0.1:9/")
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    finish_noop(alice)
+    assert not endpoint.deliveries.exists()

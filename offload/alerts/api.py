@@ -39,8 +39,10 @@ class EndpointSerializer(serializers.ModelSerializer):
 
     def to_fields(self) -> dict:
         data = dict(self.validated_data)
-        if "token" in data:
-            data["secret"] = data.pop("token")
+        # An empty token keeps the one stored.
+        token = data.pop("token", "")
+        if token:
+            data["secret"] = token
         return data
 
 

@@ -75,7 +75,7 @@ def _subscribers(job: Job, kind: str) -> list[Endpoint]:
     if job.has_members:
         who |= Q(owner__joined_jobs__job=job)
     # The events list is filtered here, not in SQL: SQLite's JSON has no containment lookup.
-    rows = Endpoint.objects.filter(who, paused=False).select_related("owner").distinct()
+    rows = Endpoint.objects.filter(who, paused=False, owner__is_active=True).select_related("owner").distinct()
     return [endpoint for endpoint in rows if kind in endpoint.events]
 
 
