@@ -118,5 +118,17 @@ def test_screenshots_of_the_notification_pages(asgi_server, staff):
         screenshot(browser, "notify-job-page")
         browser.get(f"{server.url}/admin/alerts/endpoint/{endpoint.pk}/change/")
         screenshot(browser, "notify-endpoint")
+        browser.get(f"{server.url}/admin/alerts/delivery/")
+        screenshot(browser, "notify-deliveries")
     finally:
         browser.quit()
+
+
+def test_send_a_test_from_the_endpoints_page_queues_one_test_delivery(admin_client, staff):
+    endpoint, _ = endpoints.create_endpoint(
+        staff, {"agent": "webhook", "name": "s", "url": "http://127.0.0.1:9/", "events": ["job.failed"]}
+    )
+    url = reverse("admin:alerts_endpoint_change", args=[endpoint.pk])
+    assert 'name="_send_test"' in admin_client.get(url).content.decode()
+    assert admin_client.post(url, {"_send_test": "1"}).status_code == 302
+    assert list(endpoint.deliveries.values_list("event", "outcome")) == [("test", "pending")]

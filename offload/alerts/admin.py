@@ -5,7 +5,7 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -145,6 +145,17 @@ class EndpointAdmin(admin.ModelAdmin):
                 request, f"The signing secret of {created.name!r} is {secret} — copy it now: it is never shown again."
             )
 
+    change_form_template = "admin/alerts/endpoint/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST" and "_send_test" in request.POST:
+            endpoint = self.get_queryset(request).filter(pk=object_id).first()
+            if endpoint is not None:
+                endpoints.send_test(endpoint)
+                self.message_user(request, "Queued a test delivery: it is listed below once sent.")
+            return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Signing secret or token")
     def secret_display(self, obj: Endpoint) -> str:
         return endpoints.masked(obj.secret) or "—"
@@ -255,7 +266,7 @@ class DeliveryAdmin(admin.ModelAdmin):
             if row is not None:
                 endpoints.redeliver(row)
                 self.message_user(request, "Queued for delivery again, with the same webhook-id.")
-            return self.response_post_save_change(request, row) if row else super().change_view(request, object_id)
+            return HttpResponseRedirect(request.path)
         return super().change_view(request, object_id, form_url, extra_context)
 
 
