@@ -1,6 +1,8 @@
 """The admin's notification pages: endpoints (add, edit, pause, send a test) and their deliveries."""
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -103,7 +105,23 @@ class DeliveryInline(admin.TabularInline):
         return outcome_badge(obj)
 
 
-class EndpointAdmin(admin.ModelAdmin):
+class ObjectButtonAdmin(admin.ModelAdmin):
+    """A page whose one button (a POST named object_button[0]) calls a domain function on its object."""
+
+    object_button: tuple[str, Callable[[Any], Any] | None, str] = ("", None, "")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        name, act, said = self.object_button
+        if request.method == "POST" and name and name in request.POST:
+            obj = self.get_queryset(request).filter(pk=object_id).first()
+            if obj is not None:
+                act(obj)
+                self.message_user(request, said)
+            return HttpResponseRedirect(request.path)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class EndpointAdmin(ObjectButtonAdmin):
     form = EndpointForm
     list_display = ["name", "owner", "agent", "address", "events_display", "state_display", "deliveries_link"]
     list_filter = ["agent", "paused"]
@@ -146,15 +164,7 @@ class EndpointAdmin(admin.ModelAdmin):
             )
 
     change_form_template = "admin/alerts/endpoint/change_form.html"
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "POST" and "_send_test" in request.POST:
-            endpoint = self.get_queryset(request).filter(pk=object_id).first()
-            if endpoint is not None:
-                endpoints.send_test(endpoint)
-                self.message_user(request, "Queued a test delivery: it is listed below once sent.")
-            return HttpResponseRedirect(request.path)
-        return super().change_view(request, object_id, form_url, extra_context)
+    object_button = ("_send_test", endpoints.send_test, "Queued a test delivery: it is listed below once sent.")
 
     @admin.display(description="Signing secret or token")
     def secret_display(self, obj: Endpoint) -> str:
@@ -211,7 +221,7 @@ class AttemptInline(admin.TabularInline):
         return format_html('<pre style="white-space: pre-wrap; max-width: 40em">{}</pre>', obj.response or "—")
 
 
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ObjectButtonAdmin):
     list_display = [
         "created_at", "endpoint", "event", "outcome_display", "attempt", "status_code", "latency_ms",
         "next_attempt_at", "job_link",
@@ -227,6 +237,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     readonly_fields = fields
     change_form_template = "admin/alerts/delivery/change_form.html"
+    object_button = ("_redeliver", endpoints.redeliver, "Queued for delivery again, with the same webhook-id.")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         rows = super().get_queryset(request)
@@ -259,15 +270,6 @@ class DeliveryAdmin(admin.ModelAdmin):
         for row in queryset:
             endpoints.redeliver(row)
         self.message_user(request, f"Queued {queryset.count()} delivery(ies) again.")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        if request.method == "POST" and "_redeliver" in request.POST:
-            row = self.get_queryset(request).filter(pk=object_id).first()
-            if row is not None:
-                endpoints.redeliver(row)
-                self.message_user(request, "Queued for delivery again, with the same webhook-id.")
-            return HttpResponseRedirect(request.path)
-        return super().change_view(request, object_id, form_url, extra_context)
 
 
 class JobDeliveryInline(DeliveryInline):
