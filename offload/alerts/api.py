@@ -2,7 +2,7 @@
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -18,7 +18,7 @@ class EndpointSerializer(serializers.ModelSerializer):
 
     events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE), allow_empty=False)
     kinds = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
-    libraries = serializers.ListField(child=serializers.IntegerField(), required=False)
+    libraries = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False)
     options = serializers.DictField(required=False)
     # Given for Gotify (its app token) and ntfy (an access token); stored as the endpoint's secret.
     token = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512)
@@ -123,13 +123,14 @@ class DeliveryPagination(PageNumberPagination):
     page_size = 50
 
 
-class DeliveryListView(APIView):
-    @extend_schema(responses={200: DeliverySerializer(many=True), 404: OpenApiTypes.OBJECT})
-    def get(self, request: Request, pk: int) -> Response:
-        rows = _endpoint(request, pk).deliveries.order_by("-created_at", "-id")
-        pages = DeliveryPagination()
-        page = pages.paginate_queryset(rows, request, view=self)
-        return pages.get_paginated_response(DeliverySerializer(page, many=True).data)
+@extend_schema(responses={200: DeliverySerializer(many=True), 404: OpenApiTypes.OBJECT})
+class DeliveryListView(generics.ListAPIView):
+    serializer_class = DeliverySerializer
+    pagination_class = DeliveryPagination
+    queryset = Delivery.objects.none()  # for the schema; get_queryset applies access
+
+    def get_queryset(self):
+        return _endpoint(self.request, self.kwargs["pk"]).deliveries.order_by("-created_at", "-id")
 
 
 class RedeliverView(APIView):

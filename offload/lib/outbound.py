@@ -97,12 +97,22 @@ def resolve(target: Target, allow_private: bool) -> str:
 
 
 def check_url(url: str, allow_private: bool) -> None:
-    """Refused when the URL could never be called (its scheme, or an address it resolves to now)."""
+    """Refused when the URL could never be called: its scheme, or an address written in it.
+
+    Host names are not resolved here (no DNS lookup while a request waits); every attempt
+    resolves and checks them.
+    """
     target = parse(url)
+    host = target.host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        host = "127.0.0.1"
     try:
-        resolve(target, allow_private)
-    except SendFailed:
-        pass  # a name that does not resolve today may tomorrow; each attempt checks again
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return
+    reason = refusal(host, allow_private)
+    if reason:
+        raise Refused(reason)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float, allow_private: bool) -> Answer:
