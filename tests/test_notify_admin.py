@@ -132,3 +132,14 @@ def test_send_a_test_from_the_endpoints_page_queues_one_test_delivery(admin_clie
     assert 'name="_send_test"' in admin_client.get(url).content.decode()
     assert admin_client.post(url, {"_send_test": "1"}).status_code == 302
     assert list(endpoint.deliveries.values_list("event", "outcome")) == [("test", "pending")]
+
+
+def test_an_operator_sees_on_a_jobs_page_only_what_their_own_endpoints_were_sent(client, alice, staff):
+    from django.contrib.auth.models import Permission
+
+    operator = type(staff).objects.create_user("operator", password="operator-password", is_staff=True)
+    operator.user_permissions.set(Permission.objects.filter(codename__in=["view_job", "view_delivery"]))
+    _, row = delivered_to(staff, "/staffs-hook")
+    client.force_login(operator)
+    page = client.get(reverse("admin:offload_job_change", args=[row.job_id])).content.decode()
+    assert row.webhook_id[:12] not in page

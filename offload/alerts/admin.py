@@ -93,7 +93,9 @@ class DeliveryInline(admin.TabularInline):
     verbose_name_plural = "Deliveries (newest first)"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("endpoint")
+        rows = super().get_queryset(request).select_related("endpoint")
+        # Someone else's endpoints and what they were sent stay theirs, as in the lists.
+        return rows if request.user.is_superuser else rows.filter(endpoint__owner=request.user)
 
     @admin.display(description="Delivery")
     def delivery_link(self, obj: Delivery) -> str:
