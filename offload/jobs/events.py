@@ -1,6 +1,7 @@
 """JobEvent: the append-only log of job state changes that clients replay, and its one seam.
 
-Every change of a job passes through `record_event()`. Once the change commits, the
+Every change of a job passes through `record_event()`. Inside its transaction the
+`job_event_recorded` signal lets the notification outbox write its rows. Once the change commits, the
 `job_event_committed` signal carries the event to whoever subscribed in their app's
 `ready()`: the API cache (its job answers are stale) and the websocket publisher. The spine
 knows neither of them.
@@ -55,6 +56,10 @@ from offload.models import EventSequence, Job, JobEvent
 # Sent once the transaction that recorded the event has committed, never for a rolled-back one.
 # Arguments: event (the JobEvent row, its payload the job's JSON at that moment).
 job_event_committed = Signal()
+# Sent as the event is recorded, inside the transaction that changed the job: a receiver's
+# writes (an outbox row) commit with the change or roll back with it. Keep receivers quick;
+# anything that leaves the process belongs to job_event_committed. Arguments: event, job.
+job_event_recorded = Signal()
 
 
 def next_seq() -> int:
@@ -91,6 +96,8 @@ def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEve
         seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
     )
     record.nobody_joined = nobody_joined
+    # Not robust: a receiver that fails rolls the change back rather than lose its outbox row.
+    job_event_recorded.send(sender=JobEvent, event=record, job=job)
     # Only committed state leaves the process: a rolled-back change is never announced.
     transaction.on_commit(lambda: announce_committed(record), robust=True)
     return record
