@@ -12,11 +12,13 @@ class AlertsConfig(AppConfig):
         from django_q.models import Schedule
 
         from offload.alerts import admin, monitoring, outbox
-        from offload.jobs import job_event_recorded
+        from offload.jobs import job_event_recorded, record_in_transaction_when
         from offload.jobs.schedules import register_schedule
         from offload.metrics.registry import register_collector
 
         job_event_recorded.connect(outbox.on_job_event, dispatch_uid="offload.alerts.outbox")
+        # Finishes someone's endpoint may hear are recorded in a transaction, so their outbox rows commit with them.
+        record_in_transaction_when(outbox.may_notify, outbox.may_hear_sql())
         admin.register()
         monitoring.init_series()
         register_collector(monitoring.FailingEndpointsCollector())

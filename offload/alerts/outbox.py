@@ -18,13 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from offload.alerts import messages, monitoring, queueing
 from offload.alerts.models import Agent, Delivery, Endpoint, EventType, Outcome
-from offload.models import Job, JobEvent, JobPriority, Library, MediaItem
+from offload.models import Job, JobEvent, JobMember, JobPriority, Library, MediaItem
 
 FINISHED = {
     "succeeded": EventType.JOB_SUCCEEDED,
@@ -50,6 +51,26 @@ def event_type(job: Job, status: str) -> str | None:
         # A stage a scan queued for one of its items: the scan notifies once for all of them.
         return None
     return event
+
+
+# The SQL twin of _subscribers (alias j, the job row): an active endpoint of someone who sees the
+# job. Wider than the Python rules (events, kinds and libraries are left to on_job_event): a job
+# it matches is finished in a transaction and on_job_event decides.
+def may_hear_sql() -> str:
+    """The condition, once the apps are loaded (the user model's table)."""
+    return f"""EXISTS (
+        SELECT 1 FROM {Endpoint._meta.db_table} e JOIN {get_user_model()._meta.db_table} u ON u.id = e.owner_id
+        WHERE NOT e.paused AND u.is_active AND (
+            u.is_staff OR e.owner_id = j.requested_by_id
+            OR (j.has_members AND EXISTS (
+                SELECT 1 FROM {JobMember._meta.db_table} m WHERE m.job_id = j.id AND m.user_id = e.owner_id))
+        )
+    )"""  # noqa: S608 (table names from the models)
+
+
+def may_notify(job: Job | None, status: str) -> bool:
+    """Whether an event of this job could write deliveries (the spine then records it in a transaction)."""
+    return status in FINISHED and (job is None or event_type(job, status) is not None)
 
 
 def on_job_event(sender, event: JobEvent, job: Job, **kwargs: Any) -> None:

@@ -30,7 +30,12 @@ from offload.jobs.errors import (
     TransientJobError,
     UnknownJobKind,
 )
-from offload.jobs.events import job_event_committed, job_event_recorded, record_event
+from offload.jobs.events import (
+    job_event_committed,
+    job_event_recorded,
+    record_event,
+    record_in_transaction_when,
+)
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
 from offload.jobs.payload import job_payload
 from offload.jobs.runner import JobRun
@@ -81,6 +86,7 @@ __all__ = [
     "mark_cancelled",
     "params_hash",
     "record_event",
+    "record_in_transaction_when",
     "register",
     "retry",
     "stored_idempotency_key",

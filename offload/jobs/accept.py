@@ -39,7 +39,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from offload.jobs.errors import IdempotencyKeyReused
-from offload.jobs.events import announce_committed
+from offload.jobs.events import announce_committed, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload
 from offload.jobs.queue import new_task_id, queue_of, task_package
 from offload.metrics import jobs as metrics
@@ -82,8 +82,8 @@ _spare_pid: int | None = None
 
 
 def supported() -> bool:
-    """Whether this database takes the one-statement path (PostgreSQL)."""
-    return connection.vendor == "postgresql"
+    """Whether a request takes the one-statement path (PostgreSQL, and no in-transaction receiver of "queued")."""
+    return connection.vendor == "postgresql" and wanted_in_transaction_sql(None, str(JobStatus.QUEUED)) == "FALSE"
 
 
 def _access_sql(target_queryset) -> tuple[str, list[str | tuple[Any]]]:

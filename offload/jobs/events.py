@@ -42,6 +42,7 @@ SQLite (the embedded run) allows one writer at a time, so numbering at INSERT is
 commit order there.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -60,6 +61,25 @@ job_event_committed = Signal()
 # writes (an outbox row) commit with the change or roll back with it. Keep receivers quick;
 # anything that leaves the process belongs to job_event_committed. Arguments: event, job.
 job_event_recorded = Signal()
+
+# A receiver of job_event_recorded names what it may write for: predicate(job, event) in Python
+# (job is None where the caller has not read it yet, a claim's "started"), and the same question
+# as SQL on the job row (alias j). A change recorded in one statement (offload/jobs/statements.py)
+# is taken only where the SQL says no receiver would write: otherwise the change goes the
+# transactional way, through record_event, so the receiver's rows commit with it.
+_wanted: list[tuple[Callable[[Job | None, str], bool], str]] = []
+
+
+def record_in_transaction_when(predicate: Callable[[Job | None, str], bool], sql: str) -> None:
+    """Register a job_event_recorded receiver's interest (from its app's ready())."""
+    if (predicate, sql) not in _wanted:
+        _wanted.append((predicate, sql))
+
+
+def wanted_in_transaction_sql(job: Job | None, event: str) -> str:
+    """SQL (alias j) true when a receiver of job_event_recorded would write for this event; "FALSE" when none may."""
+    conditions = [f"({sql})" for predicate, sql in _wanted if predicate(job, event)]
+    return " OR ".join(conditions) or "FALSE"
 
 
 def next_seq() -> int:
