@@ -157,9 +157,9 @@ class Host:
     # --- Units -------------------------------------------------------------------
 
     def unit(self, name: str, instance: str = "") -> Unit:
-        template = name.replace(f"@{instance}.", "@.") if instance else name
-        text = self.localize((DEPLOY / "systemd" / template).read_text()).replace("%i", instance)
-        return Unit.read(text, name)
+        """A shipped unit file, localized; a template (name@.service) as its instance name@instance.service."""
+        text = self.localize((DEPLOY / "systemd" / name).read_text()).replace("%i", instance)
+        return Unit.read(text, name.replace("@.", f"@{instance}.") if instance else name)
 
     def _environment(self, unit: Unit) -> dict[str, str]:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
