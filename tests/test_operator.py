@@ -20,7 +20,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -77,28 +77,26 @@ def database():
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def host(database):
+def deployed(database: tuple[str, str], start: Callable[[Host], None]) -> Iterator[Host]:
+    """A fixture's body: a host deployed by the docs, started by `start`, its logs printed on a failure."""
     served = Host()
     try:
-        yield deploy(served, *database, start=start_units)
+        yield deploy(served, *database, start=start)
     except BaseException:
         print(served.logs())
         raise
     finally:
         served.teardown()
+
+
+@pytest.fixture
+def host(database):
+    yield from deployed(database, start_units)
 
 
 @pytest.fixture
 def procfile_host(database):
-    served = Host()
-    try:
-        yield deploy(served, *database, start=start_procfile)
-    except BaseException:
-        print(served.logs())
-        raise
-    finally:
-        served.teardown()
+    yield from deployed(database, start_procfile)
 
 
 def deploy(host: Host, db_password: str, db_name: str, start: Callable[[Host], None]) -> Host:
