@@ -45,6 +45,12 @@ pytestmark = [
 DEADLINE = 180
 
 
+def debian_python_makes_venvs() -> bool:
+    """docs/deploy.md's step 3 needs Debian's python3 with python3-venv."""
+    probe = ["/usr/bin/python3", "-c", "import ensurepip, venv"]
+    return os.path.exists(probe[0]) and subprocess.run(probe, capture_output=True).returncode == 0
+
+
 def redis_up(port: int, password: str) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
@@ -240,6 +246,12 @@ def site(host: Host) -> requests.Session:
     browser.verify = str(host.ca)
     browser.headers["Host"] = SERVER_NAME
     return browser
+
+
+@pytest.fixture(autouse=True)
+def _debian_python():
+    if not debian_python_makes_venvs():
+        pytest.skip("Debian's python3 and python3-venv are needed for the deployment's virtualenv")
 
 
 def test_the_operator_deploys_by_the_docs_and_everything_works_through_nginx(host):
