@@ -32,26 +32,29 @@ lint: dev-venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-# The runtime lock for `make run`; the runtime and development locks together for `make test`.
+# `make run`: the runtime lock with the embedded run's bundled services (requirements-embedded.txt);
+# `make test`: that and the development tools (requirements-dev.txt). A deployment installs
+# requirements.txt alone (docs/deploy.md).
 venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
 # Debian's python3 makes virtualenvs only with python3-venv: installed first where missing.
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements-embedded.txt
 	test -x $(PY) || { PYTHON=$(PYTHON) bash scripts/ensure_system_packages.sh --venv && $(PYTHON) -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-embedded.txt
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# Regenerate both locks from pyproject.toml (pip-tools, in a virtualenv of its own).
+# Regenerate the three locks from pyproject.toml (pip-tools, in a virtualenv of its own).
 PIP_COMPILE := pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
 	test -x var/lock-tools/bin/pip-compile || ($(PYTHON) -m venv var/lock-tools && var/lock-tools/bin/pip install --quiet pip-tools)
 	var/lock-tools/bin/$(PIP_COMPILE) -o requirements.txt pyproject.toml
-	var/lock-tools/bin/$(PIP_COMPILE) --extra dev -o requirements-dev.txt pyproject.toml
+	var/lock-tools/bin/$(PIP_COMPILE) --extra embedded -o requirements-embedded.txt pyproject.toml
+	var/lock-tools/bin/$(PIP_COMPILE) --extra embedded --extra dev -o requirements-dev.txt pyproject.toml
 
 # ffprobe comes from the system's ffmpeg package (imageio-ffmpeg ships ffmpeg alone);
 # the tests also drive Debian's chromium, and check the alerting rules with promtool.

@@ -3,6 +3,7 @@
 import ipaddress
 import os
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -58,16 +59,53 @@ def env_list(name: str, default: list[str], sep: str = ",") -> list[str]:
     return [part.strip() for part in raw.split(sep) if part.strip()]
 
 
+def env_secret(name: str, default: str = "") -> str:
+    """A secret: the variable NAME, else the file NAME_FILE names, else the systemd credential NAME.
+
+    A file (0600, or a systemd credential: LoadCredential=NAME:/etc/offload/NAME) keeps the
+    secret out of the environment, which every process of the service and its children see.
+    """
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    if not path and credentials and (Path(credentials) / name).is_file():
+        path = str(Path(credentials) / name)
+    if not path:
+        return default
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}: cannot read {path}: {exc.strerror}") from None
+    if not value:
+        raise ImproperlyConfigured(f"{name}: {path} is empty")
+    return value
+
+
+def with_password(url: str, password: str) -> str:
+    """A redis:// URL with this password, unless it carries one already or none is given."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    if parts.password:
+        return url
+    user = quote(parts.username or "", safe="")
+    netloc = f"{user}:{quote(password, safe='')}@{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 # --- Core -------------------------------------------------------------------
 
 # Safe for production by default: DEBUG off, and no start without a real SECRET_KEY (django-q2
 # signs the pickled tasks in its broker with it). The embedded run (scripts/run.py) sets
 # development values itself, and says so loudly; `check --deploy` refuses them.
-SECRET_KEY = env_str("SECRET_KEY", "")
+SECRET_KEY = env_secret("SECRET_KEY")
 if not SECRET_KEY:
     raise ImproperlyConfigured(
-        "SECRET_KEY is not set. Set it to a long random value (python -c 'import secrets; "
-        "print(secrets.token_urlsafe(50))'); `make run` sets a development key itself."
+        "SECRET_KEY is not set. Set it (or SECRET_KEY_FILE) to a long random value (python -c 'import secrets; "
+        "print(secrets.token_urlsafe(50))'); `make run` sets a development key itself, and a command "
+        "beside it reads it from var/run.env."
     )
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
@@ -92,6 +130,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "offload.web.request_id.RequestIdMiddleware",
+    # Before anything asks for the host: probes and scrapes on the loopback pass ALLOWED_HOSTS.
+    "offload.web.probe_host.LoopbackProbeHostMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Outside everything that can refuse a request, so that those refusals are JSON too.
     "offload.api.errors.JsonErrorsMiddleware",
@@ -145,6 +185,8 @@ CONN_MAX_AGE = env_int("CONN_MAX_AGE", 600, minimum=0)
 _database_url = env_str("DATABASE_URL", "")
 if _database_url:
     _default_db = dj_database_url.parse(_database_url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+    # The password may come from a file instead of the URL (DATABASE_PASSWORD_FILE).
+    _default_db["PASSWORD"] = env_secret("DATABASE_PASSWORD", _default_db.get("PASSWORD", ""))
 else:
     # Its folder is made when the app starts (offload/apps.py), never when settings load.
     _default_db = {
@@ -181,10 +223,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, cache and sessions ---------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Each instance's password: in its URL (redis://:password@host:port/0), or REDIS_PASSWORD /
+# REDIS_CACHE_PASSWORD (or their _FILE forms); the cache's defaults to the state instance's.
+REDIS_URL = with_password(env_str("REDIS_URL", "redis://127.0.0.1:6379/0"), env_secret("REDIS_PASSWORD"))
 REDIS_KEY_PREFIX = env_str("REDIS_KEY_PREFIX", "offload")
 # The cache may live on an instance of its own (allkeys-lru); state stays on REDIS_URL (noeviction).
-REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", REDIS_URL)
+REDIS_CACHE_URL = with_password(
+    env_str("REDIS_CACHE_URL", REDIS_URL), env_secret("REDIS_CACHE_PASSWORD", env_secret("REDIS_PASSWORD"))
+)
 
 CACHES = {
     "default": {
@@ -230,7 +276,7 @@ CHANNEL_LAYERS = {
 
 # One URL, or every node of a Typesense cluster as comma-separated URLs (docs/scaling.md).
 TYPESENSE_URL = env_str("TYPESENSE_URL", "")
-TYPESENSE_API_KEY = env_str("TYPESENSE_API_KEY", "offload-dev-key")
+TYPESENSE_API_KEY = env_secret("TYPESENSE_API_KEY", "offload-dev-key")
 
 # --- Websockets ---------------------------------------------------------------
 
@@ -261,6 +307,14 @@ STATIC_URL = "/static/"
 # Static files are served from the apps' own folders, so no collectstatic step is needed;
 # set STATIC_ROOT to collect them for a proxy instead.
 STATIC_ROOT = env_str("STATIC_ROOT", "") or None
+if STATIC_ROOT:
+    # Collected for a proxy that caches them long (deploy/nginx/offload.conf): each file is
+    # named by its content's hash (live.3f9a….js), so an upgrade's new file has a new name and
+    # no browser keeps the old one. Without STATIC_ROOT nothing is collected: plain names.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
 WHITENOISE_USE_FINDERS = True
 
 # ffmpeg and ffprobe: a path, or found on PATH (then imageio-ffmpeg's ffmpeg).
@@ -327,34 +381,23 @@ elif OFFLOAD_Q_BROKER != "orm":
 # (offload/jobs/broker.py), where the Redis broker keeps plain queue order.
 Q_CLUSTER["broker_class"] = f"offload.jobs.lanes.Lane{'Redis' if OFFLOAD_Q_BROKER == 'redis' else 'ORM'}Broker"
 
-# --- Search sync -------------------------------------------------------------
+# --- Worker lanes --------------------------------------------------------------
 
-# Index writes run on a lane of their own, a second django-q2 cluster whose name is its
-# queue, so a sync never waits behind a long transcode. Start it with
-# `Q_CLUSTER_NAME=search python manage.py qcluster` (the name below).
-SEARCH_Q_CLUSTER = env_str("OFFLOAD_SEARCH_Q_NAME", "search")
-SEARCH_SYNC_TASK_TIMEOUT = 60
+# The worker lanes, declared here once. A lane is a django-q2 cluster whose name is its queue
+# (OFFLOAD_<LANE>_Q_NAME, the lane's own name by default; the default lane is Q_CLUSTER, named
+# by OFFLOAD_Q_NAME), and each job kind names its lane in its registration
+# (offload/jobs/kinds.py). `make run` starts a cluster per lane, /healthz/ready and /metrics
+# report each, and tests hold deploy/systemd/offload.target, deploy/Procfile and the docs to
+# this list: a new lane is one entry here, its options beside Q_CLUSTER's.
 _search_workers = env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH_Q_WORKERS", 2, minimum=1), minimum=1)
-# The media lane: long CPU work (transcodes) on workers of its own, so a film's transcode
-# never holds back a probe. Start it with `Q_CLUSTER_NAME=media python manage.py qcluster`.
-MEDIA_Q_CLUSTER = env_str("OFFLOAD_MEDIA_Q_NAME", "media")
-# Each job kind names its lane in its registration (offload/jobs/kinds.py); a lane is a
-# django-q2 cluster, and its cluster name is its queue.
-# The notify lane: deliveries to people's endpoints (offload/alerts/), so a slow endpoint never
-# holds back a probe. Start it with `Q_CLUSTER_NAME=notify python manage.py qcluster`.
-NOTIFY_Q_CLUSTER = env_str("OFFLOAD_NOTIFY_Q_NAME", "notify")
-OFFLOAD_LANES = {
-    "default": Q_CLUSTER["name"],
-    "media": MEDIA_Q_CLUSTER,
-    "search": SEARCH_Q_CLUSTER,
-    "notify": NOTIFY_Q_CLUSTER,
-}
-Q_CLUSTER["ALT_CLUSTERS"] = {
-    MEDIA_Q_CLUSTER: {
+_LANE_CLUSTERS = {
+    # Long CPU work (transcodes) on workers of its own, so a film's transcode never holds back a probe.
+    "media": {
         "workers": env_int("OFFLOAD_LANE_MEDIA_WORKERS", 2, minimum=1),
         "poll": env_float("OFFLOAD_MEDIA_Q_POLL", 0.2),
     },
-    SEARCH_Q_CLUSTER: {
+    # Index writes, so a sync never waits behind a long transcode.
+    "search": {
         "workers": _search_workers,
         # Index syncs have no people queue; the lane keeps django-q2's own prefetch.
         "queue_limit": _search_workers**2,
@@ -364,7 +407,8 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "max_attempts": 1,
         "poll": env_float("OFFLOAD_SEARCH_Q_POLL", 0.05),
     },
-    NOTIFY_Q_CLUSTER: {
+    # Deliveries to people's endpoints (offload/alerts/), so a slow endpoint never holds back a probe.
+    "notify": {
         "workers": env_int("OFFLOAD_LANE_NOTIFY_WORKERS", 2, minimum=1),
         # An attempt is bounded by OFFLOAD_NOTIFY_TIMEOUT; a worker killed mid-delivery has its
         # task delivered again after `retry`, and the outbox sweep catches anything else.
@@ -374,6 +418,19 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         "poll": env_float("OFFLOAD_NOTIFY_Q_POLL", 0.05),
     },
 }
+# lane → its cluster's name (its queue), the default lane first.
+OFFLOAD_LANES = {
+    "default": Q_CLUSTER["name"],
+    **{lane: env_str(f"OFFLOAD_{lane.upper()}_Q_NAME", lane) for lane in _LANE_CLUSTERS},
+}
+Q_CLUSTER["ALT_CLUSTERS"] = {OFFLOAD_LANES[lane]: options for lane, options in _LANE_CLUSTERS.items()}
+MEDIA_Q_CLUSTER = OFFLOAD_LANES["media"]
+SEARCH_Q_CLUSTER = OFFLOAD_LANES["search"]
+NOTIFY_Q_CLUSTER = OFFLOAD_LANES["notify"]
+
+# --- Search sync -------------------------------------------------------------
+
+SEARCH_SYNC_TASK_TIMEOUT = 60
 # The alias searches use; collections behind it are named <alias>_v<milliseconds>.
 SEARCH_ALIAS = env_str("OFFLOAD_SEARCH_ALIAS", "media")
 SEARCH_READ_TIMEOUT = env_float("OFFLOAD_SEARCH_READ_TIMEOUT", 0.5)
@@ -401,7 +458,7 @@ OFFLOAD_ENRICH_PROVIDERS = env_list("OFFLOAD_ENRICH_PROVIDERS", ["filename", "ta
 # NFO sidecars larger than this are refused unread.
 OFFLOAD_NFO_MAX_BYTES = env_int("OFFLOAD_NFO_MAX_BYTES", 1024 * 1024, minimum=1024)
 # The TMDb provider runs only with a key (a v3 API key, or a v4 read access token).
-TMDB_API_KEY = env_str("TMDB_API_KEY", "")
+TMDB_API_KEY = env_secret("TMDB_API_KEY")
 TMDB_BASE_URL = env_str("TMDB_BASE_URL", "https://api.themoviedb.org/3").rstrip("/")
 TMDB_LANGUAGE = env_str("TMDB_LANGUAGE", "en-US")
 # One limit for every worker on every host, kept in Redis.
@@ -525,7 +582,7 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "offload@localhost")
 
 # /metrics answers clients at these addresses (or networks), and anyone sending
 # `Authorization: Bearer <METRICS_TOKEN>` when that is set; others get 403.
-METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
 OFFLOAD_METRICS_ALLOWED_IPS = env_list("OFFLOAD_METRICS_ALLOWED_IPS", ["127.0.0.0/8", "::1"])
 for _network in OFFLOAD_METRICS_ALLOWED_IPS:
     try:

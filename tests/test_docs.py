@@ -62,7 +62,7 @@ def test_the_readme_states_the_typesense_keys_real_default():
     row = next(line for line in README.splitlines() if line.startswith("| `TYPESENSE_URL`, `TYPESENSE_API_KEY`"))
     assert "`offload-dev-key`" in row
     assert (
-        'TYPESENSE_API_KEY = env_str("TYPESENSE_API_KEY", "offload-dev-key")'
+        'TYPESENSE_API_KEY = env_secret("TYPESENSE_API_KEY", "offload-dev-key")'
         in (ROOT / "config" / "settings.py").read_text()
     )
 

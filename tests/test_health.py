@@ -1,6 +1,8 @@
-"""Liveness and readiness per CONTRACT."""
+"""Liveness and readiness: each dependency and each worker lane."""
 
 import pytest
+
+from tests.support.cluster import media_lane, wait_for
 
 
 def test_live_answers_while_the_process_serves(anon_api):
@@ -31,15 +33,33 @@ def test_ready_says_degraded_when_typesense_is_unreachable(anon_api, settings):
 
 
 @pytest.mark.django_db
-def test_ready_sees_a_running_cluster(qcluster, anon_api):
-    from tests.support.cluster import wait_for
+def test_ready_reports_every_declared_lane_by_name(anon_api, settings):
+    checks = anon_api.get("/healthz/ready").json()["checks"]
+    assert {name for name in checks if name.startswith("lane:")} == {f"lane:{lane}" for lane in settings.OFFLOAD_LANES}
+    assert all(checks[f"lane:{lane}"] == "no live cluster" for lane in settings.OFFLOAD_LANES)
 
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_ready_is_degraded_while_a_lane_that_runs_a_kind_has_no_cluster(qcluster, anon_api):
     cluster = qcluster()
     wait_for(
-        lambda: anon_api.get("/healthz/ready").json()["checks"]["workers"] == "ok",
-        what="the cluster's heartbeat",
+        lambda: anon_api.get("/healthz/ready").json()["checks"]["lane:default"] == "ok",
+        what="the default lane's heartbeat",
         cluster=cluster,
     )
+    # Transcodes run in the media lane: with no cluster there they would stay queued forever.
+    body = anon_api.get("/healthz/ready").json()
+    assert body["checks"]["workers"] == "no live cluster in lane media"
+    assert body["checks"]["lane:media"] == "no live cluster"
+    assert body["status"] == "degraded"
+    media = qcluster(**media_lane())
+    wait_for(
+        lambda: anon_api.get("/healthz/ready").json()["checks"]["workers"] == "ok",
+        what="the media lane's heartbeat",
+        cluster=media,
+    )
+    assert anon_api.get("/healthz/ready").json()["checks"]["lane:media"] == "ok"
 
 
 def test_schema_is_openapi_3_and_public(anon_api):

@@ -1,8 +1,10 @@
 """`make run`'s script end to end: no services given, so it brings its own, and Ctrl-C stops all of it."""
 
+import contextlib
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +15,7 @@ import psutil
 import psycopg
 import pytest
 import requests
+from django.conf import settings
 from django.db import connection
 
 from tests.support.cluster import BASE_DIR, wait_for
@@ -110,8 +113,26 @@ class Run:
             self.proc.kill()
 
 
+def beside_the_run(var_dir, *args: str) -> subprocess.CompletedProcess:
+    """manage.py in a second terminal: none of the run's environment, only where its var/ folder is."""
+    env = {k: v for k, v in os.environ.items() if k not in GIVEN_BY_THE_TEST_RUN}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**env, "OFFLOAD_VAR_DIR": str(var_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp_path):
-    run = Run(tmp_path / "var", free_port())
+    var_dir = tmp_path / "var"
+    run = Run(var_dir, free_port())
     try:
         run.until("ready", timeout=240)
         for line in ("Database:   embedded: SQLite", "Redis:      embedded:", "Typesense:  embedded:"):
@@ -125,11 +146,15 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         # the notify lane (notifications to people's endpoints).
         clusters = [child for child in children if "qcluster" in " ".join(child.cmdline())]
         lanes = {child.environ().get("Q_CLUSTER_NAME", "default") for child in clusters}
-        assert lanes == {"default", "media", "search", "notify"}, lanes
+        assert lanes == {"default", *list(settings.OFFLOAD_LANES.values())[1:]}, lanes
         # Self-hosted ntfy or Gotify on the LAN works out of the box, and the run says so.
         assert any("OFFLOAD_NOTIFY_ALLOW_PRIVATE is on" in printed for printed in run.lines)
         assert {child.environ().get("OFFLOAD_NOTIFY_ALLOW_PRIVATE") for child in clusters} == {"1"}
         run.wait_until_ready()
+        # Readiness names every declared lane, each with its cluster.
+        checks = requests.get(f"{run.url}/healthz/ready", timeout=5).json()["checks"]
+        lane_checks = {name for name in checks if name.startswith("lane:")}
+        assert lane_checks == {f"lane:{lane}" for lane in settings.OFFLOAD_LANES}
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"
         # The demo library's scan runs on the workers, and its items reach the search index.
@@ -160,7 +185,41 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         )
         assert signed_in.url == f"{run.url}/admin/", signed_in.url
 
+        # Its secrets are this user's alone: var/ and the database (API tokens, sessions) closed
+        # to others, and no secret on a command line (which every user can read).
+        assert mode(var_dir) == 0o700
+        assert mode(var_dir / "offload.sqlite3") == 0o600
+        for name in ("run.env", "dev-secret-key", "typesense-api-key", "redis-password"):
+            assert mode(var_dir / name) == 0o600, name
+        secrets_kept = [(var_dir / n).read_text().strip() for n in ("typesense-api-key", "redis-password")]
+        assert all(len(secret) >= 32 for secret in secrets_kept)
+        for child in run.children():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert not [s for s in secrets_kept if s in " ".join(child.cmdline())], child.cmdline()
+        # The embedded Typesense takes its own random key alone and no browser's cross-origin call.
+        typesense_url = run.value("Typesense:").split()[1]
+        assert requests.get(f"{typesense_url}/collections", headers={"X-TYPESENSE-API-KEY": "offload-dev-key"},
+                            timeout=5).status_code == 401  # fmt: skip
+        preflight = requests.options(
+            f"{typesense_url}/collections",
+            headers={"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "GET"},
+            timeout=5,
+        )
+        assert "Access-Control-Allow-Origin" not in preflight.headers
+        # The embedded Redis asks for its password.
+        redis_port = int(run.value("Redis:").split()[1].rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", redis_port), timeout=5) as sock:
+            sock.sendall(b"PING\r\n")
+            assert sock.recv(64).startswith(b"-NOAUTH")
+
+        # The README's commands work from a second terminal: they read var/run.env.
+        listed = beside_the_run(var_dir, "jobs", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "library.scan" in listed.stdout
+
         run.stop_with_ctrl_c(children)
+        # The run's addresses went with it.
+        assert not (var_dir / "run.env").exists()
     finally:
         run.kill()
 

@@ -1,9 +1,7 @@
 """Lanes: each kind's lane is in its registration, and each lane is a cluster of its own."""
 
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 from django.conf import settings
@@ -14,9 +12,10 @@ from offload import jobs
 from offload.jobs import kinds
 from offload.jobs.broker import people_key
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.support.cluster import BASE_DIR, wait_for
+from tests.support.cluster import wait_for
 from tests.support.jobrunner import drain
 from tests.support.media import make_video
+from tests.support.settings_process import python_with_settings
 
 
 @pytest.fixture
@@ -61,15 +60,7 @@ def test_a_job_a_person_asks_for_waits_in_its_lanes_people_queue(alice, alice_ap
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     """Python with the settings loaded from this environment."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("OFFLOAD_LANE_") and k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_with_settings(code, lambda k: k.startswith("OFFLOAD_LANE_") or k == "DATABASE_URL", **env)
 
 
 WORKERS = (

@@ -16,20 +16,13 @@ from django.utils import timezone
 from offload.checks import check_q_cluster
 from offload.jobs.kinds import get_kind
 from offload.models import Job, Library, MediaItem
+from tests.support.settings_process import python_with_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=BASE_DIR,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return python_with_settings(code, lambda k: k == "DATABASE_URL", **env)
 
 
 def test_without_database_url_sqlite_is_set_up_for_concurrent_writers(tmp_path):

@@ -6,6 +6,8 @@ same short expiry, the lane of the cluster that saved it, so workers can be coun
 lane and a dead lane beside a live one shows as 0.
 """
 
+from django.conf import settings
+from django_q.brokers import get_broker
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.status import Stat
@@ -42,3 +44,19 @@ def lane_of(stat: Stat, broker, default: str) -> str:
     if isinstance(lane, bytes):
         lane = lane.decode()
     return lane or default
+
+
+def live_clusters_per_lane() -> dict[str, list[Stat]]:
+    """Every lane (settings.OFFLOAD_LANES) with the stats of its clusters that report in and are not stopping.
+
+    Every lane is a key, so a dead lane beside a live one shows as an empty list. A cluster
+    whose queue is no declared lane is listed under its queue's name.
+    """
+    per_lane: dict[str, list[Stat]] = {lane: [] for lane in settings.OFFLOAD_LANES}
+    lane_of_queue = {queue: lane for lane, queue in settings.OFFLOAD_LANES.items()}
+    broker = get_broker()
+    for stat in Stat.get_all(broker):
+        if stat.status != Conf.STOPPED:
+            queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
+            per_lane.setdefault(lane_of_queue.get(queue, queue), []).append(stat)
+    return per_lane

@@ -4,14 +4,11 @@ import logging
 from collections.abc import Iterator
 
 from django.conf import settings
-from django_q.brokers import get_broker
-from django_q.conf import Conf
-from django_q.status import Stat
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from offload.jobs.lanes import lane_of
+from offload.jobs.lanes import live_clusters_per_lane
 from offload.lib.redis_state import ping_both
 
 log = logging.getLogger(__name__)
@@ -43,14 +40,7 @@ class ServicesCollector(Collector):
             "offload_clusters_alive", "django-q2 clusters reporting in, per lane.", labels=["lane"]
         )
         # Per lane, every lane always: a dead lane beside a live one must show as 0, not hide in a sum.
-        per_lane = {lane: [] for lane in lanes()}
-        # A stat names its cluster (the lane's queue); the series name the lane.
-        lane_of_queue = {queue: lane for lane, queue in settings.OFFLOAD_LANES.items()}
-        broker = get_broker()
-        for stat in Stat.get_all(broker):
-            if stat.status != Conf.STOPPED:
-                queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
-                per_lane.setdefault(lane_of_queue.get(queue, queue), []).append(stat)
+        per_lane = live_clusters_per_lane()
         for lane, alive in per_lane.items():
             workers.add_metric([lane], sum(len(stat.workers) for stat in alive))
             clusters.add_metric([lane], len(alive))

@@ -9,8 +9,9 @@ from concurrent.futures import wait as wait_for_futures
 from django.conf import settings
 from django.db import connection, connections
 from django.http import JsonResponse
-from django_q.status import Stat
 
+from offload.jobs import kinds
+from offload.jobs.lanes import live_clusters_per_lane
 from offload.lib.redis_state import ping_both
 from offload.web.readonly import read_only
 
@@ -43,10 +44,22 @@ def check_redis() -> str:
 
 
 def check_workers() -> str:
-    stats = Stat.get_all()
-    if not stats:
+    """ "ok" when every lane that runs a job kind has a live cluster; otherwise which lanes have none."""
+    per_lane = live_clusters_per_lane()
+    if not any(per_lane.values()):
         return "none running"
-    return "ok"
+    needed = {kind.lane for kind in kinds.all_kinds()}
+    missing = [lane for lane in settings.OFFLOAD_LANES if lane in needed and not per_lane.get(lane)]
+    return f"no live cluster in lane {', '.join(missing)}" if missing else "ok"
+
+
+def lane_check(lane: str) -> Callable[[], str]:
+    """The check of one lane (settings.OFFLOAD_LANES): whether a cluster of it reports in."""
+
+    def check() -> str:
+        return "ok" if live_clusters_per_lane().get(lane) else "no live cluster"
+
+    return check
 
 
 # The checks run side by side, each in a daemon thread of its own, so a hung dependency (a

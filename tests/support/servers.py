@@ -49,12 +49,12 @@ class Process:
         )
         return self
 
-    def wait_http(self, url: str, timeout: float = 30.0) -> None:
-        """Until url answers 200; RuntimeError with the log's end when the process dies or time runs out."""
+    def wait_http(self, url: str, timeout: float = 30.0, expect: int = 200) -> None:
+        """Until url answers `expect`; RuntimeError with the log's end when the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if requests.get(url, timeout=1).status_code == 200:
+                if requests.get(url, timeout=1).status_code == expect:
                     return
             except requests.RequestException:
                 pass
