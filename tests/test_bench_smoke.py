@@ -36,6 +36,7 @@ SMOKE_ARGS: dict[str, list[str]] = {
         "4",
     ],
     "load_jobs.py": ["--requests", "24", "--clients", "4"],
+    "notify_agents.py": ["--jobs", "5", "--rate", "50", "--slow", "5", "--probes", "5"],
     "notify_latency.py": [
         "--runs",
         "1",
