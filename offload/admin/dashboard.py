@@ -477,7 +477,11 @@ def urls(site: AdminSite) -> list[URLPattern]:
 
     return [
         # The section's own address, a prefix of its pages' (the admin highlights the section by it).
-        path("operations/", RedirectView.as_view(pattern_name="admin:offload_operations"), name="offload_section"),
+        path(
+            "operations/",
+            require_safe(RedirectView.as_view(pattern_name="admin:offload_operations")),
+            name="offload_section",
+        ),
         path("operations/dashboard/", view(dashboard_view), name="offload_operations"),
         path("operations/failures/", view(failures_view), name="offload_failures"),
         path("operations/failures/retry/", view(retry_group_view, post_only=True), name="offload_failures_retry"),
