@@ -25,7 +25,7 @@ FILL_JOBS = """
 INSERT INTO offload_job (kind, status, progress, target_type, target_id, params, params_hash, attempts,
     max_attempts, error, result, requested_by_id, created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback,
-    failure_group, failure_exception, failure_message, priority)
+    failure_group, failure_exception, failure_message, priority, has_members)
 SELECT (%(kinds)s::text[])[1 + i %% 5],
        CASE WHEN i %% 100 < 95 THEN 'succeeded' WHEN i %% 100 < 98 THEN 'failed' ELSE 'cancelled' END,
        100, 'media', 1 + i %% %(items)s, '{}'::jsonb, md5(i::text), 1, 3,
@@ -37,18 +37,18 @@ SELECT (%(kinds)s::text[])[1 + i %% 5],
             ELSE '' END,
        CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN 'JobFailed' ELSE '' END,
        CASE WHEN i %% 100 BETWEEN 95 AND 97 THEN 'The source is not readable media: error <n>' ELSE '' END,
-       0
+       0, false
 FROM (SELECT i, now() - (i * interval '30 days' / %(n)s) AS ts FROM generate_series(1, %(n)s) AS i) AS s
 """
 FILL_ACTIVE = """
 INSERT INTO offload_job (kind, status, progress, target_type, target_id, params, params_hash, attempts,
     max_attempts, error, result, requested_by_id, created_at, queued_at, started_at, finished_at, heartbeat_at,
     cancel_requested_at, cancelled_by_id, task_id, "then", idempotency_key, log_tail, traceback,
-    failure_group, failure_exception, failure_message, priority)
+    failure_group, failure_exception, failure_message, priority, has_members)
 SELECT (%(kinds)s::text[])[1 + i %% 5], CASE WHEN i %% 10 = 0 THEN 'running' ELSE 'queued' END,
        CASE WHEN i %% 10 = 0 THEN 40 END, 'media', i, '{}'::jsonb, 'active-' || i, 0, 3, NULL, NULL, %(user)s,
        now() - interval '1 minute', now() - interval '1 minute', CASE WHEN i %% 10 = 0 THEN now() END, NULL,
-       CASE WHEN i %% 10 = 0 THEN now() END, NULL, NULL, '', '[]'::jsonb, '', '', '', '', '', '', 0
+       CASE WHEN i %% 10 = 0 THEN now() END, NULL, NULL, '', '[]'::jsonb, '', '', '', '', '', '', 0, false
 FROM generate_series(1, 300) AS i
 """
 FILL_EVENTS = """

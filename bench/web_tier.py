@@ -2,6 +2,8 @@
 
 Endpoints (wrk, 50 connections, --duration seconds each, medians of --runs):
   accept  POST /api/v1/media/{id}/probe/ → 202 (the spine: job, event, queue row in one commit)
+  peer    POST /bench/peer/{id}/probe/ → 202, the plain alternative mounted only here: a DRF view
+          that reads the item with get_object_or_404 and calls django-q2's async_task
   bare    GET /bench/insert/, a view mounted only here that does one INSERT
   live    GET /healthz/live (no database)
 
@@ -10,7 +12,7 @@ Servers (2 processes each, on the bench database; rate limits lifted):
   gunicorn   gunicorn config.wsgi, gthread, 2 workers × 8 threads                        — production HTTP
   django-asgi  uvicorn with Django's own ASGI handler: what Offload served before (reference)
 
-It prints req/s and p50/p99 per endpoint, the accept/bare ratios per server, and the peak
+It prints req/s and p50/p99 per endpoint, the accept/peer and accept/bare ratios per server, and the peak
 number of PostgreSQL connections the bench database saw during each server's runs.
 
     .venv/bin/python bench/web_tier.py [--runs 2] [--duration 10] [--servers one-port,gunicorn,django-asgi]
@@ -48,6 +50,7 @@ SERVERS = {
 }  # fmt: skip
 ENDPOINTS = {
     "accept": ("POST", "/api/v1/media/{id}/probe/"),
+    "peer": ("POST", "/bench/peer/{id}/probe/"),
     "bare": ("GET", "/bench/insert/"),
     "live": ("GET", "/healthz/live"),
 }
@@ -151,7 +154,7 @@ def main() -> None:
             with common.ConnectionSampler() as sampler:
                 for _ in range(args.runs):
                     for endpoint, (method, path) in ENDPOINTS.items():
-                        if endpoint == "accept":
+                        if endpoint in ("accept", "peer"):
                             # Every run starts with no jobs: each request makes a new one (202).
                             common.truncate_queue_tables()
                         figures = run_wrk(port, method, path, token, args)
@@ -174,10 +177,11 @@ def main() -> None:
         }
         for endpoint, (rps, p50, p99) in med.items():
             print(f"{name:12} {endpoint:8} {rps:8.0f} {p50:8.1f} {p99:8.1f}")
-        ratio = med["accept"][0] / med["bare"][0]
-        p99_ratio = med["accept"][2] / med["bare"][2]
-        print(f"{name:12} accept/bare: {ratio:.0%} of the rate, p99 {p99_ratio:.2f}x; peak PostgreSQL "
-              f"connections {peaks[name]}")  # fmt: skip
+        for other in ("peer", "bare"):
+            ratio = med["accept"][0] / med[other][0]
+            p99_ratio = med["accept"][2] / med[other][2]
+            print(f"{name:12} accept/{other}: {ratio:.0%} of the rate, p99 {p99_ratio:.2f}x")
+        print(f"{name:12} peak PostgreSQL connections {peaks[name]}")
     common.truncate_queue_tables()
 
 

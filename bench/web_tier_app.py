@@ -1,4 +1,9 @@
-"""The app plus one bare view, for bench/web_tier.py only: `GET /bench/insert/` does one INSERT.
+"""The app plus two views, for bench/web_tier.py only.
+
+- `GET /bench/insert/` does one INSERT: the floor for a view that writes.
+- `POST /bench/peer/{id}/probe/` is the plain alternative to Offload's accept: what a Django
+  developer writes without it, a DRF view on the same settings (middleware, token auth) that
+  reads the item with `get_object_or_404` and calls django-q2's `async_task`.
 
 Served as `bench.web_tier_app:wsgi` (gunicorn), `bench.web_tier_app:asgi` (the one-port server)
 and `bench.web_tier_app:django_asgi` (Django's own ASGI handler, for comparison).
@@ -16,7 +21,11 @@ settings.ROOT_URLCONF = "bench.web_tier_app"
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
+from django.shortcuts import get_object_or_404  # noqa: E402
 from django.urls import path  # noqa: E402
+from django_q.tasks import async_task  # noqa: E402
+from rest_framework.response import Response  # noqa: E402
+from rest_framework.views import APIView  # noqa: E402
 
 import config.asgi  # noqa: E402  (sets Django up)
 from config.urls import urlpatterns as app_urlpatterns  # noqa: E402
@@ -33,4 +42,21 @@ def bare_insert(request):
     return HttpResponse("ok")
 
 
-urlpatterns = [path("bench/insert/", bare_insert), *app_urlpatterns]
+class PeerProbe(APIView):
+    """The plain alternative: read the item, queue a task, answer 202."""
+
+    def post(self, request, pk: int) -> Response:
+        from offload.jobs.queue import shared_broker
+        from offload.models import MediaItem
+
+        item = get_object_or_404(MediaItem, pk=pk)
+        # A shared broker, as a developer reading django-q2's docs would pass (one per call otherwise).
+        task_id = async_task("bench.noop.noop", item.pk, broker=shared_broker())
+        return Response({"task": task_id}, status=202)
+
+
+urlpatterns = [
+    path("bench/insert/", bare_insert),
+    path("bench/peer/<int:pk>/probe/", PeerProbe.as_view()),
+    *app_urlpatterns,
+]

@@ -156,5 +156,10 @@ def get_item_for_user(user, pk) -> MediaItem:
     return _get(media_for(user), pk, "media item")
 
 
+def get_target_for_user(user, target_type: str, pk) -> Library | MediaItem:
+    """A job's target (by its type, as kinds name it) on the user's behalf."""
+    return {"media": get_item_for_user, "library": get_library_for_user}[target_type](user, pk)
+
+
 def get_job_for_user(user, pk) -> Job:
     return _get(jobs_for(user), pk, "job")

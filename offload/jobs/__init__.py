@@ -4,6 +4,7 @@ Code outside the spine (handlers, the API, the admin, search) imports from here.
 the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
+- `accept`: a person's request for a job, accepted in one statement;
 - `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel);
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
 - `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
@@ -43,7 +44,9 @@ from offload.jobs.transitions import (
     fail_or_retry,
     heartbeat,
     mark_cancelled,
+    params_hash,
     retry,
+    stored_idempotency_key,
     succeed,
 )
 
@@ -74,8 +77,10 @@ __all__ = [
     "job_event_committed",
     "job_payload",
     "mark_cancelled",
+    "params_hash",
     "record_event",
     "register",
     "retry",
+    "stored_idempotency_key",
     "succeed",
 ]

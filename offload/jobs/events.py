@@ -92,11 +92,12 @@ def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEve
     )
     record.nobody_joined = nobody_joined
     # Only committed state leaves the process: a rolled-back change is never announced.
-    transaction.on_commit(lambda: _announce(record), robust=True)
+    transaction.on_commit(lambda: announce_committed(record), robust=True)
     return record
 
 
-def _announce(record: JobEvent) -> None:
+def announce_committed(record: JobEvent) -> None:
+    """Send job_event_committed for an event whose transaction has committed."""
     if record.seq is None:
         # Numbered as its transaction committed: the trigger told this session the number
         # with the COMMIT's answer; read it back only when that notice is missing.

@@ -79,23 +79,22 @@ def push(job: Job, not_before: datetime | None = None, *, recorded: bool = False
     `recorded`: job.task_id is a fresh id from new_task_id() that the caller already wrote
     with the job's row, which spares an UPDATE.
     """
-    timeout = get_kind(job.kind).timeout_for(job)
     if not settings.Q_CLUSTER.get("orm"):
-        _push_after_commit(job, timeout, not_before)
+        _push_after_commit(job, get_kind(job.kind).timeout_for(job), not_before)
         return
     queue = queue_of(job)
     broker = LaneBroker(queue, not_before) if not_before is not None else broker_for(queue)
     task_id = job.task_id if recorded and job.task_id else uuid.uuid4().hex
-    _enqueue_task(task_id, job.pk, timeout, broker)
+    broker.enqueue(task_package(task_id, job.pk, job))
     if task_id != job.task_id:
         Job.objects.filter(pk=job.pk).update(task_id=task_id)
         job.task_id = task_id
 
 
-def _enqueue_task(task_id: str, job_id: int, timeout: int, broker: Broker) -> None:
-    """django-q2's async_task for EXECUTE, with an id chosen beforehand (async_task draws its own)."""
+def task_package(task_id: str, job_id: int, job: Job) -> str:
+    """The signed django-q2 task for EXECUTE with an id chosen beforehand (async_task draws its own)."""
     task: dict[str, Any] = {"id": task_id, "name": humanize(task_id), "func": EXECUTE, "args": (job_id,)}
-    task["timeout"] = timeout
+    task["timeout"] = get_kind(job.kind).timeout_for(job)
     if Conf.CACHED:
         task["cached"] = Conf.CACHED
     if Conf.ACK_FAILURES:
@@ -103,7 +102,7 @@ def _enqueue_task(task_id: str, job_id: int, timeout: int, broker: Broker) -> No
     task["kwargs"] = {}
     task["started"] = timezone.now()
     pre_enqueue.send(sender="django_q", task=task)
-    broker.enqueue(SignedPackage.dumps(task))
+    return SignedPackage.dumps(task)
 
 
 def _push_after_commit(job: Job, timeout: int, not_before: datetime | None) -> None:

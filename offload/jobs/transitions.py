@@ -19,7 +19,7 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from offload.jobs import fingerprints
+from offload.jobs import fingerprints, statements
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
 from offload.jobs.events import record_event
 from offload.jobs.kinds import get_kind
@@ -239,21 +239,57 @@ def claim(job_id: int) -> Job | None:
         if job is None:
             return None
         if job.attempts > job.max_attempts:
-            # Every attempt so far died with its worker: stop here, not in a crash loop.
-            _finish(
-                job,
-                JobStatus.FAILED,
-                error=(
-                    f"Gave up after {job.max_attempts} attempts: the worker running this "
-                    "job stopped (killed or crashed) each time."
-                ),
-            )
-            # No later attempt will clear what the dead ones left half written.
-            transaction.on_commit(lambda: outputs.remove_all_partial_dirs(job), robust=True)
+            _give_up(job)
             return None
         record_event(job, "started", nobody_joined=not job.has_members)
         metrics.job_started(job)
     return job
+
+
+def claim_in_one_statement(job_id: int, unless: str) -> tuple[Job | None, bool]:
+    """claim() as one statement, except for a queued job where the SQL condition `unless` (alias j) holds.
+
+    (job, True): claimed; (None, True): it had run out of attempts and failed; (None, False):
+    nothing matched, and the caller takes the transactional way (a hold, a job taken or gone).
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    job = statements.change_with_event(
+        job_id,
+        where=f"(j.status = %s AND NOT ({unless})) OR (j.status = %s AND j.heartbeat_at < %s)",
+        where_params=[JobStatus.QUEUED, JobStatus.RUNNING, stale],
+        changes={
+            "status": JobStatus.RUNNING,
+            "attempts": statements.Expression("j.attempts + 1"),
+            "started_at": now,
+            "heartbeat_at": now,
+            "finished_at": None,
+        },
+        event="started",
+        # The attempt past the last one announces no start: it fails at once, below.
+        event_when="j.attempts <= j.max_attempts",
+    )
+    if job is None:
+        return None, False
+    if job.attempts > job.max_attempts:
+        _give_up(job)
+        return None, True
+    metrics.job_started(job)
+    return job, True
+
+
+def _give_up(job: Job) -> None:
+    """Every attempt so far died with its worker: stop here, not in a crash loop."""
+    _finish(
+        job,
+        JobStatus.FAILED,
+        error=(
+            f"Gave up after {job.max_attempts} attempts: the worker running this "
+            "job stopped (killed or crashed) each time."
+        ),
+    )
+    # No later attempt will clear what the dead ones left half written.
+    transaction.on_commit(lambda: outputs.remove_all_partial_dirs(job), robust=True)
 
 
 def _update_returning(queryset: models.QuerySet, *, into: Job | None = None, **changes: Any) -> Job | None:
@@ -298,6 +334,21 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             failure_exception=exception,
             failure_message=message,
         )
+    if statements.supported():
+        # One statement, unless a success has next stages to queue with it (the way below).
+        done = statements.change_with_event(
+            job.pk,
+            where="""j.status = %s AND j.attempts = %s AND (%s <> %s OR j."then" = '[]'::jsonb)""",
+            where_params=[JobStatus.RUNNING, job.attempts, status, JobStatus.SUCCEEDED],
+            changes=changes,
+            event=status,
+        )
+        if done is not None:
+            for name, value in changes.items():
+                setattr(job, name, value)
+            job.then, job.has_members = done.then, done.has_members
+            metrics.job_finished(job)
+            return True
     with transaction.atomic():
         # Only the attempt that claimed the job may finish it.
         done = _update_returning(
@@ -388,6 +439,20 @@ def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str,
     if progress is None:
         # A bare heartbeat announces nothing: no need for the row back.
         return bool(attempt.update(**changes))
+    if statements.supported():
+        alive = statements.change_with_event(
+            job.pk,
+            where="j.status = %s AND j.attempts = %s",
+            where_params=[JobStatus.RUNNING, job.attempts],
+            changes=changes,
+            event="progress",
+        )
+        if alive is None:
+            return False
+        job.progress = progress
+        if partial_result is not None:
+            job.result = partial_result
+        return True
     with transaction.atomic():
         alive = _update_returning(attempt, **changes)
         if alive is None:

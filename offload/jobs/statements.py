@@ -1,0 +1,93 @@
+"""A job's change and its event as one statement: the worker's claim, progress and finish.
+
+A transition written with the ORM is a transaction of four round trips: BEGIN, the
+conditional `UPDATE … RETURNING`, the event INSERT and COMMIT. Here the UPDATE and the event
+INSERT are one statement that commits on its own (PostgreSQL): the event's JSON is built by
+the database from the updated row (`payload.payload_sql`, held to the Python definition by
+a test), and its seq is taken at commit by the same deferred trigger as any other event
+(offload/jobs/events.py). The caller hears back the row and the event's id, and announces
+the event as record_event's callers do.
+
+Anything the statement cannot decide alone (a held kind, a pipeline's next stages, the last
+attempt's give-up) matches no row here and goes the transactional way.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+
+from offload.jobs.events import announce_committed
+from offload.jobs.payload import job_payload, payload_sql
+from offload.models import Job, JobEvent
+
+JOB_TABLE = Job._meta.db_table
+EVENT_TABLE = JobEvent._meta.db_table
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A SET value computed by the database from the row (alias j), e.g. "j.attempts + 1"."""
+
+    sql: str
+
+
+def supported() -> bool:
+    """Whether transitions may take the one-statement form (PostgreSQL, outside a caller's transaction)."""
+    # Inside a transaction the caller's other writes must commit with the event: the
+    # transactional form keeps that (and SQLite numbers events at INSERT).
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
+
+
+def _set_clause(changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    parts, params = [], []
+    for name, value in changes.items():
+        field = Job._meta.get_field(name)
+        if isinstance(value, Expression):
+            parts.append(f"{connection.ops.quote_name(field.column)} = {value.sql}")
+            continue
+        parts.append(f"{connection.ops.quote_name(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    return ", ".join(parts), params
+
+
+def change_with_event(
+    job_id: int, *, where: str, where_params: list[Any], changes: dict[str, Any], event: str, event_when: str = "TRUE"
+) -> Job | None:
+    """UPDATE the job when `where` holds (alias j) and append `event` when `event_when` does; the row, or None.
+
+    The event is announced once the statement has committed; the row comes back as it now is.
+    """
+    set_clause, set_params = _set_clause(changes)
+    sql = f"""
+WITH changed AS (
+    UPDATE {JOB_TABLE} AS j SET {set_clause}
+    WHERE j.id = %s AND ({where})
+    RETURNING j.*
+),
+event AS (
+    INSERT INTO {EVENT_TABLE} (job_id, user_id, event, payload, created_at)
+    SELECT j.id, j.requested_by_id, %s, {payload_sql("j")}, now() FROM changed j WHERE {event_when}
+    RETURNING id, created_at
+)
+SELECT changed.*, event.id AS offload_event_id, event.created_at AS offload_event_at
+FROM changed LEFT JOIN event ON TRUE
+"""  # noqa: S608 (identifiers from the models; every value is a parameter)
+    rows = list(Job.objects.raw(sql, [*set_params, job_id, *where_params, event]))
+    if not rows:
+        return None
+    job = rows[0]
+    if job.offload_event_id is not None:
+        record = JobEvent(
+            pk=job.offload_event_id,
+            seq=None,
+            job=job,
+            user_id=job.requested_by_id,
+            event=event,
+            payload=job_payload(job),
+            created_at=job.offload_event_at,
+        )
+        record._state.adding = False
+        record.nobody_joined = not job.has_members
+        transaction.on_commit(lambda: announce_committed(record), robust=True)
+    return job

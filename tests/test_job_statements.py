@@ -1,0 +1,122 @@
+"""The worker's claim, progress and finish as one statement each, and the job JSON PostgreSQL builds for them."""
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from offload import jobs
+from offload.jobs import control
+from offload.jobs.payload import job_payload, payload_sql
+from offload.jobs.runner import execute
+from offload.models import Job, JobEvent, JobStatus, MediaItem
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def database_payload(job: Job) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT ({payload_sql('j')})::text FROM offload_job j WHERE j.id = %s", [job.pk])
+        return json.loads(cursor.fetchone()[0])
+
+
+def python_payload(job: Job) -> dict:
+    job.refresh_from_db()
+    # As the event log stores it: through JSON.
+    return json.loads(json.dumps(job_payload(job)))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"status": JobStatus.RUNNING, "progress": 25.5, "attempts": 1, "started_at": "whole-second"},
+        {"status": JobStatus.FAILED, "error": "The source is not readable media: «moov» missing", "attempts": 3},
+        {"status": JobStatus.SUCCEEDED, "result": {"streams": [1, 2], "note": "ok"}, "progress": 100.0},
+    ],
+)
+def test_postgresql_builds_the_same_job_json_as_python(alice, changes):
+    job, _ = jobs.enqueue("system.noop", user=alice, params={})
+    now = timezone.now()
+    values = {**changes, "finished_at": now}
+    if values.get("started_at") == "whole-second":
+        values["started_at"] = now.replace(microsecond=0)
+    Job.objects.filter(pk=job.pk).update(**values)
+    assert database_payload(job) == python_payload(job)
+
+
+def test_a_targeted_job_has_the_same_json_both_ways(alice, library_root):
+    from offload.models import Library
+
+    library = Library.objects.create(name="Alice's", path=str(library_root / "a"), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="clip.mp4")
+    job, _ = jobs.enqueue("media.probe", target=item, user=alice)
+    Job.objects.filter(pk=job.pk).update(created_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    assert database_payload(job) == python_payload(job)
+
+
+def test_claim_progress_and_finish_are_one_round_trip_each(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    with CaptureQueriesContext(connection) as claim:
+        claimed, why_not = control.claim(job.pk)
+    assert (claimed.pk, claimed.status, claimed.attempts, why_not) == (job.pk, JobStatus.RUNNING, 1, "")
+    with CaptureQueriesContext(connection) as progress:
+        assert jobs.heartbeat(claimed, progress=40.0)
+    with CaptureQueriesContext(connection) as finish:
+        assert jobs.succeed(claimed, {"done": True})
+    assert [len(claim), len(progress), len(finish)] == [1, 1, 1]
+    events = list(JobEvent.objects.filter(job=job).order_by("seq"))
+    assert [e.event for e in events] == ["queued", "started", "progress", "succeeded"]
+    # Numbered as each committed, in order, and each carrying the job as it was then.
+    assert all(e.seq for e in events)
+    assert [e.payload["status"] for e in events] == ["queued", "running", "running", "succeeded"]
+    assert events[2].payload["progress"] == 40.0
+    assert events[3].payload["result"] == {"done": True}
+    assert events[3].payload == python_payload(job)
+
+
+def test_a_task_delivered_twice_runs_the_job_once(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    assert execute(job.pk) == "succeeded"
+    assert execute(job.pk) == control.NOT_CLAIMED
+    assert list(JobEvent.objects.filter(job=job).values_list("event", flat=True).order_by("seq")) == [
+        "queued",
+        "started",
+        "succeeded",
+    ]
+    assert Job.objects.get(pk=job.pk).attempts == 1
+
+
+def test_a_pause_set_a_moment_ago_holds_the_next_job(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    control.pause("system.noop")
+    assert control.claim(job.pk) == (None, control.PARKED_OUTCOME)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
+    control.resume("system.noop")
+    claimed, _ = control.claim(job.pk)
+    assert claimed is not None and claimed.status == JobStatus.RUNNING
+
+
+def test_a_worker_lost_on_the_last_attempt_fails_the_job_at_the_next_delivery(alice, settings):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=job.max_attempts, heartbeat_at=long_ago)
+    assert control.claim(job.pk) == (None, control.NOT_CLAIMED)
+    failed = Job.objects.get(pk=job.pk)
+    assert failed.status == JobStatus.FAILED
+    assert "Gave up after" in failed.error
+    assert "started" not in set(JobEvent.objects.filter(job=job).values_list("event", flat=True))
+
+
+def test_a_success_with_next_stages_queues_them_with_its_commit(alice, library_root):
+    from offload.models import Library
+
+    library = Library.objects.create(name="Alice's", path=str(library_root / "a"), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="clip.mp4")
+    job, _ = jobs.enqueue("media.probe", target=item, user=alice, then=["media.enrich"])
+    claimed, _ = control.claim(job.pk)
+    assert jobs.succeed(claimed, {})
+    assert Job.objects.filter(kind="media.enrich", target_id=item.pk, status=JobStatus.QUEUED).exists()
