@@ -197,6 +197,9 @@ CACHES = {
             "SOCKET_TIMEOUT": 0.5,
             # The cache fails open: with Redis away a read is a miss, never a 500.
             "IGNORE_EXCEPTIONS": True,
+            # Entries are signed with SECRET_KEY: a pickle written into Redis by anyone else is
+            # refused unread (tokens, sessions and API answers live here).
+            "SERIALIZER": "offload.lib.cache_serializer.SignedPickleSerializer",
         },
     },
 }

@@ -1,0 +1,64 @@
+"""A pickle written into Redis by anyone but the web process is never run."""
+
+import os
+import pickle
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from rest_framework.authtoken.models import Token
+
+from offload.api.tokens import _cache_key
+from tests.support.people import api_client_for
+
+pytestmark = pytest.mark.django_db
+
+
+class Payload:
+    """A pickle that makes a directory when it is loaded: proof that it ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def forge(name: str, marker) -> None:
+    """Write the payload under a cache key, as any local process with Redis access could."""
+    get_redis_connection("default").set(cache.make_key(name), pickle.dumps(Payload(marker)), ex=60)
+
+
+def test_a_forged_pickle_under_a_token_key_is_not_run_and_authenticates_nobody(db, anon_api, tmp_path):
+    marker = tmp_path / "ran"
+    forge(_cache_key("forged-token"), marker)
+    response = anon_api.get("/api/v1/jobs/", HTTP_AUTHORIZATION="Token forged-token")
+    assert response.status_code == 401
+    assert not marker.exists()
+
+
+def test_a_forged_pickle_under_a_real_tokens_key_is_not_run_and_the_token_still_works(alice, tmp_path):
+    client = api_client_for(alice)
+    marker = tmp_path / "ran"
+    forge(_cache_key(Token.objects.get(user=alice).key), marker)
+    assert client.get("/api/v1/jobs/").status_code == 200
+    assert not marker.exists()
+
+
+def test_a_forged_pickle_under_a_session_key_is_not_run(client, alice, tmp_path):
+    client.force_login(alice)
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    marker = tmp_path / "ran"
+    forge(f"django.contrib.sessions.cached_db{session_key}", marker)
+    assert client.get("/api/v1/jobs/").status_code == 200  # the session is read from the database again
+    assert not marker.exists()
+
+
+def test_entries_the_web_process_wrote_read_back_and_a_tampered_one_is_a_miss():
+    cache.set("probe", {"answer": [1, 2, 3]}, timeout=60)
+    assert cache.get("probe") == {"answer": [1, 2, 3]}
+    redis = get_redis_connection("default")
+    stored = redis.get(cache.make_key("probe"))
+    redis.set(cache.make_key("probe"), stored[:-1] + bytes([stored[-1] ^ 1]), ex=60)
+    assert cache.get("probe") is None
