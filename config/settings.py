@@ -428,7 +428,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "offload.api.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     # drf-spectacular's AutoSchema, plus the error answers each operation can give.
     "DEFAULT_SCHEMA_CLASS": "offload.api.schema.OffloadAutoSchema",

@@ -31,6 +31,15 @@ class SearchParamsSerializer(serializers.Serializer):
         help_text="relevance, year or -year, title or -title, added or -added (date added).",
     )
 
+    def to_internal_value(self, data):
+        # DRF reads a blank query value as "not given" and applies the default; the schema forbids
+        # it (an enum, an integer), so the validation does too. `q` alone may be blank.
+        given_blank = {name for name in self.fields if data.get(name) == ""}
+        blank = {name for name in given_blank if not getattr(self.fields[name], "allow_blank", False)}
+        if blank:
+            raise serializers.ValidationError({name: ["This field may not be blank."] for name in sorted(blank)})
+        return super().to_internal_value(data)
+
     def validate(self, attrs):
         year_from, year_to = attrs.get("year_from"), attrs.get("year_to")
         if year_from is not None and year_to is not None and year_from > year_to:

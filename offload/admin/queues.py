@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from offload import actions
 from offload import permissions as rules
 from offload.jobs import UnknownJobKind
+from offload.jobs.control import max_concurrency
 from offload.jobs.forecast import queue_rows
 
 CHANGES = {
@@ -50,8 +51,8 @@ def _cap(raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise ValueError(f"A cap is a whole number, not {raw!r}.") from None
-    if value < 1:
-        raise ValueError("A cap is at least 1 (leave it empty for none).")
+    if not 1 <= value <= max_concurrency():
+        raise ValueError(f"A cap is from 1 to {max_concurrency()} (leave it empty for none).")
     return value
 
 

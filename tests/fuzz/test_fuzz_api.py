@@ -1,4 +1,5 @@
-"""Every API operation fuzzed from its OpenAPI schema: never a 5xx, every answer as the schema says."""
+"""Every API operation fuzzed from its OpenAPI schema with every check schemathesis has: never a 5xx,
+every answer as the schema says, valid input accepted and invalid input refused."""
 
 import hypothesis
 import pytest
@@ -8,12 +9,6 @@ from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck
 from rest_framework.authtoken.models import Token
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 from config.wsgi import application
 from offload.models import Job, JobStatus, Library, MediaItem
@@ -23,7 +18,6 @@ from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Enough to reach every parameter and both generation modes (valid and invalid input) per
 # operation, within a minute for the whole API.
 EXAMPLES_PER_OPERATION = 25
@@ -45,8 +39,9 @@ def _keep_the_test_transaction():
 @pytest.fixture
 def world(library_root, settings):
     """Alice with a library, items and jobs in every status, so generated ids can hit real rows."""
-    # The fuzzer sends hundreds of requests a minute; the limits themselves are tested elsewhere.
-    settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "api_user": "100000/60", "jobs_user": "100000/60"}
+    # The fuzzer sends hundreds of requests a minute: every limit is lifted so it reaches past the
+    # 429s (the limits themselves are tested in test_rate_limits.py).
+    settings.OFFLOAD_RATE_LIMITS = dict.fromkeys(settings.OFFLOAD_RATE_LIMITS, "1000000/60")
     alice = make_user("alice")
     (library_root / "films").mkdir()
     library = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
@@ -108,14 +103,14 @@ def aim_at_real_rows(case, ids: dict[str, list[int]]) -> None:
 @FUZZ_SETTINGS
 def test_the_api_answers_every_generated_request_as_its_schema_says(case, world):
     aim_at_real_rows(case, world["ids"])
-    case.call_and_validate(headers={"Authorization": f"Token {world['token']}"}, checks=CHECKS)
+    case.call_and_validate(headers={"Authorization": f"Token {world['token']}"})
 
 
 # Without TYPESENSE_URL the test above searches the database fallback; this one, Typesense itself.
 @schema.include(path="/api/v1/search/").parametrize()
 @FUZZ_SETTINGS
 def test_search_answers_every_generated_query_from_typesense_as_its_schema_says(case, indexed_world):
-    case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"}, checks=CHECKS)
+    case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"})
 
 
 @pytest.fixture
