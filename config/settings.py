@@ -210,7 +210,8 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "offload.cache"
 
 # cached_db: a flushed or unreachable Redis logs nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Its cache entries are named by a digest of the session key, never the key (offload/web/sessions.py).
+SESSION_ENGINE = "offload.web.sessions"
 
 CHANNEL_LAYERS = {
     "default": {

@@ -10,6 +10,7 @@ from django_redis import get_redis_connection
 from rest_framework.authtoken.models import Token
 
 from offload.api.tokens import _cache_key
+from offload.web.sessions import SessionStore
 from tests.support.people import api_client_for
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +51,7 @@ def test_a_forged_pickle_under_a_session_key_is_not_run(client, alice, tmp_path)
     client.force_login(alice)
     session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
     marker = tmp_path / "ran"
-    forge(f"django.contrib.sessions.cached_db{session_key}", marker)
+    forge(SessionStore(session_key).cache_key, marker)
     assert client.get("/api/v1/jobs/").status_code == 200  # the session is read from the database again
     assert not marker.exists()
 
@@ -62,3 +63,12 @@ def test_entries_the_web_process_wrote_read_back_and_a_tampered_one_is_a_miss():
     stored = redis.get(cache.make_key("probe"))
     redis.set(cache.make_key("probe"), stored[:-1] + bytes([stored[-1] ^ 1]), ex=60)
     assert cache.get("probe") is None
+
+
+def test_redis_key_names_do_not_hold_a_session_cookie(client, alice):
+    client.force_login(alice)
+    assert client.get("/api/v1/jobs/").status_code == 200
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    names = b" ".join(get_redis_connection("default").keys("*"))
+    assert session_key.encode() not in names
+    assert cache.get(SessionStore(session_key).cache_key) is not None
