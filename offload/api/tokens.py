@@ -6,13 +6,13 @@ saved (deactivated, made staff or not), so a revoked token stops working at once
 cache away, the database answers.
 """
 
-import hashlib
 import logging
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 from redis.exceptions import RedisError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -27,7 +27,9 @@ _MISSING = 0  # cached for a key that names no token, so floods of bad keys cost
 
 
 def _cache_key(key: str) -> str:
-    return "auth:token:" + hashlib.sha256(key.encode()).hexdigest()
+    # Keyed with SECRET_KEY: whoever can write to Redis cannot name the entry of a key they
+    # make up, so a copied (validly signed) entry authenticates nobody.
+    return "auth:token:" + salted_hmac("offload.token.cache", key, algorithm="sha256").hexdigest()
 
 
 def user_for_token(key: str):

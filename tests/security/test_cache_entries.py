@@ -1,5 +1,6 @@
 """A pickle written into Redis by anyone but the web process is never run."""
 
+import hashlib
 import os
 import pickle
 
@@ -72,3 +73,31 @@ def test_redis_key_names_do_not_hold_a_session_cookie(client, alice):
     names = b" ".join(get_redis_connection("default").keys("*"))
     assert session_key.encode() not in names
     assert cache.get(SessionStore(session_key).cache_key) is not None
+
+
+def copy_entry(source: str, target: str) -> None:
+    redis = get_redis_connection("default")
+    redis.set(cache.make_key(target), redis.get(cache.make_key(source)), ex=60)
+
+
+def test_alices_token_entry_copied_under_a_name_anyone_can_compute_authenticates_nobody(alice, anon_api):
+    client = api_client_for(alice)
+    assert client.get("/api/v1/jobs/").status_code == 200  # alice's entry is cached now
+    copy_entry(_cache_key(Token.objects.get(user=alice).key), "auth:token:" + hashlib.sha256(b"made-up").hexdigest())
+    assert anon_api.get("/api/v1/jobs/", HTTP_AUTHORIZATION="Token made-up").status_code == 401
+
+
+def test_alices_session_entry_copied_under_a_made_up_session_key_logs_nobody_in(client, alice):
+    client.force_login(alice)
+    assert client.get("/api/v1/jobs/").status_code == 200
+    alices = client.cookies[settings.SESSION_COOKIE_NAME].value
+    made_up = "x" * 32
+    # The names an attacker can compute for a key of their own: Django's, and a plain digest.
+    for name in (
+        f"django.contrib.sessions.cached_db{made_up}",
+        SessionStore.cache_key_prefix + hashlib.sha256(made_up.encode()).hexdigest(),
+    ):
+        copy_entry(SessionStore(alices).cache_key, name)
+    other = type(client)()
+    other.cookies[settings.SESSION_COOKIE_NAME] = made_up
+    assert other.get("/api/v1/jobs/").status_code in (401, 403)
