@@ -32,20 +32,22 @@ class JobCursorPagination(CursorPagination):
         return cursor
 
     def get_page_size(self, request) -> int:
-        """page_size as the schema has it: one whole number from 1 to max_page_size; 400 for anything else."""
+        """page_size as the schema has it: one whole number of at least 1 (400 otherwise), at most max_page_size."""
         values = request.query_params.getlist(self.page_size_query_param)
         if not values:
             return self.page_size
         raw = values[0]
-        if len(values) > 1 or not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
-            raise BadRequest({self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]})
-        return int(raw)
+        if len(values) > 1 or not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise BadRequest({self.page_size_query_param: ["A whole number of at least 1, given once."]})
+        return min(int(raw), self.max_page_size)
 
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             if parameter["name"] == self.page_size_query_param:
-                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+                parameter["schema"]["minimum"] = 1
+                largest = self.max_page_size
+                parameter["description"] = f"Rows per page: at least 1; more than {largest} gives {largest}."
         return parameters
 
 

@@ -78,7 +78,9 @@ def test_the_largest_cap_the_column_holds_is_taken(staff_api):
     assert response.status_code == 200 and response.json()["concurrency"] == 2**31 - 1
 
 
-@pytest.mark.parametrize("query", ["page_size=null&page_size=null", "page_size=0", "page_size=201", "page_size=x"])
+@pytest.mark.parametrize(
+    "query", ["page_size=null&page_size=null", "page_size=0", "page_size=2&page_size=3", "page_size=x"]
+)
 def test_a_page_size_the_schema_forbids_answers_400(alice_api, query):
     assert alice_api.get(f"/api/v1/jobs/?{query}").status_code == 400
 
@@ -95,4 +97,4 @@ def test_the_schema_says_a_library_filter_and_a_page_are_whole_numbers_from_1(an
     assert parameters["library"]["type"] == "integer" and parameters["library"]["minimum"] == 1
     assert parameters["page"]["minimum"] == 1
     jobs = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/jobs/"]["get"]["parameters"]}
-    assert (jobs["page_size"]["minimum"], jobs["page_size"]["maximum"]) == (1, 200)
+    assert jobs["page_size"]["minimum"] == 1
