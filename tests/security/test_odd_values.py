@@ -4,6 +4,7 @@ import base64
 
 import hypothesis
 import pytest
+from django.urls import reverse
 from hypothesis import HealthCheck
 from hypothesis import strategies as st
 
@@ -98,3 +99,12 @@ def test_the_schema_says_a_library_filter_and_a_page_are_whole_numbers_from_1(an
     assert parameters["page"]["minimum"] == 1
     jobs = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/jobs/"]["get"]["parameters"]}
     assert jobs["page_size"]["minimum"] == 1
+
+
+def test_the_admin_refuses_a_cap_beyond_the_column_with_a_message(admin_client):
+    change = reverse("admin:offload_queues_change")
+    answer = admin_client.post(
+        change, {"change": "cap", "kind": "media.probe", "concurrency": str(2**63), "confirmed": "yes"}, follow=True
+    )
+    assert any("from 1 to 2147483647" in str(m) for m in answer.context["messages"])
+    assert not QueueControl.objects.exists()
