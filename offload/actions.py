@@ -122,7 +122,8 @@ def request_job_on(
             cleaned = spec.clean_params(None, params or {})
         except (TypeError, ValueError):
             target_id, cleaned = None, None
-        if target_id in _ID_RANGE:
+        # A non-numeric id leaves target_id None: `None in range(...)` would walk all 2**64 numbers.
+        if target_id is not None and target_id in _ID_RANGE:
             key = stored_idempotency_key(idempotency_key.strip())
             accepted = accept.accept(user, kind, spec.target_type, target_id, cleaned, params_hash(cleaned), key)
             if accepted is not None and accept.answers_as_is(accepted, user, key):

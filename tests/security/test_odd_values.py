@@ -108,3 +108,12 @@ def test_the_admin_refuses_a_cap_beyond_the_column_with_a_message(admin_client):
     )
     assert any("from 1 to 2147483647" in str(m) for m in answer.context["messages"])
     assert not QueueControl.objects.exists()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "path", ["/api/v1/media/abc/probe/", "/api/v1/libraries/x1/scan/", "/api/v1/media/%C2%B2/probe/"]
+)
+def test_a_job_request_on_an_id_that_is_no_number_answers_404_at_once(alice_api, path):
+    # It used to walk every number of the BIGINT range looking for None, holding a worker for good.
+    assert alice_api.post(path).status_code == 404
