@@ -451,6 +451,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Bodies are documented as JSON, the API's format: in a form, `null` has no spelling.
+    "PARSER_WHITELIST": ["offload.api.parsers.SafeJSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "offload.models.JobStatus",
         "MediaStatusEnum": "offload.models.MediaStatus",

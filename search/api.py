@@ -20,7 +20,9 @@ class SearchParamsSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=MediaKind.choices, required=False)
     genre = serializers.CharField(required=False, max_length=100)
     year_from = serializers.IntegerField(required=False, min_value=0, max_value=9999)
-    year_to = serializers.IntegerField(required=False, min_value=0, max_value=9999)
+    year_to = serializers.IntegerField(
+        required=False, min_value=0, max_value=9999, help_text="Not before year_from (400 otherwise)."
+    )
     library = serializers.IntegerField(required=False, min_value=1)
     page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE, default=1)
     per_page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PER_PAGE, default=20)
