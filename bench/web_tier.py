@@ -2,7 +2,7 @@
 
 Endpoints (wrk, 50 connections, --duration seconds each, medians of --runs):
   accept  POST /api/v1/media/{id}/probe/ → 202 (the spine: job, event, queue row in one commit)
-  peer    POST /bench/peer/{id}/probe/ → 202, the plain alternative mounted only here: a DRF view
+  peer    POST /api/bench/peer/{id}/probe/ → 202, the plain alternative mounted only here: a DRF view
           that reads the item with get_object_or_404 and calls django-q2's async_task
   bare    GET /bench/insert/, a view mounted only here that does one INSERT
   live    GET /healthz/live (no database)
@@ -50,7 +50,7 @@ SERVERS = {
 }  # fmt: skip
 ENDPOINTS = {
     "accept": ("POST", "/api/v1/media/{id}/probe/"),
-    "peer": ("POST", "/bench/peer/{id}/probe/"),
+    "peer": ("POST", "/api/bench/peer/{id}/probe/"),
     "bare": ("GET", "/bench/insert/"),
     "live": ("GET", "/healthz/live"),
 }
@@ -83,6 +83,7 @@ def in_process_cost(token: str, ids: list[int], n: int, profile: bool) -> None:
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")
     requests = {
         "accept": lambda i: client.post(f"/api/v1/media/{ids[i % len(ids)]}/probe/"),
+        "peer": lambda i: client.post(f"/api/bench/peer/{ids[i % len(ids)]}/probe/"),
         "bare": lambda i: client.get("/bench/insert/"),
     }
     print(f"\nin one process, Django's test client, {n} requests each after {n // 5} to warm up:")
@@ -103,6 +104,7 @@ def in_process_cost(token: str, ids: list[int], n: int, profile: bool) -> None:
                 statuses[status] = statuses.get(status, 0) + 1
             costs[name] = ((time.perf_counter() - wall) * 1000 / n, (time.process_time() - cpu) * 1000 / n)
             print(f"  {name:6} {costs[name][0]:6.2f} ms wall  {costs[name][1]:6.2f} ms CPU per request  {statuses}")
+        print(f"  accept/peer CPU: {costs['accept'][1] / costs['peer'][1]:.2f}x")
         print(f"  accept/bare CPU: {costs['accept'][1] / costs['bare'][1]:.1f}x")
         if profile:
             common.truncate_queue_tables()

@@ -1,9 +1,10 @@
 """The app plus two views, for bench/web_tier.py only.
 
 - `GET /bench/insert/` does one INSERT: the floor for a view that writes.
-- `POST /bench/peer/{id}/probe/` is the plain alternative to Offload's accept: what a Django
-  developer writes without it, a DRF view on the same settings (middleware, token auth) that
-  reads the item with `get_object_or_404` and calls django-q2's `async_task`.
+- `POST /api/bench/peer/{id}/probe/` is the plain alternative to Offload's accept: what a Django
+  developer writes without it, a DRF view on the same settings that reads the item with
+  `get_object_or_404` and calls django-q2's `async_task`. It sits under `/api/` like any API
+  view, so the same middleware applies to it (token auth, the per-user rate limit).
 
 Served as `bench.web_tier_app:wsgi` (gunicorn), `bench.web_tier_app:asgi` (the one-port server)
 and `bench.web_tier_app:django_asgi` (Django's own ASGI handler, for comparison).
@@ -23,11 +24,14 @@ from django.db import connection  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
 from django.shortcuts import get_object_or_404  # noqa: E402
 from django.urls import path  # noqa: E402
-from django_q.tasks import async_task  # noqa: E402
+
+import config.asgi  # noqa: E402  (sets Django up)
+
+# isort: split
+from django_q.tasks import async_task  # noqa: E402  (needs the apps loaded)
 from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
-import config.asgi  # noqa: E402  (sets Django up)
 from config.urls import urlpatterns as app_urlpatterns  # noqa: E402
 
 asgi = config.asgi.application
@@ -57,6 +61,6 @@ class PeerProbe(APIView):
 
 urlpatterns = [
     path("bench/insert/", bare_insert),
-    path("bench/peer/<int:pk>/probe/", PeerProbe.as_view()),
+    path("api/bench/peer/<int:pk>/probe/", PeerProbe.as_view()),
     *app_urlpatterns,
 ]

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "django_q",
     "channels",
     "offload",
+    "offload.alerts",
     "search",
 ]
 
@@ -282,6 +283,10 @@ OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
 # A job that finds its kind's concurrency cap full goes back to the queue for this long.
 OFFLOAD_QUEUE_CAP_WAIT_SECONDS = env_float("OFFLOAD_QUEUE_CAP_WAIT_SECONDS", 2.0)
 OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
+# The accept path's statement is prepared once per connection (PostgreSQL plans it once). Turn
+# off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode; see docs/scaling.md).
+OFFLOAD_DB_PREPARED_STATEMENTS = env_bool("OFFLOAD_DB_PREPARED_STATEMENTS", True)
 
 # Eight hours: a transcode may take 300 s plus 3 s per second of media, and a film runs two or three hours.
 _q_timeout = env_int("OFFLOAD_Q_TIMEOUT", 8 * 3600, minimum=1)
@@ -339,7 +344,15 @@ _search_workers = env_int("OFFLOAD_LANE_SEARCH_WORKERS", env_int("OFFLOAD_SEARCH
 MEDIA_Q_CLUSTER = env_str("OFFLOAD_MEDIA_Q_NAME", "media")
 # Each job kind names its lane in its registration (offload/jobs/kinds.py); a lane is a
 # django-q2 cluster, and its cluster name is its queue.
-OFFLOAD_LANES = {"default": Q_CLUSTER["name"], "media": MEDIA_Q_CLUSTER, "search": SEARCH_Q_CLUSTER}
+# The notify lane: deliveries to people's endpoints (offload/alerts/), so a slow endpoint never
+# holds back a probe. Start it with `Q_CLUSTER_NAME=notify python manage.py qcluster`.
+NOTIFY_Q_CLUSTER = env_str("OFFLOAD_NOTIFY_Q_NAME", "notify")
+OFFLOAD_LANES = {
+    "default": Q_CLUSTER["name"],
+    "media": MEDIA_Q_CLUSTER,
+    "search": SEARCH_Q_CLUSTER,
+    "notify": NOTIFY_Q_CLUSTER,
+}
 Q_CLUSTER["ALT_CLUSTERS"] = {
     MEDIA_Q_CLUSTER: {
         "workers": env_int("OFFLOAD_LANE_MEDIA_WORKERS", 2, minimum=1),
@@ -354,6 +367,15 @@ Q_CLUSTER["ALT_CLUSTERS"] = {
         # A sync that failed is retried from the outbox, not by django-q2.
         "max_attempts": 1,
         "poll": env_float("OFFLOAD_SEARCH_Q_POLL", 0.05),
+    },
+    NOTIFY_Q_CLUSTER: {
+        "workers": env_int("OFFLOAD_LANE_NOTIFY_WORKERS", 2, minimum=1),
+        # An attempt is bounded by OFFLOAD_NOTIFY_TIMEOUT; a worker killed mid-delivery has its
+        # task delivered again after `retry`, and the outbox sweep catches anything else.
+        "timeout": 60,
+        "retry": 120,
+        "max_attempts": 1,
+        "poll": env_float("OFFLOAD_NOTIFY_Q_POLL", 0.05),
     },
 }
 # The alias searches use; collections behind it are named <alias>_v<milliseconds>.
@@ -478,6 +500,32 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
+
+# --- Notifications to people's endpoints (offload/alerts/) -------------------
+
+# Loopback and private addresses are refused as endpoint targets unless this is on (a
+# self-hosted ntfy on the LAN); link-local and cloud metadata addresses are always refused.
+OFFLOAD_NOTIFY_ALLOW_PRIVATE = env_bool("OFFLOAD_NOTIFY_ALLOW_PRIVATE", False)
+# Seconds one delivery attempt may take, connect and answer together.
+OFFLOAD_NOTIFY_TIMEOUT = env_float("OFFLOAD_NOTIFY_TIMEOUT", 10.0)
+# Per user and hour: emails, and pushes (ntfy, Gotify, Discord); past them a notification is
+# recorded as limited. Webhooks (scripts) are not limited.
+OFFLOAD_NOTIFY_EMAILS_PER_HOUR = env_int("OFFLOAD_NOTIFY_EMAILS_PER_HOUR", 20, minimum=0)
+OFFLOAD_NOTIFY_PUSHES_PER_HOUR = env_int("OFFLOAD_NOTIFY_PUSHES_PER_HOUR", 50, minimum=0)
+# The same endpoint, event type and target within this many seconds collapse into one.
+OFFLOAD_NOTIFY_DEDUPE_SECONDS = env_int("OFFLOAD_NOTIFY_DEDUPE_SECONDS", 300, minimum=0)
+# Where links in notifications point (the job's admin page): this site's public address.
+OFFLOAD_PUBLIC_URL = env_str("OFFLOAD_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Email notifications go through Django's SMTP backend with these settings.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = int(OFFLOAD_NOTIFY_TIMEOUT)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "offload@localhost")
 
 # --- Metrics and health --------------------------------------------------------
 

@@ -8,6 +8,7 @@ from offload.api.errors import api_not_found
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("search.urls")),
+    path("api/v1/", include("offload.alerts.urls")),
     path("api/v1/", include("offload.api.urls")),
     re_path(r"^api/", api_not_found),
     path("", include("offload.web.urls")),

@@ -141,6 +141,11 @@ def jobs_for(user) -> QuerySet[Job]:
     return Job.objects.filter(job_visibility(user).q())
 
 
+def targets_for(user, target_type: str) -> QuerySet:
+    """The job targets of a type (as kinds name it) the user may see."""
+    return {"media": media_for, "library": libraries_for}[target_type](user)
+
+
 def _get(qs: QuerySet, pk, what: str):
     try:
         return qs.get(pk=int(pk))

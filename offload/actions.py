@@ -98,8 +98,8 @@ def request_job(
     return job, created
 
 
-# The range of a BIGINT id: anything outside names no target (and would make PostgreSQL refuse the statement).
-_ID_RANGE = range(-(2**63), 2**63)
+# A BIGINT id: anything outside names no target (and would make PostgreSQL refuse the statement).
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1
 
 
 def request_job_on(
@@ -122,10 +122,18 @@ def request_job_on(
             cleaned = spec.clean_params(None, params or {})
         except (TypeError, ValueError):
             target_id, cleaned = None, None
-        # A non-numeric id leaves target_id None: `None in range(...)` would walk all 2**64 numbers.
-        if target_id is not None and target_id in _ID_RANGE:
+        if target_id is not None and _ID_MIN <= target_id <= _ID_MAX:
             key = stored_idempotency_key(idempotency_key.strip())
-            accepted = accept.accept(user, kind, spec.target_type, target_id, cleaned, params_hash(cleaned), key)
+            accepted = accept.accept(
+                user,
+                kind,
+                spec.target_type,
+                target_id,
+                cleaned,
+                params_hash(cleaned),
+                key,
+                visible_to=access.targets_for,
+            )
             if accepted is not None and accept.answers_as_is(accepted, user, key):
                 return accepted.job, accepted.created
     target = access.get_target_for_user(user, spec.target_type, target_pk)

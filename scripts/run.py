@@ -537,6 +537,10 @@ def run(sup: Supervisor) -> int:
     development = development_settings(env)
     for note in development:
         warn(f"DEVELOPMENT SETTINGS: {note}. Never run these in production.")
+    if not env_value(env, "OFFLOAD_NOTIFY_ALLOW_PRIVATE"):
+        # A self-hosted ntfy or Gotify on the LAN is the common case on one machine.
+        env["OFFLOAD_NOTIFY_ALLOW_PRIVATE"] = "1"
+        warn("OFFLOAD_NOTIFY_ALLOW_PRIVATE is on: notification endpoints may be on loopback and private addresses.")
     # Every child writes its Prometheus samples here and /metrics sums them (the settings'
     # default, made explicit); a previous run's counts must not be summed in again.
     metrics_dir = local_path(env_value(env, "PROMETHEUS_MULTIPROC_DIR") or str(VAR_DIR / "prometheus"))
@@ -618,9 +622,14 @@ def run(sup: Supervisor) -> int:
     workers = sup.start("workers", [py, "manage.py", "qcluster"], env=env, stop_signal=signal.SIGINT, grace=20.0)
     # The other lanes: clusters whose name is their queue. The media lane runs transcodes, so
     # a film never holds back a probe; the search lane writes the index, so a sync never waits
-    # behind either. django-q2 reads Q_CLUSTER_NAME at import time.
+    # behind either; the notify lane sends notifications, so a slow endpoint holds back nothing.
+    # django-q2 reads Q_CLUSTER_NAME at import time.
     lanes = [workers]
-    for lane, variable in (("media", "OFFLOAD_MEDIA_Q_NAME"), ("search", "OFFLOAD_SEARCH_Q_NAME")):
+    for lane, variable in (
+        ("media", "OFFLOAD_MEDIA_Q_NAME"),
+        ("search", "OFFLOAD_SEARCH_Q_NAME"),
+        ("notify", "OFFLOAD_NOTIFY_Q_NAME"),
+    ):
         lane_env = {**env, "Q_CLUSTER_NAME": env.get(variable) or lane}
         command = [py, "manage.py", "qcluster"]
         lanes.append(sup.start(f"{lane}-lane", command, env=lane_env, stop_signal=signal.SIGINT, grace=20.0))

@@ -82,9 +82,15 @@ def test_a_key_reused_for_another_target_answers_422(alice_api, alices_item, oth
 
 
 def test_bob_gets_404_for_alices_item_and_nothing_is_written(bob_api, alices_item):
-    for path in (f"/api/v1/media/{alices_item.pk}/probe/", "/api/v1/media/99999999/probe/"):
-        assert bob_api.post(path).status_code == 404
-        assert bob_api.post("/api/v1/media/99999999999999999999999/probe/").status_code == 404
+    for path in (
+        f"/api/v1/media/{alices_item.pk}/probe/",
+        "/api/v1/media/99999999/probe/",
+        "/api/v1/media/99999999999999999999999/probe/",
+        "/api/v1/media/-1/probe/",
+        "/api/v1/media/abc/probe/",
+        "/api/v1/media/1e3/probe/",
+    ):
+        assert bob_api.post(path).status_code == 404, path
     assert not Job.objects.exists()
     assert not OrmQ.objects.exists()
     assert not JobEvent.objects.exists()
@@ -137,3 +143,26 @@ def test_requests_racing_for_the_same_job_all_answer_the_one_that_won(alice, ali
     # The one event, numbered as it committed.
     (event,) = JobEvent.objects.filter(job=job)
     assert event.seq is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_accepted_probe_asks_redis_once(alice_api, alices_item, other_item, monkeypatch):
+    import redis.connection
+
+    # The first request looks the token up in the database and keeps its entry.
+    assert alice_api.post(f"/api/v1/media/{other_item.pk}/probe/").status_code == 202
+    this_thread = threading.get_ident()
+    sent = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        if threading.get_ident() == this_thread:
+            sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    response = alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/")
+    assert response.status_code == 202
+    # The token, both rate-limit windows and the job answers' versions: one round trip.
+    assert len(sent) == 1, sent
+    assert response["RateLimit-Limit"]

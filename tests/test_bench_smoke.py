@@ -19,7 +19,7 @@ BENCH = ROOT / "bench"
 
 # The tiny run of each script. A new script without an entry here fails the test below.
 SMOKE_ARGS: dict[str, list[str]] = {
-    "accept_latency.py": ["--runs", "1", "--duration", "1", "--warmup", "0", "--items", "20", "--connections", "4"],
+    "accept_latency.py": ["--runs", "1", "--duration", "1", "--warmup", "1", "--items", "20", "--connections", "4"],
     "broker_compare.py": ["--jobs", "10", "--runs", "1", "--wait-jobs", "3", "--pace", "0.01", "--timeout", "60"],
     "cache.py": [
         "--runs",
@@ -35,7 +35,7 @@ SMOKE_ARGS: dict[str, list[str]] = {
         "--connections",
         "4",
     ],
-    "load_jobs.py": ["--requests", "20", "--clients", "4"],
+    "load_jobs.py": ["--requests", "24", "--clients", "4"],
     "notify_latency.py": [
         "--runs",
         "1",

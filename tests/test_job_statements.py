@@ -120,3 +120,26 @@ def test_a_success_with_next_stages_queues_them_with_its_commit(alice, library_r
     claimed, _ = control.claim(job.pk)
     assert jobs.succeed(claimed, {})
     assert Job.objects.filter(kind="media.enrich", target_id=item.pk, status=JobStatus.QUEUED).exists()
+
+
+def test_a_finish_someones_endpoint_may_hear_writes_its_outbox_row_with_it(alice, bob, settings):
+    from offload.alerts import endpoints
+    from offload.alerts.models import Delivery
+
+    settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE = True
+    hook, _ = endpoints.create_endpoint(
+        alice, {"agent": "webhook", "name": "script", "url": "http://127.0.0.1:9/hook", "events": ["job.succeeded"]}
+    )
+    # Bob's job: no endpoint of his may hear it, so it finishes in one statement and writes nothing.
+    bobs, _ = jobs.enqueue("system.noop", user=bob)
+    claimed, _ = control.claim(bobs.pk)
+    with CaptureQueriesContext(connection) as finish:
+        assert jobs.succeed(claimed, {})
+    assert len(finish) == 1
+    # Alice's: her endpoint hears it, so the finish goes the transactional way with its outbox row.
+    alices, _ = jobs.enqueue("system.noop", user=alice)
+    claimed, _ = control.claim(alices.pk)
+    assert jobs.succeed(claimed, {})
+    (delivery,) = Delivery.objects.filter(endpoint=hook)
+    assert delivery.job_id == alices.pk
+    assert JobEvent.objects.filter(job=alices, event="succeeded").exists()

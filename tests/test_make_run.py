@@ -121,10 +121,14 @@ def test_run_starts_everything_with_its_own_services_and_ctrl_c_stops_it_all(tmp
         token = run.value("API token:").split()[0]
         children = run.children()
         assert len(children) >= 5  # Redis, Typesense, the web server and the clusters
-        # A cluster per lane: the default lane, the media lane (transcodes) and the search lane.
+        # A cluster per lane: the default lane, the media lane (transcodes), the search lane and
+        # the notify lane (notifications to people's endpoints).
         clusters = [child for child in children if "qcluster" in " ".join(child.cmdline())]
         lanes = {child.environ().get("Q_CLUSTER_NAME", "default") for child in clusters}
-        assert lanes == {"default", "media", "search"}, lanes
+        assert lanes == {"default", "media", "search", "notify"}, lanes
+        # Self-hosted ntfy or Gotify on the LAN works out of the box, and the run says so.
+        assert any("OFFLOAD_NOTIFY_ALLOW_PRIVATE is on" in printed for printed in run.lines)
+        assert {child.environ().get("OFFLOAD_NOTIFY_ALLOW_PRIVATE") for child in clusters} == {"1"}
         run.wait_until_ready()
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"

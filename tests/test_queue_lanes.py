@@ -160,11 +160,11 @@ def workers_alive(client) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_the_workers_alive_gauge_counts_each_lanes_workers(qcluster, client):
-    assert workers_alive(client) == {"default": 0, "media": 0, "search": 0}
+    assert workers_alive(client) == {"default": 0, "media": 0, "search": 0, "notify": 0}
     default_lane = qcluster(OFFLOAD_LANE_DEFAULT_WORKERS="2")
     qcluster(Q_CLUSTER_NAME=settings.OFFLOAD_LANES["media"], OFFLOAD_LANE_MEDIA_WORKERS="1")
     wait_for(
-        lambda: workers_alive(client) == {"default": 2, "media": 1, "search": 0},
+        lambda: workers_alive(client) == {"default": 2, "media": 1, "search": 0, "notify": 0},
         what="both lanes to report their workers",
         cluster=default_lane,
         timeout=60,

@@ -128,3 +128,26 @@ def test_200_concurrent_requests_over_two_servers_let_exactly_50_through(asgi_se
     # The window opens when the first of the 50 leaves it: within 60 s of the burst's start.
     waits = [int(retry) for code, retry in answers if code == 429]
     assert all(60 - elapsed - 1 <= wait <= 60 for wait in waits), (min(waits), max(waits), elapsed)
+
+
+def test_a_job_request_counts_both_its_windows_in_one_redis_call(alice_api, item, limits, monkeypatch):
+    from offload.lib.redis_state import state_redis
+
+    limits(api_user="100/60", jobs_user="10/60")
+    client = state_redis()
+    sent = []
+    original = client.execute_command
+
+    def counting(*args, **kwargs):
+        sent.append(args[0])
+        return original(*args, **kwargs)
+
+    # The first request loads the script into Redis.
+    assert alice_api.post(f"/api/v1/media/{item.pk}/enrich/").status_code == 202
+    monkeypatch.setattr(client, "execute_command", counting)
+    response = alice_api.post(f"/api/v1/media/{item.pk}/probe/")
+    assert response.status_code == 202
+    assert [c for c in sent if c.upper().startswith("EVAL")] == ["EVALSHA"]
+    # Both windows were counted: the headers show the one closest to refusing.
+    assert response["RateLimit-Limit"] == "10"
+    assert response["RateLimit-Remaining"] == "8"

@@ -44,8 +44,10 @@ def test_the_schedules_command_writes_every_registered_schedule_once():
         "offload.jobs.rollups.roll_up",
         "search.tasks.drain_pending",
         "search.tasks.reconcile",
+        "offload.alerts.delivery.sweep",
+        "offload.alerts.delivery.prune",
     }
-    assert Schedule.objects.count() == 6
+    assert Schedule.objects.count() == 8
 
 
 def test_a_task_queued_and_a_schedule_saved_before_the_upgrade_still_run(alice):

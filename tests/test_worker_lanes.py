@@ -27,11 +27,12 @@ def workers_alive(client) -> dict[str, float]:
 
 
 def test_every_lane_has_its_own_series_and_the_settings_name_both():
-    assert lanes() == ["default", "media", "search"]
+    assert lanes() == ["default", "media", "search", "notify"]
     assert list(settings.OFFLOAD_LANES.values()) == [
         settings.Q_CLUSTER["name"],
         settings.MEDIA_Q_CLUSTER,
         settings.SEARCH_Q_CLUSTER,
+        settings.NOTIFY_Q_CLUSTER,
     ]
 
 

@@ -19,59 +19,59 @@ from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponseBase
 from django.utils.cache import get_conditional_response
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from offload.access import event_recipients
+from offload.lib import gate
+from offload.lib.redis_state import state_redis
 
 log = logging.getLogger(__name__)
 
-STAFF = "staff"
+STAFF = gate.STAFF
 # A cached answer lives at most this long even without a write (a safety net, not the mechanism).
 DEFAULT_TTL = 300
 # While one request recomputes an expensive key, others wait this long for it at most.
 STAMPEDE_WAIT = 1.0
 
 
-def _version_key(namespace: str, audience: str) -> str:
-    return f"apiv:{namespace}:{audience}"
-
-
 def audience_of(user) -> str:
     return STAFF if user.is_staff else str(user.pk)
 
 
-def _fresh_version() -> int:
-    # A version key may be evicted (an LRU cache instance): a recreated one must not take a
-    # number it held before, or answers cached under that number would be served again.
-    return time.time_ns()
-
-
-def versions(namespaces: Iterable[str], audience: str) -> str | None:
-    """The current versions of the namespaces for one audience, as one key fragment; None if unknown."""
-    keys = [_version_key(ns, audience) for ns in namespaces]
-    found = cache.get_many(keys)
-    for key in keys:
-        if key not in found:
-            fresh = _fresh_version()
-            # Ours, or (when another request added one first) theirs.
-            found[key] = fresh if cache.add(key, fresh, timeout=None) else cache.get(key)
-        if found[key] is None:
-            return None  # Redis is away
-    return ".".join(str(found[k]) for k in keys)
+def versions(namespaces: Iterable[str], audience: str) -> tuple[str | None, bool]:
+    """The current versions of the namespaces for one audience, as one key fragment (None if
+    unknown), and whether an answer computed now may be kept (no write to them under way)."""
+    namespaces = list(namespaces)
+    keys = [gate.version_key(ns, audience) for ns in namespaces]
+    busy = [gate.busy_key(ns, audience) for ns in namespaces]
+    try:
+        client = state_redis()
+        found = client.mget(keys + busy)
+        found, marks = found[: len(keys)], found[len(keys) :]
+        for i, key in enumerate(keys):
+            if found[i] is None:
+                fresh = gate.fresh_version()
+                # Ours, or (when another request set one first) theirs.
+                found[i] = fresh if client.set(key, fresh, nx=True) else client.get(key)
+    except (RedisError, OSError):
+        return None, False  # Redis is away
+    if any(v is None for v in found):
+        return None, False
+    storable = not any(mark is not None and int(mark) > 0 for mark in marks)
+    return ".".join(v.decode() if isinstance(v, bytes) else str(v) for v in found), storable
 
 
 def bump(namespace: str, audiences: Iterable[str]) -> None:
     """Invalidate every cached answer of the namespace for these audiences (call after commit)."""
-    keys = [cache.make_key(_version_key(namespace, audience)) for audience in sorted({*audiences, STAFF})]
+    keys = [gate.version_key(namespace, audience) for audience in sorted({*audiences, STAFF})]
     # One round trip for every audience: a missing key starts at a fresh number, then each
     # moves on by one. Every job event bumps, so this sits on the spine's path.
     try:
-        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe = state_redis().pipeline(transaction=False)
         for key in keys:
-            pipe.set(key, _fresh_version(), nx=True)
+            pipe.set(key, gate.fresh_version(), nx=True)
             pipe.incr(key)
         pipe.execute()
     except (RedisError, OSError) as exc:
@@ -87,7 +87,11 @@ def bump_on_commit(namespace: str, audiences: Iterable[str]) -> None:
 
 def on_job_event(sender, event, **kwargs) -> None:
     """Subscriber to offload.jobs' job_event_committed: the job answers of all who see it (and staff's) are stale."""
-    bump("jobs", [str(user_id) for user_id in event_recipients(event)])
+    audiences = [str(user_id) for user_id in event_recipients(event)]
+    done = gate.prebumped.get()
+    if all(("jobs", audience) in done for audience in [*audiences, STAFF]):
+        return  # this request's gate moved them on before its write (offload/lib/gate.py)
+    bump("jobs", audiences)
 
 
 def etag_for(data: Any) -> str:
@@ -122,14 +126,15 @@ def cached_get(
     audience = audience_of(request.user)
     # Scheme and host belong to the key: a cached answer's links (`next`, `url`) carry them.
     base = f"api:{audience}:{request.build_absolute_uri()}"
-    version = versions(namespaces, audience)
+    version, storable = versions(namespaces, audience)
     if version is None:
         response = compute()
         response["X-Cache"] = "miss"
         return with_etag(request, response)
     key = f"{base}:{version}"
     hit = cache.get(key)
-    if hit is None and expensive:
+    if hit is None and expensive and storable:
+        # While a write is under way nobody waits on, or is served, another's answer.
         hit = _single_flight(key, base)
     if hit is not None:
         status, data, etag = hit
@@ -138,7 +143,7 @@ def cached_get(
             return conditional
         return Response(data, status=status, headers={"ETag": etag, "X-Cache": "hit"})
     response = compute()
-    if response.status_code == 200:
+    if response.status_code == 200 and storable:
         etag = etag_for(response.data)
         entry = (response.status_code, response.data, etag)
         cache.set(key, entry, timeout=ttl or DEFAULT_TTL)

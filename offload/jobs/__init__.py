@@ -11,7 +11,8 @@ the modules import each other directly:
 - `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
 - `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
-- `events`: the event log and the `job_event_committed` signal that announces it;
+- `events`: the event log, the `job_event_recorded` signal (inside the change's transaction)
+  and the `job_event_committed` signal that announces it;
 - `payload`: the job's JSON;
 - `reaper`: new deliveries for jobs whose worker was lost;
 - `rollups`, `retention`: the dashboard's rollups of finished jobs, and pruning past retention;
@@ -29,7 +30,12 @@ from offload.jobs.errors import (
     TransientJobError,
     UnknownJobKind,
 )
-from offload.jobs.events import job_event_committed, record_event
+from offload.jobs.events import (
+    job_event_committed,
+    job_event_recorded,
+    record_event,
+    record_in_transaction_when,
+)
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
 from offload.jobs.payload import job_payload
 from offload.jobs.runner import JobRun
@@ -75,10 +81,12 @@ __all__ = [
     "get_kind",
     "heartbeat",
     "job_event_committed",
+    "job_event_recorded",
     "job_payload",
     "mark_cancelled",
     "params_hash",
     "record_event",
+    "record_in_transaction_when",
     "register",
     "retry",
     "stored_idempotency_key",

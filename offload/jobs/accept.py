@@ -26,21 +26,27 @@ import json
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import OrmQ
 
 from offload.jobs.errors import IdempotencyKeyReused
-from offload.jobs.events import announce_committed
+from offload.jobs.events import announce_committed, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload
 from offload.jobs.queue import new_task_id, queue_of, task_package
 from offload.metrics import jobs as metrics
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus
+
+# (user, target_type) → the queryset of targets the user may see.
+TargetsFor = Callable[[Any, str], QuerySet]
 
 # Sentinels that mark where a compiled access query takes the user's id and the target's.
 _USER_SENTINEL = -7_700_000_000_001
@@ -76,8 +82,8 @@ _spare_pid: int | None = None
 
 
 def supported() -> bool:
-    """Whether this database takes the one-statement path (PostgreSQL)."""
-    return connection.vendor == "postgresql"
+    """Whether a request takes the one-statement path (PostgreSQL, and no in-transaction receiver of "queued")."""
+    return connection.vendor == "postgresql" and wanted_in_transaction_sql(None, str(JobStatus.QUEUED)) == "FALSE"
 
 
 def _access_sql(target_queryset) -> tuple[str, list[str | tuple[Any]]]:
@@ -94,53 +100,60 @@ def _access_sql(target_queryset) -> tuple[str, list[str | tuple[Any]]]:
     return sql, order
 
 
-def _compile(target_type: str, staff: bool) -> _Statement:
-    # Imported here: access imports the spine's kinds registry.
-    from offload import access
-
+def _compile(target_type: str, staff: bool, visible_to: TargetsFor) -> _Statement:
     user_stub = type("Audience", (), {"pk": _USER_SENTINEL, "is_staff": staff})()
-    visible = {"media": access.media_for, "library": access.libraries_for}[target_type](user_stub)
-    target_sql, order = _access_sql(visible)
+    target_sql, order = _access_sql(visible_to(user_stub, target_type).order_by())
 
     quote = connection.ops.quote_name
+
+    def typed(model, name: str) -> str:
+        # Typed parameters: a prepared statement fixes its parameters' types, and a NULL
+        # selected into an INSERT must already have its column's type.
+        return f"CAST(%s AS {model._meta.get_field(name).db_type(connection)})"
+
     job_table = quote(Job._meta.db_table)
-    columns = [f for f in Job._meta.concrete_fields]
-    column_list = ", ".join(quote(f.column) for f in columns)
-    active = ", ".join("%s" for _ in ACTIVE_STATUSES)
+    # The row travels as one JSON parameter (its columns by name): few parameters keep the
+    # statement within what psycopg caches the parsing of.
+    column_names = [quote(f.column) for f in Job._meta.concrete_fields]
+    column_list = ", ".join(column_names)
+    active = ", ".join("%s::text" for _ in ACTIVE_STATUSES)
     event_fields = ["job", "user", "event", "payload", "created_at"]
     event_columns = ", ".join(quote(JobEvent._meta.get_field(name).column) for name in event_fields)
+    event_values = ", ".join(typed(JobEvent, name) for name in event_fields[1:])
     sequence = f"pg_get_serial_sequence('{Job._meta.db_table}', '{Job._meta.pk.column}')"
 
     sql = f"""
 WITH target AS ({target_sql}),
 replay AS (
     SELECT j.* FROM {job_table} j
-    WHERE %s <> '' AND j.requested_by_id = %s AND j.idempotency_key = %s AND EXISTS (SELECT 1 FROM target)
+    WHERE %s::text <> '' AND j.requested_by_id = %s::bigint AND j.idempotency_key = %s::text
+      AND EXISTS (SELECT 1 FROM target)
 ),
 twin AS (
     SELECT j.* FROM {job_table} j
-    WHERE j.kind = %s AND j.target_type = %s AND j.target_id = %s AND j.params_hash = %s
+    WHERE j.kind = %s::text AND j.target_type = %s::text AND j.target_id = %s::bigint AND j.params_hash = %s::text
       AND j.status IN ({active})
       AND EXISTS (SELECT 1 FROM target) AND NOT EXISTS (SELECT 1 FROM replay)
 ),
 job AS (
     INSERT INTO {job_table} ({column_list})
-    SELECT {", ".join("%s" for _ in columns)} FROM target
+    SELECT {", ".join(f"(r).{c}" for c in column_names)}
+    FROM target, (SELECT jsonb_populate_record(NULL::{job_table}, %s::jsonb) AS r) row
     WHERE NOT EXISTS (SELECT 1 FROM replay) AND NOT EXISTS (SELECT 1 FROM twin)
     ON CONFLICT DO NOTHING
     RETURNING id
 ),
 event AS (
     INSERT INTO {quote(JobEvent._meta.db_table)} ({event_columns})
-    SELECT job.id, %s, %s, %s, %s FROM job
+    SELECT job.id, {event_values} FROM job
     RETURNING id
 ),
 task AS (
     INSERT INTO {quote(OrmQ._meta.db_table)} (key, payload, lock)
-    SELECT %s, %s, %s FROM job
+    SELECT {typed(OrmQ, "key")}, {typed(OrmQ, "payload")}, {typed(OrmQ, "lock")} FROM job
     RETURNING id
 )
-SELECT 'created', event.id, NULL, CASE WHEN %s THEN nextval({sequence}) END FROM event, task
+SELECT 'created', event.id, NULL, CASE WHEN %s::boolean THEN nextval({sequence}) END FROM event, task
 UNION ALL SELECT 'replay', NULL, row_to_json(replay)::text, NULL FROM replay
 UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
 """  # noqa: S608 (identifiers come from the models; every value is a parameter)
@@ -154,7 +167,7 @@ UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
         "target_id",
         "params_hash",
         *(f"active:{status}" for status in ACTIVE_STATUSES),
-        *(f"job:{f.attname}" for f in columns),
+        "job",
         "user",
         "event",
         "event_payload",
@@ -167,11 +180,30 @@ UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
     return _Statement(sql, order)
 
 
-def _statement(target_type: str, staff: bool) -> _Statement:
+def _statement(target_type: str, staff: bool, visible_to: TargetsFor) -> _Statement:
     found = _statements.get((target_type, staff))
     if found is None:
-        found = _statements[(target_type, staff)] = _compile(target_type, staff)
+        found = _statements[(target_type, staff)] = _compile(target_type, staff, visible_to)
     return found
+
+
+class _PreparedCursor(psycopg.Cursor):
+    """Server-side binding, every statement prepared: PostgreSQL parses and plans the accept statement once."""
+
+    def execute(self, query, params=None, **kwargs):
+        kwargs.setdefault("prepare", True)
+        return super().execute(query, params, **kwargs)
+
+
+def _cursor():
+    """A cursor for the accept path: Django's wrapper (query capture, execute wrappers) around a preparing one."""
+    if not settings.OFFLOAD_DB_PREPARED_STATEMENTS:
+        return connection.cursor()
+    # As connection.cursor() does, around a cursor of our own class (_prepare_cursor is
+    # Django's wrapping step; Django's own cursors bind on the client and never prepare).
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    return connection._prepare_cursor(_PreparedCursor(connection.connection))
 
 
 def _take_id(cursor) -> int:
@@ -194,6 +226,19 @@ def _give_back(job_id: int) -> None:
             _spare_ids.append(job_id)
 
 
+def _row_json(job: Job) -> str:
+    """The job's row as JSON by column, as jsonb_populate_record reads it (times with their microseconds)."""
+    row = {}
+    for field in Job._meta.concrete_fields:
+        value = getattr(job, field.attname)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, str):
+            value = str(value)  # a TextChoices member as its value
+        row[field.column] = value
+    return json.dumps(row)
+
+
 def _job_from_json(text: str) -> Job:
     row = json.loads(text)
     values = [f.to_python(row[f.column]) if row[f.column] is not None else None for f in Job._meta.concrete_fields]
@@ -201,9 +246,20 @@ def _job_from_json(text: str) -> Job:
 
 
 def accept(
-    user, kind: str, target_type: str, target_id: int, params: dict[str, Any], params_hash: str, key: str
+    user,
+    kind: str,
+    target_type: str,
+    target_id: int,
+    params: dict[str, Any],
+    params_hash: str,
+    key: str,
+    *,
+    visible_to: TargetsFor,
 ) -> Accepted | None:
     """A person's job, accepted in one statement: the new job (created), the replayed or active one, or None.
+
+    visible_to(user, target_type): the targets the user may see, as a queryset (offload.access
+    holds the rule; it is compiled into the statement once per target type and audience).
 
     None: the target is not the user's to see, or the statement lost a race to a row it could
     not see; the caller takes the general path, which tells the two apart.
@@ -224,8 +280,8 @@ def accept(
         created_at=now,
         queued_at=now,
     )
-    statement = _statement(target_type, bool(user.is_staff))
-    with connection.cursor() as cursor:
+    statement = _statement(target_type, bool(user.is_staff), visible_to)
+    with _cursor() as cursor:
         job.pk = _take_id(cursor)
         for field in Job._meta.concrete_fields:
             field.pre_save(job, add=True)
@@ -237,7 +293,7 @@ def accept(
             "kind": kind,
             "target_type": target_type,
             "params_hash": params_hash,
-            "event": JobStatus.QUEUED,
+            "event": str(JobStatus.QUEUED),
             "event_payload": JobEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
             "now": now,
             "queue": queue_of(job),
@@ -245,9 +301,8 @@ def accept(
             "want_spare": True,
         }
         for status in ACTIVE_STATUSES:
-            values[f"active:{status}"] = status
-        for field in Job._meta.concrete_fields:
-            values[f"job:{field.attname}"] = field.get_db_prep_save(getattr(job, field.attname), connection)
+            values[f"active:{status}"] = str(status)
+        values["job"] = _row_json(job)
         cursor.execute(statement.sql, statement.params(values))
         rows = cursor.fetchall()
     if not rows:

@@ -10,13 +10,17 @@ many scan-queued probes wait. The Redis broker (OFFLOAD_Q_BROKER=redis) keeps on
 lane, in plain queue order.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from time import sleep
 
+from django.db import connections
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
+from django_q.models import OrmQ
+
+_TABLE = OrmQ._meta.db_table
 
 PEOPLE_SUFFIX = ":people"
 
@@ -43,6 +47,42 @@ class LaneBroker(ORM):
 
     def dequeue(self):
         backlog, people = self._keys()
+        self.get_connection()  # django-q2's step before each use: stale connections closed
+        if connections[Conf.ORM].vendor == "postgresql":
+            taken = self._take_due(backlog, people)
+        else:
+            taken = self._take_due_one_by_one(backlog, people)
+        if taken:
+            return taken
+        # An empty queue: spare the CPU, as django-q2's own broker does.
+        sleep(Conf.POLL)
+        return None
+
+    def _take_due(self, backlog: str, people: str) -> list[tuple[int, str]]:
+        """The first due rows, people's first, locked until their retry time: one statement.
+
+        SKIP LOCKED: rows another cluster is taking at this moment are left to it, so two
+        clusters never hand out the same row and never wait on each other.
+        """
+        now = timezone.now()
+        with connections[Conf.ORM].cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH due AS (
+                    SELECT id, key = %s AS asked, lock FROM {_TABLE} WHERE key IN (%s, %s) AND lock < %s
+                    ORDER BY (key = %s) DESC, lock, id LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {_TABLE} AS q SET lock = %s FROM due WHERE q.id = due.id
+                RETURNING q.id, q.payload, due.asked, due.lock
+                """,  # noqa: S608 (the table name comes from the model)
+                [people, backlog, people, now, people, Conf.BULK, now + timedelta(seconds=Conf.RETRY)],
+            )
+            rows = cursor.fetchall()
+        # RETURNING keeps no order: the people's first, then by due time, as selected.
+        return [(row_id, payload) for row_id, payload, _, _ in sorted(rows, key=lambda r: (not r[2], r[3], r[0]))]
+
+    def _take_due_one_by_one(self, backlog: str, people: str) -> list[tuple[int, str]]:
         first = Case(When(key=people, then=Value(0)), default=Value(1), output_field=IntegerField())
         rows = (
             self.get_connection()
@@ -54,11 +94,7 @@ class LaneBroker(ORM):
             # Another cluster may have been faster: the conditional update decides.
             if self.get_connection().filter(id=row.id, lock=row.lock).update(lock=self.timeout(row)):
                 taken.append((row.pk, row.payload))
-        if taken:
-            return taken
-        # An empty queue: spare the CPU, as django-q2's own broker does.
-        sleep(Conf.POLL)
-        return None
+        return taken
 
     def queue_size(self) -> int:
         return self.get_connection().filter(key__in=self._keys(), lock__lte=timezone.now()).count()

@@ -20,6 +20,7 @@ from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from offload.jobs import statements, transitions
+from offload.jobs.events import wanted_in_transaction_sql
 from offload.jobs.kinds import get_kind
 from offload.jobs.queue import PARKED_TASK, push
 from offload.models import Job, JobStatus, QueueControl
@@ -44,7 +45,7 @@ _HELD_SQL = (
 
 def claim(job_id: int) -> tuple[Job | None, str]:
     """Claim the job for this worker unless its kind is paused or at its cap: (job, "") or (None, why not)."""
-    if statements.supported():
+    if statements.supported() and wanted_in_transaction_sql(None, "started") == "FALSE":
         # The common case in one round trip: no hold on its kind, read in the claim itself,
         # so a pause or a cap set a moment ago applies to the very next job.
         job, decided = transitions.claim_in_one_statement(job_id, unless=_HELD_SQL)

@@ -1,6 +1,7 @@
 """JobEvent: the append-only log of job state changes that clients replay, and its one seam.
 
-Every change of a job passes through `record_event()`. Once the change commits, the
+Every change of a job passes through `record_event()`. Inside its transaction the
+`job_event_recorded` signal lets the notification outbox write its rows. Once the change commits, the
 `job_event_committed` signal carries the event to whoever subscribed in their app's
 `ready()`: the API cache (its job answers are stale) and the websocket publisher. The spine
 knows neither of them.
@@ -41,6 +42,7 @@ SQLite (the embedded run) allows one writer at a time, so numbering at INSERT is
 commit order there.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -55,6 +57,29 @@ from offload.models import EventSequence, Job, JobEvent
 # Sent once the transaction that recorded the event has committed, never for a rolled-back one.
 # Arguments: event (the JobEvent row, its payload the job's JSON at that moment).
 job_event_committed = Signal()
+# Sent as the event is recorded, inside the transaction that changed the job: a receiver's
+# writes (an outbox row) commit with the change or roll back with it. Keep receivers quick;
+# anything that leaves the process belongs to job_event_committed. Arguments: event, job.
+job_event_recorded = Signal()
+
+# A receiver of job_event_recorded names what it may write for: predicate(job, event) in Python
+# (job is None where the caller has not read it yet, a claim's "started"), and the same question
+# as SQL on the job row (alias j). A change recorded in one statement (offload/jobs/statements.py)
+# is taken only where the SQL says no receiver would write: otherwise the change goes the
+# transactional way, through record_event, so the receiver's rows commit with it.
+_wanted: list[tuple[Callable[[Job | None, str], bool], str]] = []
+
+
+def record_in_transaction_when(predicate: Callable[[Job | None, str], bool], sql: str) -> None:
+    """Register a job_event_recorded receiver's interest (from its app's ready())."""
+    if (predicate, sql) not in _wanted:
+        _wanted.append((predicate, sql))
+
+
+def wanted_in_transaction_sql(job: Job | None, event: str) -> str:
+    """SQL (alias j) true when a receiver of job_event_recorded would write for this event; "FALSE" when none may."""
+    conditions = [f"({sql})" for predicate, sql in _wanted if predicate(job, event)]
+    return " OR ".join(conditions) or "FALSE"
 
 
 def next_seq() -> int:
@@ -91,6 +116,8 @@ def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEve
         seq=seq, job=job, user_id=job.requested_by_id, event=event, payload=job_payload(job)
     )
     record.nobody_joined = nobody_joined
+    # Not robust: a receiver that fails rolls the change back rather than lose its outbox row.
+    job_event_recorded.send(sender=JobEvent, event=record, job=job)
     # Only committed state leaves the process: a rolled-back change is never announced.
     transaction.on_commit(lambda: announce_committed(record), robust=True)
     return record

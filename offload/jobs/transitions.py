@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from offload.jobs import fingerprints, statements
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
-from offload.jobs.events import record_event
+from offload.jobs.events import record_event, wanted_in_transaction_sql
 from offload.jobs.kinds import get_kind
 from offload.jobs.queue import PARKED_TASK, new_task_id, push
 from offload.lib import outputs
@@ -335,10 +335,14 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             failure_message=message,
         )
     if statements.supported():
-        # One statement, unless a success has next stages to queue with it (the way below).
+        # One statement, unless a success has next stages to queue with it or a receiver of
+        # job_event_recorded would write for it (both the way below).
         done = statements.change_with_event(
             job.pk,
-            where="""j.status = %s AND j.attempts = %s AND (%s <> %s OR j."then" = '[]'::jsonb)""",
+            where=(
+                """j.status = %s AND j.attempts = %s AND (%s <> %s OR j."then" = '[]'::jsonb)"""
+                f" AND NOT ({wanted_in_transaction_sql(job, status)})"
+            ),
             where_params=[JobStatus.RUNNING, job.attempts, status, JobStatus.SUCCEEDED],
             changes=changes,
             event=status,
@@ -439,7 +443,7 @@ def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str,
     if progress is None:
         # A bare heartbeat announces nothing: no need for the row back.
         return bool(attempt.update(**changes))
-    if statements.supported():
+    if statements.supported() and wanted_in_transaction_sql(job, "progress") == "FALSE":
         alive = statements.change_with_event(
             job.pk,
             where="j.status = %s AND j.attempts = %s",

@@ -44,6 +44,34 @@ return {0, 0, wait, wait}
 """
 
 
+# The same window over several keys in one call, in order, stopping at the first refusal (the
+# later ones are neither counted nor recorded). KEYS[i]: window i; ARGV: a member id, then
+# (limit, window ms) per key. Answers the flat list of each evaluated window's four figures.
+_SLIDING_WINDOWS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local answers = {}
+for i, name in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
+  redis.call('ZREMRANGEBYSCORE', name, '-inf', now - window)
+  local count = redis.call('ZCARD', name)
+  if count < limit then
+    redis.call('ZADD', name, now, ARGV[1])
+    redis.call('PEXPIRE', name, window)
+    local oldest = tonumber(redis.call('ZRANGE', name, 0, 0, 'WITHSCORES')[2])
+    for _, v in ipairs({1, limit - count - 1, 0, oldest + window - now}) do table.insert(answers, v) end
+  else
+    local entry = redis.call('ZRANGE', name, count - limit, count - limit, 'WITHSCORES')
+    local wait = tonumber(entry[2]) + window - now
+    for _, v in ipairs({0, 0, wait, wait}) do table.insert(answers, v) end
+    return answers
+  end
+end
+return answers
+"""
+
+
 @dataclass(frozen=True)
 class Decision:
     """One rate-limit answer; times are seconds from now."""
@@ -76,6 +104,53 @@ def acquire(scope: str, key: str, limit: int, window_seconds: float) -> Decision
         retry_after=max(0, int(retry_ms)) / 1000,
         reset=max(0, int(reset_ms)) / 1000,
     )
+
+
+def decisions_from(scopes: list[str], limits_: list[int], flat: list) -> list[Decision]:
+    """The decisions a sliding-window script answered (four figures each, up to the first refusal)."""
+    decisions = []
+    for scope, limit, start in zip(scopes, limits_, range(0, len(flat), 4), strict=False):
+        allowed, remaining, retry_ms, reset_ms = flat[start : start + 4]
+        metrics.ratelimit_decision(scope, bool(allowed))
+        decisions.append(
+            Decision(
+                allowed=bool(allowed),
+                limit=limit,
+                remaining=int(remaining),
+                retry_after=max(0, int(retry_ms)) / 1000,
+                reset=max(0, int(reset_ms)) / 1000,
+            )
+        )
+    return decisions
+
+
+@dataclass(frozen=True)
+class Window:
+    """One limit to count a request against: at most `limit` per `window_seconds` for (scope, key)."""
+
+    scope: str
+    key: str
+    limit: int
+    window_seconds: float
+
+
+def acquire_all(windows: list[Window]) -> list[Decision]:
+    """Count one request against each window in one round trip, in order, up to the first refusal.
+
+    The answer holds a decision per window counted; when the last one refuses, the windows
+    after it were not counted. The sliding window is the same as acquire()'s.
+    """
+    for w in windows:
+        if w.limit < 1 or w.window_seconds <= 0:
+            raise ValueError("a rate limit needs limit >= 1 and a positive window")
+    args: list = [uuid.uuid4().hex]
+    for w in windows:
+        args += [w.limit, max(1, round(w.window_seconds * 1000))]
+    client = state_redis()
+    flat = client.register_script(_SLIDING_WINDOWS)(
+        keys=[state_key("ratelimit", w.scope, w.key) for w in windows], args=args
+    )
+    return decisions_from([w.scope for w in windows], [w.limit for w in windows], flat)
 
 
 def reset(scope: str, key: str) -> None:

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from redis.exceptions import RedisError
 
+from offload.api import tokens
 from offload.api.tokens import user_for_request
-from offload.lib import limits
+from offload.lib import gate, limits
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,67 @@ def check(limit: Limit, who: str) -> limits.Decision | None:
         raise
 
 
+def check_all(limits_: list[Limit], who: str) -> list[limits.Decision]:
+    """Every limit's decision in one round trip, up to the first refusal; [] when Redis could not
+    answer and every limit fails open."""
+    try:
+        return limits.acquire_all([limits.Window(li.scope, who, li.limit, li.window) for li in limits_])
+    except RedisError as exc:
+        closed = [li.scope for li in limits_ if not li.fail_open]
+        log.warning(
+            "rate limiter unavailable for %s (%s): failing %s",
+            ", ".join(li.scope for li in limits_),
+            exc,
+            "closed" if closed else "open",
+        )
+        if closed:
+            raise
+        return []
+
+
+# The answer-cache namespace a job request changes (offload.api.caching): bumped by the gate.
+JOBS = "jobs"
+
+
+def through_gate(request: HttpRequest, scope: str) -> gate.Passage | None:
+    """A token request's user and windows from the gate (one call to Redis); None: the general way.
+
+    A job request (one with a scope) also moves on the job answers of its user and of staff
+    before its write (offload/lib/gate.py). None for a session, no token, a token Redis does
+    not know yet (looked up in the database now), or Redis away.
+    """
+    key = tokens.token_key(request)
+    session_user = getattr(request, "user", None)
+    if key is None or (session_user is not None and session_user.is_authenticated):
+        return None
+    windows = [limit_for("api_user"), *([limit_for(scope)] if scope else [])]
+    bumps = [(JOBS, gate.USER), (JOBS, gate.STAFF)] if scope else []
+    try:
+        passage = gate.pass_gate(tokens.entry_key(key), [(w.scope, w.limit, w.window) for w in windows], bumps)
+    except RedisError as exc:
+        log.warning("the API gate is unavailable (%s): answering without it", exc)
+        return None
+    if passage.entry is None:
+        tokens.knows(request, key, tokens.remember(key))
+        return None
+    user = tokens.user_from_entry(passage.entry)
+    tokens.knows(request, key, user)
+    if user is None:
+        return None  # counted as anonymous, by address
+    if bumps and passage.allowed:
+        gate.prebumped.set(frozenset({(JOBS, str(user.pk)), (JOBS, gate.STAFF)}))
+    return passage
+
+
+def view_scope(request: HttpRequest) -> str:
+    """The extra scope the view this request goes to declares for its method, or ""."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return ""
+    return rate_limit_scope(match.func, request.method)
+
+
 def headers(decision: limits.Decision) -> dict[str, str]:
     return {
         "RateLimit-Limit": str(decision.limit),
@@ -139,36 +202,40 @@ class RateLimitMiddleware:
         return self.get_response(request)
 
     def _api(self, request: HttpRequest) -> HttpResponse:
-        who, authenticated = identify(request)
-        name = "api_user" if authenticated else "api_anon"
-        decision = check(limit_for(name), who)
-        if decision is not None and not decision.allowed:
-            return too_many(decision, "requests", name, who)
-        request.offload_ratelimit = RateLimitState(who, authenticated, decision)
+        # A request for a job also counts against its kind's own scope: both windows in one
+        # call to Redis. Anonymous requests have one limit for everything (their job POSTs
+        # are refused later anyway).
+        scope = view_scope(request)
+        passage = through_gate(request, scope)
+        if passage is not None:
+            who, authenticated, decisions = f"user:{passage.user_id}", True, passage.decisions
+            name = "api_user"
+        else:
+            who, authenticated = identify(request)
+            name = "api_user" if authenticated else "api_anon"
+            scope = scope if authenticated else ""
+            decisions = check_all([limit_for(name), *([limit_for(scope)] if scope else [])], who)
+        try:
+            return self._answer(request, who, authenticated, name, scope, decisions)
+        finally:
+            gate.lift_later(gate.prebumped.get())
+            gate.prebumped.set(frozenset())
+
+    def _answer(
+        self, request: HttpRequest, who: str, authenticated: bool, name: str, scope: str, decisions: list
+    ) -> HttpResponse:
+        if decisions and not decisions[-1].allowed:
+            refused = name if len(decisions) == 1 else scope
+            return too_many(decisions[-1], "requests" if refused == name else "job requests", refused, who)
+        # The headers show the window closest to refusing.
+        shown = min(decisions, key=lambda d: d.remaining) if decisions else None
+        request.offload_ratelimit = RateLimitState(who, authenticated, shown)
         response = self.get_response(request)
         shown = request.offload_ratelimit.shown
         if shown is not None:
             for header, value in headers(shown).items():
                 response[header] = value
         return response
-
-    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs) -> HttpResponse | None:
-        """A request for a job counts against its kind's own scope too, once the URL says which view it is."""
-        state = getattr(request, "offload_ratelimit", None)
-        # Anonymous requests have one limit for everything; their job POSTs are refused later anyway.
-        if state is None or not state.authenticated:
-            return None
-        scope = rate_limit_scope(view_func, request.method)
-        if not scope:
-            return None
-        decision = check(limit_for(scope), state.who)
-        if decision is None:
-            return None
-        if not decision.allowed:
-            return too_many(decision, "job requests", scope, state.who)
-        if state.shown is None or decision.remaining < state.shown.remaining:
-            state.shown = decision
-        return None
 
     def _login(self, request: HttpRequest) -> HttpResponse:
         who = f"ip:{client_ip(request)}"

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck
 from rest_framework.authtoken.models import Token
 
 from config.wsgi import application
+from offload.alerts.models import Endpoint
 from offload.models import Job, JobStatus, Library, MediaItem
 from search import sync
 from search.query import SearchRequest, search_media
@@ -66,6 +67,9 @@ def world(library_root, settings):
         )
         for n, status in enumerate(JobStatus.values)
     ]
+    endpoint = Endpoint.objects.create(
+        owner=alice, name="hook", agent="webhook", url="http://127.0.0.1:9/", events=["job.failed"], secret="whsec_MTIz"
+    )
     return {
         "user": alice,
         "token": Token.objects.get_or_create(user=alice)[0].key,
@@ -73,6 +77,7 @@ def world(library_root, settings):
             "libraries": [library.pk],
             "media": [item.pk for item in items],
             "jobs": [job.pk for job in jobs],
+            "notifications": [endpoint.pk],
         },
     }
 

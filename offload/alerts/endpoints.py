@@ -1,0 +1,160 @@
+"""What a person does with their endpoints, as plain functions the API and the admin share.
+
+`get_endpoint_for_user` is the only way code fetches an endpoint on someone's behalf: a user
+sees their own endpoints, and nobody else's (404, as for a missing one).
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import transaction
+from django.utils import timezone
+
+from offload import access
+from offload.alerts import delivery, outbox
+from offload.alerts.agents import webhook
+from offload.alerts.models import SUBSCRIBABLE, Agent, Delivery, Endpoint, EventType
+from offload.jobs import kinds
+from offload.lib import outbound
+
+# How long a rotated-out signing secret still signs.
+ROTATION_GRACE = timedelta(hours=24)
+# The agents whose secret a person gives (a token); a webhook's is made here.
+TOKEN_AGENTS = (Agent.GOTIFY, Agent.NTFY)
+SECRET_MASK = "••••••••"  # noqa: S105 (what is shown instead of a secret)
+
+
+class EndpointNotFound(ObjectDoesNotExist):
+    pass
+
+
+def endpoints_for(user):
+    return Endpoint.objects.filter(owner=user)
+
+
+def get_endpoint_for_user(user, pk) -> Endpoint:
+    """The user's endpoint, or EndpointNotFound (also for someone else's)."""
+    try:
+        return endpoints_for(user).get(pk=int(pk))
+    except (Endpoint.DoesNotExist, ValueError, TypeError):
+        raise EndpointNotFound(f"No endpoint {pk}.") from None
+
+
+def get_delivery_for_user(user, endpoint_pk, pk) -> Delivery:
+    endpoint = get_endpoint_for_user(user, endpoint_pk)
+    try:
+        return endpoint.deliveries.get(pk=int(pk))
+    except (Delivery.DoesNotExist, ValueError, TypeError):
+        raise EndpointNotFound(f"No delivery {pk}.") from None
+
+
+def clean(user, fields: dict[str, Any], endpoint: Endpoint | None = None) -> dict[str, Any]:
+    """The endpoint's fields, checked for this user; ValueError names what is wrong."""
+    agent = fields.get("agent", endpoint.agent if endpoint else None)
+    if agent not in Agent.values:
+        raise ValueError(f"Unknown agent {agent!r}; choose one of {', '.join(Agent.values)}.")
+    if endpoint is not None and agent != endpoint.agent:
+        raise ValueError("An endpoint's agent cannot change; make a new endpoint.")
+    cleaned = dict(fields)
+    if "events" in fields or endpoint is None:
+        events = fields.get("events") or []
+        unknown = [e for e in events if e not in SUBSCRIBABLE]
+        if not events or unknown:
+            raise ValueError(f"events: choose one or more of {', '.join(SUBSCRIBABLE)}.")
+    if fields.get("kinds"):
+        unknown = [k for k in fields["kinds"] if k not in kinds.names()]
+        if unknown:
+            raise ValueError(f"kinds: unknown kind {unknown[0]!r}.")
+    if fields.get("libraries"):
+        visible = set(access.libraries_for(user).filter(pk__in=fields["libraries"]).values_list("pk", flat=True))
+        missing = [pk for pk in fields["libraries"] if pk not in visible]
+        if missing:
+            raise ValueError(f"libraries: no library {missing[0]}.")
+    if agent == Agent.EMAIL:
+        if not (fields.get("to") or (endpoint and endpoint.to)):
+            raise ValueError("to: an email endpoint needs an address.")
+    else:
+        url = fields.get("url", endpoint.url if endpoint else "")
+        if not url:
+            raise ValueError("url: this agent needs a URL.")
+        try:
+            outbound.check_url(url, settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
+        except outbound.Refused as exc:
+            raise ValueError(f"url: {exc}") from None
+    if agent == Agent.GOTIFY and not (fields.get("secret") or (endpoint and endpoint.secret)):
+        raise ValueError("token: a Gotify endpoint needs its application's token.")
+    if fields.get("secret") and agent not in TOKEN_AGENTS:
+        raise ValueError("token: only Gotify and ntfy endpoints take a token (a webhook's secret is made here).")
+    _check_options(agent, fields.get("options") or {})
+    return cleaned
+
+
+# Each agent's options and the priorities its service accepts.
+PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+
+
+def _check_options(agent: str, options: dict[str, Any]) -> None:
+    allowed = {Agent.NTFY: {"priority", "tags"}, Agent.GOTIFY: {"priority"}}.get(agent, set())
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"options: {agent} takes no {unknown[0]!r}.")
+    if "priority" in options:
+        priority = options["priority"]
+        if not isinstance(priority, int) or isinstance(priority, bool) or priority not in PRIORITIES[agent]:
+            span = PRIORITIES[agent]
+            raise ValueError(f"options: priority must be a whole number from {span.start} to {span.stop - 1}.")
+    tags = options.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 64 for tag in tags):
+        raise ValueError("options: tags must be a list of short strings.")
+
+
+def create_endpoint(user, fields: dict[str, Any]) -> tuple[Endpoint, str]:
+    """Make an endpoint; answer it and its secret (a webhook's, made here), shown this once."""
+    fields = clean(user, fields)
+    endpoint = Endpoint(owner=user, **fields)
+    if endpoint.agent == Agent.WEBHOOK:
+        endpoint.secret = webhook.new_secret()
+    endpoint.save()
+    return endpoint, endpoint.secret if endpoint.agent == Agent.WEBHOOK else ""
+
+
+def update_endpoint(user, endpoint: Endpoint, fields: dict[str, Any]) -> Endpoint:
+    """Change an endpoint's fields; resuming a paused endpoint clears its reason and failing clock."""
+    fields = clean(user, fields, endpoint)
+    fields.pop("agent", None)
+    if fields.get("paused") is False and endpoint.paused:
+        fields.update(paused_reason="", failing_since=None)
+    for name, value in fields.items():
+        setattr(endpoint, name, value)
+    endpoint.save(update_fields=list(fields) or None)
+    return endpoint
+
+
+def rotate_secret(endpoint: Endpoint) -> str:
+    """A new signing secret; the old one keeps signing for 24 hours. Answer the new one (shown once)."""
+    if endpoint.agent != Agent.WEBHOOK:
+        raise ValueError("Only a webhook has a signing secret to rotate.")
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_until = timezone.now() + ROTATION_GRACE
+    endpoint.secret = webhook.new_secret()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_until"])
+    return endpoint.secret
+
+
+def send_test(endpoint: Endpoint) -> Delivery:
+    """One "test" delivery to the endpoint, queued now (subject to the hourly limits, never deduped)."""
+    data = {"endpoint": {"id": endpoint.pk, "name": endpoint.name, "agent": endpoint.agent}}
+    with transaction.atomic():
+        (row,) = outbox.write([endpoint], EventType.TEST, "", data, noisy=False)
+    return row
+
+
+def redeliver(row: Delivery) -> Delivery:
+    return delivery.redeliver(row)
+
+
+def masked(secret: str) -> str:
+    """A secret as shown after it was made: never its value."""
+    return SECRET_MASK if secret else ""
