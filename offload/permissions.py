@@ -51,6 +51,9 @@ CREATE_LIBRARY = Rule("offload.add_library", or_setting="OFFLOAD_USERS_CREATE_LI
 STEER_QUEUES = Rule("offload.change_queuecontrol")
 # Reset a client's rate limits.
 RESET_RATE_LIMITS = Rule("offload.reset_rate_limits")
+# Manage a notification endpoint and its deliveries. Access shows a person their own endpoints
+# only, so nobody reaches another's: the rule is here so that every write names one.
+CHANGE_ENDPOINT = Rule("alerts.change_endpoint", others_only=True)
 
 
 def is_own(user, obj) -> bool:
@@ -61,4 +64,5 @@ def is_own(user, obj) -> bool:
         obj = obj.library
     if isinstance(obj, Library):
         return obj.owner_id == user.pk or obj.members.filter(pk=user.pk).exists()
-    return False
+    # Anything else a person owns (a notification endpoint).
+    return getattr(obj, "owner_id", None) is not None and obj.owner_id == user.pk

@@ -16,9 +16,10 @@ def rule_for(view, method: str) -> Rule | None:
 class RulePermission(BasePermission):
     """Reads the view's `permission_rules` ({action or method: Rule}); a write without a rule is refused.
 
-    On a list route the rule is checked before the view runs. On an object's route it is checked
-    once the view has fetched the object through access and calls `check_object_permissions`: an
-    object the user cannot see answers 404 before any 403, so ids reveal nothing.
+    A rule needed always is checked before the view runs on a list route. On an object's route,
+    and for a rule needed only on another's object, it is checked once the view has fetched the
+    object through access and calls `check_object_permissions`: an object the user cannot see
+    answers 404 before any 403, so ids reveal nothing.
     """
 
     message = "You do not have permission to perform this action."
@@ -30,7 +31,7 @@ class RulePermission(BasePermission):
         rule = rule_for(view, request.method)
         if rule is None:
             return False
-        return "pk" in view.kwargs or rule.allows(request.user)
+        return rule.others_only or "pk" in view.kwargs or rule.allows(request.user)
 
     def has_object_permission(self, request: Request, view, obj) -> bool:
         if request.method in SAFE_METHODS:

@@ -13,6 +13,7 @@ from drf_spectacular.generators import EndpointEnumerator
 from rest_framework.permissions import SAFE_METHODS
 
 from offload.admin.site import RefusesActionsItWillNotRun
+from offload.alerts.models import Endpoint
 from offload.api.permissions import rule_for
 from offload.models import Job, JobMember, JobStatus, Library, MediaItem, QueueControl
 from search.models import IndexBuild
@@ -73,7 +74,8 @@ def alices(alice, bob, library_root):
         error="boom",
         params_hash="failed",
     )
-    return {"library": library, "media": item, "jobs": queued, "failed": failed}
+    endpoint = Endpoint.objects.create(owner=alice, name="Alice's", agent="webhook", url="https://example.com/h")
+    return {"library": library, "media": item, "jobs": queued, "failed": failed, "endpoint": endpoint}
 
 
 def state() -> dict:
@@ -86,15 +88,17 @@ def state() -> dict:
         "joins": sorted(JobMember.objects.values_list("job_id", "user_id")),
         "queues": sorted(QueueControl.objects.values_list("kind", "paused", "concurrency")),
         "builds": IndexBuild.objects.count(),
+        "endpoints": sorted(Endpoint.objects.values_list("pk", "name", "url", "paused", "secret")),
     }
 
 
 def fill(path: str, alices: dict) -> str:
     """The route with alice's row of its resource as {pk}, and a registered kind as {kind}."""
+    rows = {"libraries": alices["library"], "media": alices["media"], "jobs": alices["jobs"]}
+    rows["notifications"] = alices["endpoint"]
     if "{pk}" in path:
-        row = {"libraries": alices["library"], "media": alices["media"], "jobs": alices["jobs"]}[path.split("/")[3]]
-        path = path.replace("{pk}", str(row.pk))
-    return path.replace("{kind}", "media.probe")
+        path = path.replace("{pk}", str(rows[path.split("/")[3]].pk))
+    return path.replace("{kind}", "media.probe").replace("{delivery_pk}", "1")
 
 
 @pytest.mark.parametrize(("method", "path", "view_class", "action"), API_WRITES, ids=API_WRITE_IDS)
@@ -105,7 +109,13 @@ def test_every_api_write_names_its_permission_and_refuses_a_view_only_operator(
     assert rule is not None, f"{method} {path} names no permission rule"
     before = state()
     response = api_client_for(viewer).generic(method, fill(path, alices), "{}", content_type="application/json")
-    assert response.status_code == 403, (method, path, response.status_code, response.content[:200])
+    if rule.others_only and "{pk}" not in path:
+        # Making something of one's own (a notification endpoint): nothing of alice's changes.
+        assert response.status_code != 500
+    else:
+        # 404: a resource access shows its owner alone (another's endpoint), so it is refused unseen.
+        assert response.status_code in (403, 404), (method, path, response.status_code, response.content[:200])
+        assert response.status_code == 403 or path.startswith("/api/v1/notifications/")
     assert state() == before
 
 
