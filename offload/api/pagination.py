@@ -54,6 +54,11 @@ class JobCursorPagination(CursorPagination):
 class PageNumbers(PageNumberPagination):
     """DRF's page numbers; the schema says a page is at least 1 (a page past the last answers 404)."""
 
+    def get_page_number(self, request, paginator):
+        # DRF reads `?page=` as page 1; the schema's integer has no empty spelling: 404 "Invalid page".
+        number = super().get_page_number(request, paginator)
+        return "" if request.query_params.get(self.page_query_param) == "" else number
+
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:

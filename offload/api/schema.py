@@ -8,6 +8,7 @@ its middleware and views produce, each with the JSON body offload.api.errors wri
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS, IsAdminUser
 
 from offload.api.permissions import RulePermission
@@ -27,6 +28,18 @@ FIELD_ERRORS = {
 
 class OffloadAutoSchema(AutoSchema):
     """AutoSchema plus 400, 401, 403, 404 and 429 on the operations that can answer them."""
+
+    def _map_serializer_field(self, field, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
+        # What DRF's fields refuse, the schema says: no NUL in a string (every CharField), no empty
+        # list where allow_empty is off.
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request":
+            plain_text = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
+            if isinstance(field, serializers.CharField) and plain_text:
+                schema["pattern"] = "^[^\\x00]*$"
+            if isinstance(field, serializers.ListField) and not field.allow_empty:
+                schema.setdefault("minItems", 1)
+        return schema
 
     def _get_filter_parameters(self) -> list[dict[str, Any]]:
         # A filter whose values come from a registry (the job kinds) lists them: the schema then
