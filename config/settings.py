@@ -244,6 +244,9 @@ CACHES = {
             "SOCKET_TIMEOUT": 0.5,
             # The cache fails open: with Redis away a read is a miss, never a 500.
             "IGNORE_EXCEPTIONS": True,
+            # Entries are signed with SECRET_KEY: a pickle written into Redis by anyone else is
+            # refused unread (tokens, sessions and API answers live here).
+            "SERIALIZER": "offload.lib.cache_serializer.SignedPickleSerializer",
         },
     },
 }
@@ -254,7 +257,8 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "offload.cache"
 
 # cached_db: a flushed or unreachable Redis logs nobody out.
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# Its cache entries are named by a digest of the session key, never the key (offload/web/sessions.py).
+SESSION_ENGINE = "offload.web.sessions"
 
 CHANNEL_LAYERS = {
     "default": {
@@ -504,7 +508,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "offload.api.pagination.PageNumbers",
     "PAGE_SIZE": 50,
     # drf-spectacular's AutoSchema, plus the error answers each operation can give.
     "DEFAULT_SCHEMA_CLASS": "offload.api.schema.OffloadAutoSchema",
@@ -526,6 +530,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Bodies are documented as JSON, the API's format: in a form, `null` has no spelling.
+    "PARSER_WHITELIST": ["offload.api.parsers.SafeJSONParser"],
     "ENUM_NAME_OVERRIDES": {
         "JobStatusEnum": "offload.models.JobStatus",
         "MediaStatusEnum": "offload.models.MediaStatus",

@@ -7,6 +7,7 @@ it. Another user's objects answer "not found", never "forbidden", so ids reveal 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -93,6 +94,24 @@ def leave_job(user, job: Job) -> bool:
     """Stop seeing a job the user joined; False when they had not joined it."""
     deleted, _ = JobMember.objects.filter(job=job, user=user).delete()
     return bool(deleted)
+
+
+def drop_joins_without_access(user_ids: Iterable[int]) -> int:
+    """Delete the joins these users hold on jobs whose library or item they can no longer see.
+
+    Called when a library loses members or changes owner: the job leaves their job list, their
+    replay and their live stream with the join (events are sent to the joiners on record).
+    """
+    User = get_user_model()
+    dropped = 0
+    for user in User.objects.filter(pk__in=list(user_ids), is_staff=False):
+        joins = JobMember.objects.filter(user=user)
+        lost = joins.filter(job__target_type="media").exclude(job__target_id__in=media_for(user).values("pk")) | (
+            joins.filter(job__target_type="library").exclude(job__target_id__in=libraries_for(user).values("pk"))
+        )
+        # Through the model's delete, so the joiner's cached job answers are refreshed (offload/signals.py).
+        dropped += lost.delete()[0]
+    return dropped
 
 
 def is_joiner(user, job: Job) -> bool:

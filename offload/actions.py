@@ -1,53 +1,68 @@
 """What users do, as plain functions shared by the API and the admin."""
 
+import os
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from offload import access, audit, jobs
+from offload import permissions as rules
 from offload.jobs import accept, control, get_kind, params_hash, stored_idempotency_key
-from offload.lib.paths import InvalidPath, library_roots, resolve_library_path
+from offload.lib.paths import InvalidPath, library_path_as_given, library_roots, resolve_library_path
 from offload.models import Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
 
 
 def may_create_libraries(user) -> bool:
-    """Staff create libraries; other users only where the operator allows it."""
-    return bool(user.is_staff or settings.OFFLOAD_USERS_CREATE_LIBRARIES)
+    """Those with the permission create libraries; other users only where the operator allows it."""
+    return rules.CREATE_LIBRARY.allows(user)
 
 
 def check_folder_for(user, folder: Path) -> None:
-    """InvalidPath when a non-staff user's new library would reach into what they may not see.
+    """InvalidPath when a user's new library would equal, contain or lie inside one they do not own.
 
-    The reason names no library: who has which folder is not theirs to learn.
+    Libraries they are only a member of count too: a library of their own on that folder would
+    keep showing them its files after their membership ends. The reason names no library: who
+    has which folder is not theirs to learn.
     """
-    if user.is_staff:
-        return
     if folder in library_roots():
         raise InvalidPath("A library root cannot be a library itself; choose a folder inside it.")
-    visible = access.libraries_for(user).values_list("pk", flat=True)
-    for other in Library.objects.exclude(pk__in=visible).values_list("path", flat=True).iterator():
+    for other in Library.objects.exclude(owner_id=user.pk).values_list("path", flat=True).iterator():
         other_path = Path(other)
         if folder == other_path or folder.is_relative_to(other_path) or other_path.is_relative_to(folder):
-            raise InvalidPath("This folder overlaps a library you have no access to; choose another folder.")
+            raise InvalidPath("This folder overlaps a library you do not own; choose another folder.")
 
 
 def create_library(user, name: str, path: str) -> Library:
-    """A library owned by the user, at a path checked against the library roots and the libraries they cannot see."""
+    """A library owned by the user, at a path checked against the library roots and the libraries they do not own.
+
+    Without the permission to create libraries anywhere, the overlap is checked on the path as
+    given before anything on disk is read, then on the resolved one: whether a folder inside
+    someone else's library exists, or where a link in it leads, is not the asker's to learn.
+    """
     if not may_create_libraries(user):
-        raise PermissionDenied("Only staff may create libraries.")
-    folder = resolve_library_path(path)
+        raise PermissionDenied("You may not create libraries.")
+    anywhere = user.has_perm(rules.CREATE_LIBRARY.permission)
+    if not anywhere:
+        check_folder_for(user, library_path_as_given(path))
+    try:
+        folder = resolve_library_path(path)
+    except InvalidPath:
+        if not anywhere:
+            # A link to a missing folder inside another's library: the overlap answers, not "missing".
+            check_folder_for(user, Path(os.path.realpath(library_path_as_given(path))))
+        raise
     with transaction.atomic():
-        check_folder_for(user, folder)
+        if not anywhere:
+            check_folder_for(user, folder)
         return Library.objects.create(name=name.strip(), path=str(folder), owner=user)
 
 
 def update_library(user, library: Library, changes: dict[str, Any]) -> Library:
-    """Staff rename a library or set who, besides its owner, may see it."""
-    if not user.is_staff:
-        raise PermissionDenied("Only staff may change a library.")
+    """Rename a library or set who, besides its owner, may see it; the members who leave lose its jobs."""
+    if not rules.CHANGE_LIBRARY.allows(user):
+        raise PermissionDenied("You may not change libraries.")
     with transaction.atomic():
         if "name" in changes:
             library.name = changes["name"].strip()
@@ -98,7 +113,10 @@ def request_job_on(
     """
     spec = get_kind(kind)
     accepted = None
-    if spec.may_request(user) and spec.validate is None and accept.supported():
+    # The one statement checks what the user sees; someone who sees more than their own targets
+    # (staff) takes it only with the permission that lets them ask on anyone's.
+    on_any_seen = not user.is_staff or user.has_perm(rules.REQUEST_JOB.permission)
+    if on_any_seen and spec.may_request(user) and spec.validate is None and accept.supported():
         try:
             target_id = int(target_pk)
             cleaned = spec.clean_params(None, params or {})
@@ -119,6 +137,8 @@ def request_job_on(
             if accepted is not None and accept.answers_as_is(accepted, user, key):
                 return accepted.job, accepted.created
     target = access.get_target_for_user(user, spec.target_type, target_pk)
+    if not rules.REQUEST_JOB.allows(user, target):
+        raise PermissionDenied(f"You may not ask for {kind} on someone else's {spec.target_type}.")
     return request_job(user, kind, target, params, idempotency_key)
 
 

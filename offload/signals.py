@@ -1,13 +1,13 @@
 """Model signals that keep derived state right (connected in ready()).
 
-The API cache versions, and each library's item count.
+The API cache versions, each library's item count, and the joins of those who lose a library.
 """
 
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 
-from offload.access import library_audience
+from offload.access import drop_joins_without_access, library_audience
 from offload.api.caching import bump_on_commit
 from offload.models import JobMember, Library, MediaItem, Rendition
 
@@ -27,6 +27,8 @@ def library_changed(sender, instance: Library, **kwargs) -> None:
     before = getattr(instance, "_audience_before", set())
     now = library_audience([instance.pk]) if kwargs.get("signal") is post_save else set()
     _bump_libraries({*before, *now, instance.owner_id})
+    if before - now:
+        drop_joins_without_access(before - now)
 
 
 def members_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
@@ -36,9 +38,14 @@ def members_changed(sender, instance, action: str, reverse: bool, pk_set, **kwar
         instance._members_before = {instance.pk} if reverse else set(instance.members.values_list("pk", flat=True))
         return
     if action == "post_clear":
-        _bump_libraries(getattr(instance, "_members_before", set()))
+        changed = getattr(instance, "_members_before", set())
     elif action in ("post_add", "post_remove"):
-        _bump_libraries({instance.pk} if reverse else set(pk_set or ()))
+        changed = {instance.pk} if reverse else set(pk_set or ())
+    else:
+        return
+    _bump_libraries(changed)
+    if action != "post_add":
+        drop_joins_without_access(changed)
 
 
 def item_counted(sender, instance: MediaItem, **kwargs) -> None:

@@ -8,9 +8,13 @@ from django.views.decorators.http import require_POST
 
 from offload import audit, jobs
 from offload.models import MediaItem
+from offload.permissions import Rule
 from search import drift
 from search import typesense as ts
 from search.models import IndexBuild, PendingSync
+
+# Queue a reindex or a drift repair (both rewrite the index every user searches).
+REBUILD_INDEX = Rule("search.change_indexbuild")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -44,10 +48,14 @@ class IndexBuildAdmin(ReadOnlyAdmin):
         ]
         return own + super().get_urls()
 
+    def changelist_view(self, request, extra_context=None):
+        context = {"may_rebuild": REBUILD_INDEX.allows(request.user), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
     def reindex_view(self, request: HttpRequest) -> HttpResponse:
         """Queue a search.reindex job (the worker builds; the request only enqueues)."""
-        if not self.has_view_permission(request):
-            return HttpResponse(status=403)
+        if not REBUILD_INDEX.allows(request.user):
+            return HttpResponse("You may not rebuild the search index.", status=403)
         if request.POST.get("post") != "yes":
             return self._confirm_reindex(request)
         job, created = jobs.enqueue("search.reindex", user=request.user)
@@ -81,6 +89,8 @@ class IndexBuildAdmin(ReadOnlyAdmin):
         """Missing, orphaned and stale documents; POST queues their repair."""
         if not self.has_view_permission(request):
             return HttpResponse(status=403)
+        if request.method == "POST" and not REBUILD_INDEX.allows(request.user):
+            return HttpResponse("You may not repair the search index.", status=403)
         try:
             report = drift.find_drift()
         except (ts.SearchUnavailable, *ts.ERRORS) as exc:
@@ -97,5 +107,6 @@ class IndexBuildAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "report": report,
             "summary": report.summary() if report else None,
+            "may_repair": REBUILD_INDEX.allows(request.user),
         }
         return render(request, "search/admin/drift.html", context)

@@ -20,7 +20,9 @@ class SearchParamsSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=MediaKind.choices, required=False)
     genre = serializers.CharField(required=False, max_length=100)
     year_from = serializers.IntegerField(required=False, min_value=0, max_value=9999)
-    year_to = serializers.IntegerField(required=False, min_value=0, max_value=9999)
+    year_to = serializers.IntegerField(
+        required=False, min_value=0, max_value=9999, help_text="Not before year_from (400 otherwise)."
+    )
     library = serializers.IntegerField(required=False, min_value=1)
     page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE, default=1)
     per_page = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PER_PAGE, default=20)
@@ -30,6 +32,15 @@ class SearchParamsSerializer(serializers.Serializer):
         default="relevance",
         help_text="relevance, year or -year, title or -title, added or -added (date added).",
     )
+
+    def to_internal_value(self, data):
+        # DRF reads a blank query value as "not given" and applies the default; the schema forbids
+        # it (an enum, an integer), so the validation does too. `q` alone may be blank.
+        given_blank = {name for name in self.fields if data.get(name) == ""}
+        blank = {name for name in given_blank if not getattr(self.fields[name], "allow_blank", False)}
+        if blank:
+            raise serializers.ValidationError({name: ["This field may not be blank."] for name in sorted(blank)})
+        return super().to_internal_value(data)
 
     def validate(self, attrs):
         year_from, year_to = attrs.get("year_from"), attrs.get("year_to")

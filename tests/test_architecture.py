@@ -22,6 +22,7 @@ FORBIDDEN = {
 SEARCH_MAY_USE = (
     "offload.models",
     "offload.access",
+    "offload.permissions",  # the permission model's Rule, for search's own permissions
     "offload.lib.",
     "offload.jobs",
     "offload.audit",

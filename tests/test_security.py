@@ -293,9 +293,17 @@ def test_with_the_setting_on_a_user_may_create_a_library_beside_others(shared, b
     assert response.json()["owner"] == Library.objects.get(name="Bob's").owner_id
 
 
-def test_a_member_may_nest_a_library_inside_one_they_can_see(shared, alice_api, library_root, settings):
+def test_a_member_may_not_nest_a_library_inside_one_they_only_belong_to_an_owner_may(
+    shared, alice, alice_api, library_root, settings
+):
+    # A library of the member's own there would outlive their membership.
     settings.OFFLOAD_USERS_CREATE_LIBRARIES = True
     (library_root / "shared" / "inner").mkdir()
+    response = alice_api.post("/api/v1/libraries/", {"name": "Inner", "path": "shared/inner"}, format="json")
+    assert response.status_code == 400
+    library, _ = shared
+    library.owner = alice
+    library.save(update_fields=["owner"])
     response = alice_api.post("/api/v1/libraries/", {"name": "Inner", "path": "shared/inner"}, format="json")
     assert response.status_code == 201
 

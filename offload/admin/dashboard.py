@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpRe
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django.views.generic import RedirectView
 from redis.exceptions import RedisError
 
@@ -472,11 +472,16 @@ def urls(site: AdminSite) -> list[URLPattern]:
 
         # The dashboard's snapshot carries its own seq; the site need not read one for it.
         bound.offload_own_seq = fn is dashboard_view
-        return site.admin_view(require_POST(bound) if post_only else bound)
+        # A page that only shows answers 405 to a POST: what changes state is a POST-only view with its permission.
+        return site.admin_view(require_POST(bound) if post_only else require_safe(bound))
 
     return [
         # The section's own address, a prefix of its pages' (the admin highlights the section by it).
-        path("operations/", RedirectView.as_view(pattern_name="admin:offload_operations"), name="offload_section"),
+        path(
+            "operations/",
+            require_safe(RedirectView.as_view(pattern_name="admin:offload_operations")),
+            name="offload_section",
+        ),
         path("operations/dashboard/", view(dashboard_view), name="offload_operations"),
         path("operations/failures/", view(failures_view), name="offload_failures"),
         path("operations/failures/retry/", view(retry_group_view, post_only=True), name="offload_failures_retry"),

@@ -36,7 +36,7 @@ class EnrichAdminMixin:
         )
         return [unlock, *super().get_urls()]
 
-    @admin.action(description="Unlock all fields and enrich again")
+    @admin.action(description="Unlock all fields and enrich again", permissions=["change"])
     def unlock_all_fields(self, request: HttpRequest, queryset) -> None:
         outcomes = []
         for item in queryset:

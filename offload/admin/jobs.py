@@ -328,7 +328,7 @@ class JobAdmin(admin.ModelAdmin):
             form_action="",
         )
 
-    @admin.action(description="Retry selected jobs…")
+    @admin.action(description="Retry selected jobs…", permissions=["change"])
     def retry_jobs(self, request, queryset):
         if request.POST.get("post") != "yes":
             return self._confirm_bulk(
@@ -342,7 +342,7 @@ class JobAdmin(admin.ModelAdmin):
         self._each(request, queryset, actions.retry_job, "queued again")
         return None
 
-    @admin.action(description="Cancel selected jobs…")
+    @admin.action(description="Cancel selected jobs…", permissions=["change"])
     def cancel_jobs(self, request, queryset):
         if request.POST.get("post") != "yes":
             return self._confirm_bulk(

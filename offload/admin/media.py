@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from offload import actions
+from offload import permissions as rules
 from offload.admin import readable
 from offload.admin.enrich import EnrichAdminMixin
 from offload.admin.tags import TagListField
@@ -159,7 +160,8 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         kind = kinds.get_kind("library.scan")
         library = self.get_object(request, object_id)
-        context = {"can_scan": kind.may_request(request.user), **(extra_context or {})}
+        may_scan = kind.may_request(request.user) and request.user.has_perm(rules.REQUEST_JOB.permission)
+        context = {"can_scan": may_scan, **(extra_context or {})}
         if library is not None:
             context.update(title=f"Library: {library}", subtitle=None)
         return super().change_view(request, object_id, form_url, context)
@@ -174,7 +176,10 @@ class LibraryAdmin(JobActionsMixin, admin.ModelAdmin):
         page = reverse("admin:offload_library_change", args=[library.pk])
         if request.method != "POST":
             return HttpResponseRedirect(page)
-        if not kinds.get_kind("library.scan").may_request(request.user):
+        if not (
+            kinds.get_kind("library.scan").may_request(request.user)
+            and request.user.has_perm(rules.REQUEST_JOB.permission)
+        ):
             return HttpResponseForbidden("You may not scan libraries.")
         report_queued(self, request, [actions.request_job(request.user, "library.scan", library, {})])
         return HttpResponseRedirect(page)

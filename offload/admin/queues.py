@@ -11,10 +11,12 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from offload import actions
+from offload import permissions as rules
 from offload.jobs import UnknownJobKind
+from offload.jobs.control import max_concurrency
 from offload.jobs.forecast import queue_rows
 
 CHANGES = {
@@ -35,7 +37,7 @@ def queues_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     context = {
         **_context(site, request, "Queues"),
         "rows": queue_rows(),
-        "can_change": request.user.has_perm("offload.change_job"),
+        "can_change": rules.STEER_QUEUES.allows(request.user),
     }
     return TemplateResponse(request, "admin/offload/queues.html", context)
 
@@ -49,14 +51,14 @@ def _cap(raw: str) -> int | None:
         value = int(raw)
     except ValueError:
         raise ValueError(f"A cap is a whole number, not {raw!r}.") from None
-    if value < 1:
-        raise ValueError("A cap is at least 1 (leave it empty for none).")
+    if not 1 <= value <= max_concurrency():
+        raise ValueError(f"A cap is from 1 to {max_concurrency()} (leave it empty for none).")
     return value
 
 
 def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """Ask for confirmation of a pause, resume or cap; apply it once confirmed."""
-    if not request.user.has_perm("offload.change_job"):
+    if not rules.STEER_QUEUES.allows(request.user):
         return HttpResponseForbidden("You may not steer the queues.")
     back = HttpResponseRedirect(reverse("admin:offload_queues", current_app=site.name))
     change, kind = request.POST.get("change", ""), request.POST.get("kind", "")
@@ -99,7 +101,8 @@ def urls(site: AdminSite) -> list[URLPattern]:
         def bound(request: HttpRequest) -> HttpResponse:
             return fn(site, request)
 
-        return site.admin_view(require_POST(bound) if post_only else bound)
+        # A page that only shows answers 405 to a POST: what changes state is a POST-only view with its permission.
+        return site.admin_view(require_POST(bound) if post_only else require_safe(bound))
 
     return [
         path("operations/queues/", view(queues_view), name="offload_queues"),

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -26,12 +27,38 @@ OPERATIONS_NAV = (
 )
 
 
+class RefusesActionsItWillNotRun:
+    """A model page answers 403 to a bulk action the user may not run, as its change form does.
+
+    Django leaves such an action out of the menu and ignores it when posted anyway; refusing it
+    says so, and makes "every action needs its permission" checkable from the registry.
+    """
+
+    def changelist_view(self, request, extra_context=None):
+        action = request.POST.get("action") if request.method == "POST" else None
+        if action and action not in self.get_actions(request):
+            raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def declared_actions(self) -> list[str]:
+        """Every bulk action this page has, whoever asks (the kinds' job actions included)."""
+        extra = getattr(self, "job_action_names", lambda: [])()
+        return [name for _, name, _ in self._get_base_actions()] + list(extra)
+
+
 class OffloadAdminSite(admin.AdminSite):
     site_header = "Offload"
     site_title = "Offload admin"
     index_title = "Media library operations"
     # The operations bar under the header takes the sidebar's place, and the job list its width.
     enable_nav_sidebar = False
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Django's, with every model page refusing the actions it will not run (RefusesActionsItWillNotRun)."""
+        base = admin_class or admin.ModelAdmin
+        if not issubclass(base, RefusesActionsItWillNotRun):
+            base = type(base.__name__, (RefusesActionsItWillNotRun, base), {"__module__": base.__module__})
+        return super().register(model_or_iterable, base, **options)
 
     def admin_view(self, view, cacheable=False):
         """Django's wrapper, and before the view runs, the event seq the page is rendered at.

@@ -13,6 +13,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from offload import actions, audit
+from offload import permissions as rules
 from offload.jobs import kinds
 from offload.models import Job
 
@@ -159,10 +160,15 @@ class JobActionsMixin:
 
     def get_actions(self, request):
         found = super().get_actions(request)
+        if not request.user.has_perm(rules.REQUEST_JOB.permission):
+            return found
         for kind in kinds.requestable(self.model.JOB_TARGET_TYPE):
             if kind.may_request(request.user):
                 found[kind.action] = (_job_action(kind), kind.action, kind.label or kind.name)
         return found
+
+    def job_action_names(self) -> list[str]:
+        return [kind.action for kind in kinds.requestable(self.model.JOB_TARGET_TYPE)]
 
 
 def _job_action(kind: kinds.JobKind):

@@ -192,17 +192,17 @@ class EndpointAdmin(ObjectButtonAdmin):
         url = reverse("admin:alerts_delivery_changelist") + f"?endpoint__id__exact={obj.pk}"
         return format_html('<a href="{}">deliveries</a>', url)
 
-    @admin.action(description="Pause the selected endpoints")
+    @admin.action(description="Pause the selected endpoints", permissions=["change"])
     def pause(self, request, queryset) -> None:
         n = queryset.update(paused=True, paused_reason="Paused by hand.")
         self.message_user(request, f"Paused {n} endpoint(s).")
 
-    @admin.action(description="Resume the selected endpoints")
+    @admin.action(description="Resume the selected endpoints", permissions=["change"])
     def resume(self, request, queryset) -> None:
         n = queryset.update(paused=False, paused_reason="", failing_since=None)
         self.message_user(request, f"Resumed {n} endpoint(s).")
 
-    @admin.action(description="Send a test to the selected endpoints")
+    @admin.action(description="Send a test to the selected endpoints", permissions=["change"])
     def send_test(self, request, queryset) -> None:
         for endpoint in queryset:
             endpoints.send_test(endpoint)
@@ -267,7 +267,7 @@ class DeliveryAdmin(ObjectButtonAdmin):
     def body(self, obj: Delivery) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, ensure_ascii=False))
 
-    @admin.action(description="Redeliver the selected deliveries")
+    @admin.action(description="Redeliver the selected deliveries", permissions=["change"])
     def redeliver(self, request, queryset) -> None:
         for row in queryset:
             endpoints.redeliver(row)

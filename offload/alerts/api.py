@@ -5,12 +5,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from offload.alerts import endpoints
 from offload.alerts.models import SUBSCRIBABLE, Delivery, Endpoint
+from offload.api.permissions import RulePermission
+from offload.permissions import CHANGE_ENDPOINT
 
 
 class EndpointSerializer(serializers.ModelSerializer):
@@ -70,6 +73,9 @@ def _apply(call):
 
 
 class EndpointListView(APIView):
+    permission_classes = [IsAuthenticated, RulePermission]
+    permission_rules = {"post": CHANGE_ENDPOINT}
+
     @extend_schema(responses={200: EndpointSerializer(many=True)})
     def get(self, request: Request) -> Response:
         rows = endpoints.endpoints_for(request.user).order_by("id")
@@ -86,6 +92,9 @@ class EndpointListView(APIView):
 
 
 class EndpointDetailView(APIView):
+    permission_classes = [IsAuthenticated, RulePermission]
+    permission_rules = {"patch": CHANGE_ENDPOINT, "delete": CHANGE_ENDPOINT}
+
     @extend_schema(responses={200: EndpointSerializer, 404: OpenApiTypes.OBJECT})
     def get(self, request: Request, pk: int) -> Response:
         return Response(EndpointSerializer(_endpoint(request, pk)).data)
@@ -105,6 +114,9 @@ class EndpointDetailView(APIView):
 
 
 class EndpointTestView(APIView):
+    permission_classes = [IsAuthenticated, RulePermission]
+    permission_rules = {"post": CHANGE_ENDPOINT}
+
     @extend_schema(request=None, responses={202: DeliverySerializer, 404: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         row = endpoints.send_test(_endpoint(request, pk))
@@ -112,6 +124,9 @@ class EndpointTestView(APIView):
 
 
 class EndpointRotateSecretView(APIView):
+    permission_classes = [IsAuthenticated, RulePermission]
+    permission_rules = {"post": CHANGE_ENDPOINT}
+
     @extend_schema(request=None, responses={200: EndpointSerializer, 400: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int) -> Response:
         endpoint = _endpoint(request, pk)
@@ -134,6 +149,9 @@ class DeliveryListView(generics.ListAPIView):
 
 
 class RedeliverView(APIView):
+    permission_classes = [IsAuthenticated, RulePermission]
+    permission_rules = {"post": CHANGE_ENDPOINT}
+
     @extend_schema(request=None, responses={202: DeliverySerializer, 404: OpenApiTypes.OBJECT})
     def post(self, request: Request, pk: int, delivery_pk: int) -> Response:
         try:

@@ -3,6 +3,7 @@
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from drf_spectacular.utils import extend_schema_field
 
 from offload.jobs import kinds
 from offload.models import Job, JobStatus, MediaItem, MediaKind
@@ -26,6 +27,8 @@ class IdField(forms.IntegerField):
         return super().to_python(value)
 
 
+# The schema says what IdField takes: a number like 1.5 or 0 is refused, so the schema forbids it too.
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
 class IdFilter(django_filters.NumberFilter):
     field_class = IdField
 
@@ -34,7 +37,25 @@ def kind_choices() -> list[tuple[str, str]]:
     return [(name, name) for name in kinds.names()]
 
 
-class MediaFilter(django_filters.FilterSet):
+class StrictFilterSet(django_filters.FilterSet):
+    """django-filter's, except that a blank value is refused where the schema forbids one (a choice, an id).
+
+    django-filter reads `?status=` as "no filter"; the schema's enum has no "" in it.
+    """
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        blank = [
+            name
+            for name, field in self.filters.items()
+            if not isinstance(field, django_filters.CharFilter) and self.data.get(name) == ""
+        ]
+        for name in blank:
+            self.form.add_error(name, "This field may not be blank.")
+        return valid and not blank
+
+
+class MediaFilter(StrictFilterSet):
     """`?kind=&library=&q=` on the media list."""
 
     kind = django_filters.ChoiceFilter(choices=MediaKind.choices)
@@ -49,11 +70,20 @@ class MediaFilter(django_filters.FilterSet):
         return queryset.filter(Q(title__icontains=value) | Q(relative_path__icontains=value))
 
 
-class JobFilter(django_filters.FilterSet):
+class KindFilter(django_filters.ChoiceFilter):
+    """A registered job kind; the schema lists them (offload.api.schema reads `schema_enum`)."""
+
+    schema_enum = staticmethod(kinds.names)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=kind_choices, **kwargs)
+
+
+class JobFilter(StrictFilterSet):
     """`?status=&kind=` on the job list."""
 
     status = django_filters.ChoiceFilter(choices=JobStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=kind_choices)
+    kind = KindFilter()
 
     class Meta:
         model = Job

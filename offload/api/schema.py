@@ -8,7 +8,10 @@ its middleware and views produce, each with the JSON body offload.api.errors wri
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from rest_framework.permissions import IsAdminUser
+from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS, IsAdminUser
+
+from offload.api.permissions import RulePermission
 
 DETAIL = {
     "type": "object",
@@ -24,7 +27,30 @@ FIELD_ERRORS = {
 
 
 class OffloadAutoSchema(AutoSchema):
-    """AutoSchema plus 400, 401, 404 and 429 on the operations that can answer them."""
+    """AutoSchema plus 400, 401, 403, 404 and 429 on the operations that can answer them."""
+
+    def _map_serializer_field(self, field, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
+        # What DRF's fields refuse, the schema says: no NUL in a string (every CharField), no empty
+        # list where allow_empty is off.
+        schema = super()._map_serializer_field(field, direction, bypass_extensions)
+        if direction == "request":
+            plain_text = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
+            if isinstance(field, serializers.CharField) and plain_text:
+                schema["pattern"] = "^[^\\x00]*$"
+            if isinstance(field, serializers.ListField) and not field.allow_empty:
+                schema.setdefault("minItems", 1)
+        return schema
+
+    def _get_filter_parameters(self) -> list[dict[str, Any]]:
+        # A filter whose values come from a registry (the job kinds) lists them: the schema then
+        # refuses what the filter refuses. drf-spectacular calls no choices callable itself.
+        parameters = super()._get_filter_parameters()
+        filterset = getattr(self.view, "filterset_class", None)
+        for parameter in parameters:
+            values = getattr(filterset.base_filters.get(parameter["name"]), "schema_enum", None) if filterset else None
+            if values is not None:
+                parameter["schema"]["enum"] = list(values())
+        return parameters
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
@@ -43,9 +69,13 @@ class OffloadAutoSchema(AutoSchema):
         # A missing (or not visible) object, or a page past the last one.
         if "{" in self.path or (self.method == "GET" and self._get_paginator() and self._is_list_view()):
             errors["404"] = (DETAIL, "Not found.")
-        # Staff-only operations (the queues) refuse everyone else.
-        if any(isinstance(p, IsAdminUser) for p in self.view.get_permissions()):
-            errors["403"] = (DETAIL, "Staff only.")
+        # Staff-only operations (the queues) refuse everyone else; a change refuses whoever lacks
+        # the permission it names (docs/api.md, Permissions).
+        permissions = self.view.get_permissions()
+        if any(isinstance(p, IsAdminUser) for p in permissions):
+            errors["403"] = (DETAIL, "Staff only, with the permission the change needs.")
+        elif self.method not in SAFE_METHODS and any(isinstance(p, RulePermission) for p in permissions):
+            errors["403"] = (DETAIL, "The change needs a permission the user lacks.")
         # Every API request passes the rate limiter (offload/throttle.py).
         errors["429"] = (DETAIL, "Over the rate limit; see the Retry-After header.")
         for code, (schema, description) in errors.items():

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from offload.jobs import payload
+from offload.jobs import control, payload
 from offload.lib.outputs import url_for
 from offload.models import Job, Library, MediaItem, Rendition
 
@@ -195,4 +195,5 @@ class QueueSerializer(serializers.Serializer):
 
 
 class QueueCapSerializer(serializers.Serializer):
-    concurrency = serializers.IntegerField(min_value=1, allow_null=True)
+    # Bounded by the column: a larger number answers 400, never a database error.
+    concurrency = serializers.IntegerField(min_value=1, max_value=control.max_concurrency(), allow_null=True)

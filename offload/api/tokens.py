@@ -8,13 +8,13 @@ the API's gate (offload/lib/gate.py) reads one in the same call as the rate limi
 Redis away, the database answers.
 """
 
-import hashlib
 import json
 import logging
 
 from django.contrib.auth import get_user_model
 from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
+from django.utils.crypto import salted_hmac
 from redis.exceptions import RedisError
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
@@ -35,8 +35,10 @@ _USER_FIELDS = ("id", "username", "email", "first_name", "last_name", "is_active
 
 
 def entry_key(key: str) -> str:
-    """Where a token's entry lives (the state instance): a digest, so raw keys never become Redis keys."""
-    return state_key("auth", "token", hashlib.sha256(key.encode()).hexdigest())
+    """Where a token's entry lives (the state instance): an HMAC keyed with SECRET_KEY, so raw keys
+    never become Redis keys, and whoever can write to Redis cannot name the entry of a key they
+    make up (an entry is plain JSON: one written there would otherwise log them in as anyone)."""
+    return state_key("auth", "token", salted_hmac("offload.token.entry", key, algorithm="sha256").hexdigest())
 
 
 def _entry_for(user) -> str:

@@ -5,15 +5,17 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from offload import access, actions
+from offload import permissions as rules
 from offload.api.caching import cached_get
 from offload.api.filters import JobFilter, MediaFilter
 from offload.api.pagination import JobCursorPagination
+from offload.api.permissions import RulePermission
 from offload.api.serializers import (
     DescriptiveSerializer,
     JobSerializer,
@@ -83,8 +85,8 @@ def job_action(kind: kinds.JobKind):
     def request_kind(self, request: Request, pk=None) -> Response:
         params = {}
         if body is not None:
-            # Checked against the target first: someone else's target answers 404 whatever the body.
-            access.get_target_for_user(request.user, kind.target_type, pk)
+            # Checked against the target first: someone else's target answers 404 (or 403) whatever the body.
+            self.check_object_permissions(request, access.get_target_for_user(request.user, kind.target_type, pk))
             given = body(data=request.data)
             given.is_valid(raise_exception=True)
             params = given.validated_data
@@ -95,6 +97,8 @@ def job_action(kind: kinds.JobKind):
         return job_response(job, created)
 
     request_kind.__name__ = kind.action
+    # Checked by actions.request_job_on, on the target it fetches (or in the one statement that queues).
+    request_kind.permission_rule = rules.REQUEST_JOB
     # The rate limiter counts a request to this view against the kind's scope.
     request_kind.rate_limit_scope = kind.rate_limit
     routed = action(detail=True, methods=["post"], url_path=kind.action, url_name=kind.action)(request_kind)
@@ -108,9 +112,14 @@ def job_action(kind: kinds.JobKind):
 
 
 def with_job_actions(viewset: type, target_type: str) -> type:
-    """The viewset with one POST action per kind registered on its target type."""
+    """The viewset with one POST action per kind registered on its target type, each with its rule."""
     extra = {kind.action: job_action(kind) for kind in kinds.requestable(target_type)}
-    return type(viewset.__name__, (viewset,), {**extra, "__module__": viewset.__module__})
+    permission_rules = {**viewset.permission_rules, **{name: fn.permission_rule for name, fn in extra.items()}}
+    return type(
+        viewset.__name__,
+        (viewset,),
+        {**extra, "permission_rules": permission_rules, "__module__": viewset.__module__},
+    )
 
 
 class CachedReadMixin:
@@ -133,16 +142,16 @@ class LibraryViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
     serializer_class = LibrarySerializer
     cache_namespaces = ("libraries",)
+    permission_classes = [permissions.IsAuthenticated, RulePermission]
+    permission_rules = {"create": rules.CREATE_LIBRARY, "partial_update": rules.CHANGE_LIBRARY}
     queryset = Library.objects.none()  # for the schema; get_queryset applies access
 
     def get_queryset(self):
         return access.libraries_for(self.request.user).prefetch_related("members").order_by("name", "id")
 
+    # Refused (RulePermission) before the body is read: a user who may not create learns nothing from validation.
     @extend_schema(responses={201: LibrarySerializer, 400: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT})
     def create(self, request: Request, *args, **kwargs) -> Response:
-        # Refused before the body is read: a user who may not create learns nothing from validation.
-        if not actions.may_create_libraries(request.user):
-            raise PermissionDenied("Only staff may create libraries.")
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
@@ -160,8 +169,7 @@ class LibraryViewSet(
     )
     def partial_update(self, request: Request, pk=None) -> Response:
         library = access.get_library_for_user(request.user, pk)
-        if not request.user.is_staff:
-            raise PermissionDenied("Only staff may change a library.")
+        self.check_object_permissions(request, library)
         given = LibraryUpdateSerializer(data=request.data)
         given.is_valid(raise_exception=True)
         library = actions.update_library(request.user, library, given.validated_data)
@@ -178,6 +186,8 @@ class MediaViewSet(
     http_method_names = ["get", "patch", "post", "head", "options"]
     queryset = MediaItem.objects.none()  # for the schema; get_queryset applies access
     cache_namespaces = ("media",)
+    permission_classes = [permissions.IsAuthenticated, RulePermission]
+    permission_rules = {"partial_update": rules.EDIT_ITEM}
     filter_backends = [DjangoFilterBackend]
     filterset_class = MediaFilter
 
@@ -194,6 +204,7 @@ class MediaViewSet(
     @extend_schema(request=DescriptiveSerializer, responses=MediaDetailSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         item = access.get_item_for_user(request.user, pk)
+        self.check_object_permissions(request, item)
         serializer = DescriptiveSerializer(item, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         item = actions.edit_item(request.user, item, serializer.validated_data)
@@ -216,6 +227,8 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     filter_backends = [DjangoFilterBackend]
     filterset_class = JobFilter
     pagination_class = JobCursorPagination
+    permission_classes = [permissions.IsAuthenticated, RulePermission]
+    permission_rules = {"cancel": rules.ACT_ON_JOB, "retry": rules.ACT_ON_JOB}
 
     def get_queryset(self):
         return access.jobs_for(self.request.user).order_by("-created_at", "-id")
@@ -231,10 +244,11 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
         job = access.get_job_for_user(request.user, pk)
-        if not request.user.is_staff and access.is_joiner(request.user, job):
+        if access.is_joiner(request.user, job) and not rules.ACT_ON_JOB.allows(request.user, job):
             # A joiner withdraws their interest alone: the job runs on for the others.
             job = actions.leave_job(request.user, job)
             return Response({**JobSerializer(job).data, "left": True}, status=status.HTTP_202_ACCEPTED)
+        self.check_object_permissions(request, job)
         job = actions.cancel_job(request.user, job)
         # A running job stops when its worker sees the request: 202, the stop is under way.
         code = status.HTTP_200_OK if job.is_finished else status.HTTP_202_ACCEPTED
@@ -246,7 +260,10 @@ class JobViewSet(CachedReadMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk=None) -> Response:
-        job = actions.retry_job(request.user, access.get_job_for_user(request.user, pk))
+        job = access.get_job_for_user(request.user, pk)
+        # A joiner may leave, never run the requester's job again for everyone.
+        self.check_object_permissions(request, job)
+        job = actions.retry_job(request.user, job)
         data = JobSerializer(job).data
         return Response(data, status=status.HTTP_202_ACCEPTED, headers={"Location": data["url"]})
 
@@ -275,7 +292,8 @@ class QueueListView(APIView):
 class QueueDetailView(APIView):
     """Staff: set a kind's concurrency cap across all hosts (null for none)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [permissions.IsAdminUser, RulePermission]
+    permission_rules = {"patch": rules.STEER_QUEUES}
 
     @extend_schema(request=QueueCapSerializer, responses=QueueSerializer)
     def patch(self, request: Request, kind: str) -> Response:
@@ -289,7 +307,8 @@ class QueueDetailView(APIView):
 class QueuePauseView(APIView):
     """Staff: pause a kind; its new jobs are accepted and wait, running ones finish."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [permissions.IsAdminUser, RulePermission]
+    permission_rules = {"post": rules.STEER_QUEUES}
 
     @extend_schema(request=None, responses=QueueSerializer)
     def post(self, request: Request, kind: str) -> Response:
@@ -301,7 +320,8 @@ class QueuePauseView(APIView):
 class QueueResumeView(APIView):
     """Staff: resume a paused kind; its waiting jobs start in queue order."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [permissions.IsAdminUser, RulePermission]
+    permission_rules = {"post": rules.STEER_QUEUES}
 
     @extend_schema(request=None, responses=QueueSerializer)
     def post(self, request: Request, kind: str) -> Response:

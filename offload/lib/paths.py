@@ -83,6 +83,16 @@ def is_inside_roots(path: Path) -> bool:
     return any(path == root or path.is_relative_to(root) for root in library_roots())
 
 
+def library_path_as_given(raw: str) -> Path:
+    """The absolute, normalised path a library request names, read without touching the disk ("" for the first root)."""
+    if not isinstance(raw, str) or "\x00" in raw:
+        raise InvalidPath("A path is required.")
+    candidate = Path(raw.strip())
+    if not candidate.is_absolute():
+        candidate = library_roots()[0] / candidate
+    return Path(os.path.normpath(candidate))
+
+
 def resolve_library_path(raw: str) -> Path:
     """The resolved directory a library may use, or InvalidPath saying why not."""
     if not isinstance(raw, str) or not raw.strip():
@@ -108,7 +118,8 @@ def resolve_library_path(raw: str) -> Path:
     except OSError as exc:
         raise InvalidPath(f"The path cannot be used: {exc.strerror or exc}.") from None
     if not is_dir:
-        raise InvalidPath(f"{resolved} is not an existing directory.")
+        # Named as given: where a link leads is not the asker's to learn.
+        raise InvalidPath(f"{raw.strip()} is not an existing directory.")
     return resolved
 
 

@@ -1,4 +1,7 @@
-"""Every API operation fuzzed from its OpenAPI schema: never a 5xx, every answer as the schema says."""
+"""Every API operation fuzzed from its OpenAPI schema with every check schemathesis has: never a 5xx,
+every answer as the schema says, valid input accepted and invalid input refused."""
+
+import uuid
 
 import hypothesis
 import pytest
@@ -8,12 +11,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck
 from rest_framework.authtoken.models import Token
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from config.wsgi import application
 from offload.alerts.models import Endpoint
@@ -24,7 +22,6 @@ from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Enough to reach every parameter and both generation modes (valid and invalid input) per
 # operation, within a minute for the whole API.
 EXAMPLES_PER_OPERATION = 25
@@ -46,8 +43,9 @@ def _keep_the_test_transaction():
 @pytest.fixture
 def world(library_root, settings):
     """Alice with a library, items and jobs in every status, so generated ids can hit real rows."""
-    # The fuzzer sends hundreds of requests a minute; the limits themselves are tested elsewhere.
-    settings.OFFLOAD_RATE_LIMITS = {**settings.OFFLOAD_RATE_LIMITS, "api_user": "100000/60", "jobs_user": "100000/60"}
+    # The fuzzer sends hundreds of requests a minute: every limit is lifted so it reaches past the
+    # 429s (the limits themselves are tested in test_rate_limits.py).
+    settings.OFFLOAD_RATE_LIMITS = dict.fromkeys(settings.OFFLOAD_RATE_LIMITS, "1000000/60")
     alice = make_user("alice")
     (library_root / "films").mkdir()
     library = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
@@ -109,18 +107,50 @@ def aim_at_real_rows(case, ids: dict[str, list[int]]) -> None:
     case.path_parameters["id"] = known[value % len(known)]
 
 
+# Checks an operation does not pass yet, with why. A notification endpoint's body has rules per
+# agent (a webhook's url is http or https, its kinds registered, its libraries the user's) that
+# its schema does not state yet, so a body valid by the schema may answer 400.
+NOT_YET = {
+    "POST /api/v1/notifications/endpoints/": [positive_data_acceptance],
+    "PATCH /api/v1/notifications/endpoints/{id}/": [positive_data_acceptance],
+}
+
+
+def keep_documented_rules(case) -> None:
+    """What the schema says in words, which no generator reads: a search's year_to is not before its
+    year_from (OpenAPI has no rule across two parameters), and an Idempotency-Key sent again with a
+    different request answers 422 (state, as a 409 is: each call gets a key of its own)."""
+    query = case.query if isinstance(case.query, dict) else {}
+    try:
+        years = sorted((int(query["year_from"]), int(query["year_to"])))
+    except (KeyError, TypeError, ValueError):
+        years = None
+    if years is not None:
+        query["year_from"], query["year_to"] = years
+    # An endpoint's agent is chosen when it is made: a PATCH naming another answers 400.
+    if case.method == "PATCH" and "/notifications/" in case.path and isinstance(case.body, dict):
+        case.body.pop("agent", None)
+    key = (case.headers or {}).get("Idempotency-Key")
+    if isinstance(key, str):
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex + key[32:]
+
+
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_the_api_answers_every_generated_request_as_its_schema_says(case, world):
     aim_at_real_rows(case, world["ids"])
-    case.call_and_validate(headers={"Authorization": f"Token {world['token']}"}, checks=CHECKS)
+    keep_documented_rules(case)
+    case.call_and_validate(
+        headers={"Authorization": f"Token {world['token']}"}, excluded_checks=NOT_YET.get(case.operation.label, [])
+    )
 
 
 # Without TYPESENSE_URL the test above searches the database fallback; this one, Typesense itself.
 @schema.include(path="/api/v1/search/").parametrize()
 @FUZZ_SETTINGS
 def test_search_answers_every_generated_query_from_typesense_as_its_schema_says(case, indexed_world):
-    case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"}, checks=CHECKS)
+    keep_documented_rules(case)
+    case.call_and_validate(headers={"Authorization": f"Token {indexed_world['token']}"})
 
 
 @pytest.fixture
