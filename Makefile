@@ -14,7 +14,7 @@ TEST_ENV := DATABASE_URL=$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 	SECRET_KEY=offload-test-secret-key-not-for-production-0123456789 \
 	DEBUG=0
 
-.PHONY: run test lint schema venv dev-venv lock system-deps test-system-deps services clean clean-all
+.PHONY: run test test-fast lint schema venv dev-venv lock system-deps test-system-deps services clean clean-all
 
 run: venv system-deps
 	$(PY) scripts/run.py
@@ -27,6 +27,12 @@ test: dev-venv test-system-deps services lint
 	promtool test rules deploy/prometheus/alerts.test.yml
 	promtool check config deploy/prometheus/prometheus.yml
 	$(TEST_ENV) $(PY) -m pytest
+
+# The loop while working: everything not marked slow (no real worker processes or servers),
+# on the same services; PYTEST_ARGS narrows it further (e.g. PYTEST_ARGS="tests/test_api.py -x").
+test-fast: dev-venv test-system-deps services
+	mkdir -p var/test/library var/test/output
+	$(TEST_ENV) $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(PY) -m ruff check .

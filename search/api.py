@@ -1,4 +1,4 @@
-"""GET /api/v1/search/: parse, search what the user may see, answer the CONTRACT's JSON."""
+"""GET /api/v1/search/: parse, search what the user may see, answer the JSON of docs/api.md."""
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema

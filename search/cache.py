@@ -5,7 +5,7 @@ and again after each index write: a cached answer is never served once the data 
 caching adds nothing to the commit-to-searchable lag. The TTL only bounds staleness when a
 Redis blip loses a bump. It is off by default because a hit answers without asking Typesense:
 during an outage a repeated search would get the (still exact) cached answer, not the
-database's "degraded" one the CONTRACT describes.
+database's "degraded" one docs/api.md describes.
 """
 
 import hashlib

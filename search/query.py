@@ -1,4 +1,4 @@
-"""Searching media: Typesense parameters (pure), the CONTRACT's answer, and the database fallback."""
+"""Searching media: Typesense parameters (pure), the answer docs/api.md gives, and the database fallback."""
 
 import logging
 import re
@@ -137,7 +137,7 @@ def _highlight(hit: dict[str, Any]) -> dict[str, Any]:
 
 
 def map_answer(raw: dict[str, Any], request: SearchRequest) -> dict[str, Any]:
-    """Typesense's answer in the CONTRACT's shape."""
+    """Typesense's answer in the shape docs/api.md gives."""
     hits = []
     for hit in raw.get("hits", []):
         doc = hit["document"]

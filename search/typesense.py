@@ -115,7 +115,7 @@ def new_collection_name() -> str:
 
 
 def media_schema(name: str) -> dict[str, Any]:
-    """The media collection: the CONTRACT's search fields, the facets and what drift compares."""
+    """The media collection: the search fields of docs/api.md, the facets and what drift compares."""
 
     def field(name: str, type_: str, **options: Any) -> dict[str, Any]:
         return {"name": name, "type": type_, **options}

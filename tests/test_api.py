@@ -1,4 +1,4 @@
-"""The REST API per CONTRACT: shapes, status codes, access and bad input."""
+"""The REST API per docs/api.md: shapes, status codes, access and bad input."""
 
 import pytest
 from django.utils import timezone

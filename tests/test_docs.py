@@ -58,6 +58,21 @@ def test_the_docs_point_inside_the_repository():
     assert (ROOT / "docs" / "api.md").is_file()
 
 
+def test_the_code_cites_the_documents_in_the_repository_only():
+    """The public interface is docs/api.md: no module cites a spec that is not in the repository."""
+    outside = ("CONTRACT", "../shared")
+    cited = []
+    for folder in ("offload", "search", "config", "tests", "bench", "scripts", "templates", "deploy"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix not in (".py", ".js", ".html", ".css", ".sh", ".service", ".conf", ".yml", ".toml"):
+                continue
+            if path == Path(__file__).resolve():
+                continue
+            text = path.read_text(errors="replace")
+            cited += [f"{path.relative_to(ROOT)}: {word}" for word in outside if word in text]
+    assert not cited, cited
+
+
 def test_the_readme_states_the_typesense_keys_real_default():
     row = next(line for line in README.splitlines() if line.startswith("| `TYPESENSE_URL`, `TYPESENSE_API_KEY`"))
     assert "`offload-dev-key`" in row

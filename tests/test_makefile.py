@@ -38,3 +38,29 @@ def test_make_schema_writes_the_openapi_file(tmp_path):
     document = yaml.safe_load(target.read_text())
     assert document["openapi"].startswith("3.")
     assert "/api/v1/jobs/" in document["paths"]
+
+
+def test_make_test_fast_runs_the_tests_not_marked_slow(tmp_path):
+    """The quick loop: the same services as `make test`, only the tests without the slow marker."""
+    report = tmp_path / "report.txt"
+    # A file of two tests, one slow: only the other may run.
+    probe = ROOT / "tests" / "test_zz_make_test_fast_probe.py"
+    probe.write_text(
+        "import pytest\n\n"
+        "def test_quick():\n"
+        f"    open({str(report)!r}, 'a').write('quick\\n')\n\n"
+        "@pytest.mark.slow\n"
+        "def test_slow():\n"
+        f"    open({str(report)!r}, 'a').write('slow\\n')\n"
+    )
+    try:
+        done = make(
+            ROOT,
+            *("-o", "dev-venv", "-o", "test-system-deps", "-o", "services"),
+            "test-fast",
+            f"PYTEST_ARGS={probe.relative_to(ROOT)} -p no:cacheprovider",
+        )
+    finally:
+        probe.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert report.read_text().split() == ["quick"]

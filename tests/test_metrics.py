@@ -1,4 +1,4 @@
-"""`GET /metrics`: the CONTRACT's series, emitted where the work happens, summed over processes."""
+"""`GET /metrics`: the series docs/api.md lists, emitted where the work happens, summed over processes."""
 
 import importlib.util
 import json
@@ -27,7 +27,7 @@ from offload.metrics.services import lanes
 from offload.models import Job, JobStatus, Library
 from tests.support.cluster import BASE_DIR, wait_for
 
-CONTRACT_SERIES = (
+DOCUMENTED_SERIES = (
     "offload_jobs_enqueued_total",
     "offload_jobs_finished_total",
     "offload_job_duration_seconds_bucket",
@@ -81,7 +81,7 @@ def test_metrics_is_open_by_default_and_has_every_contract_series(client, alice,
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     names = {name for name, _ in parse(response.content.decode())}
-    assert set(CONTRACT_SERIES) <= names
+    assert set(DOCUMENTED_SERIES) <= names
     # django-prometheus' own series: requests, database and cache.
     assert {"django_http_requests_total_by_method_total", "django_db_execute_total", "django_cache_get_total"} <= names
 
@@ -89,7 +89,7 @@ def test_metrics_is_open_by_default_and_has_every_contract_series(client, alice,
 @pytest.mark.django_db
 def test_with_a_metrics_token_a_scrape_needs_it_as_a_bearer_token(client, settings):
     settings.METRICS_TOKEN = "s3cret-token"
-    # No address allowed without the token (CONTRACT: others get 403).
+    # No address allowed without the token (docs/api.md: others get 403).
     settings.OFFLOAD_METRICS_ALLOWED_IPS = []
     refused = client.get("/metrics")
     assert refused.status_code == 403

@@ -1,4 +1,4 @@
-"""GET /api/v1/search/ per CONTRACT: typos, prefixes, facets, highlights, filters, access, fallback."""
+"""GET /api/v1/search/ per docs/api.md: typos, prefixes, facets, highlights, filters, access, fallback."""
 
 import pytest
 from django.contrib.admin.sites import site as admin_site

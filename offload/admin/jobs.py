@@ -392,7 +392,7 @@ def confirmation(
 
 
 class EventFilter(admin.SimpleListFilter):
-    """Filter by event, from the CONTRACT's list (not a DISTINCT over the log)."""
+    """Filter by event, from docs/api.md's list (not a DISTINCT over the log)."""
 
     title = "event"
     parameter_name = "event"

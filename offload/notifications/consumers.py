@@ -1,4 +1,4 @@
-"""`/ws/events/`: a user's job events, live and resumable (see CONTRACT, WebSocket)."""
+"""`/ws/events/`: a user's job events, live and resumable (docs/api.md, WebSocket)."""
 
 import asyncio
 import json

@@ -53,7 +53,7 @@ def events_between(user, after: int, upto: int | None = None) -> list[dict[str, 
 
 
 def message(seq: int, event: str, job: dict[str, Any]) -> dict[str, Any]:
-    """The CONTRACT's websocket job message."""
+    """The websocket job message of docs/api.md."""
     return {"type": "job", "event": event, "seq": seq, "job": job}
 
 

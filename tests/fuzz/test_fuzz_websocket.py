@@ -57,7 +57,7 @@ def over_the_frame_limit(frame: str | bytes) -> bool:
 
 
 def expected_answer(frame: str | bytes) -> str:
-    """The type of message the CONTRACT says this frame gets back on an authenticated socket."""
+    """The type of message docs/api.md says this frame gets back on an authenticated socket."""
     if over_the_frame_limit(frame):
         return "closed"
     if isinstance(frame, bytes) or len(frame) > MAX_MESSAGE_BYTES:
