@@ -41,7 +41,7 @@ class JobTargetSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """The job JSON of docs/api.md, as offload.jobs.payload defines it; the declarations below type it for the schema."""
+    """The job JSON of docs/api.md, as offload.jobs.payload defines it; the fields below type it for the schema."""
 
     target = JobTargetSerializer(allow_null=True, read_only=True)
     url = serializers.CharField(read_only=True)

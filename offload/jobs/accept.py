@@ -41,7 +41,8 @@ from django_q.models import OrmQ
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_committed, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload
-from offload.jobs.queue import new_task_id, queue_of, task_package
+from offload.jobs.queue import queue_of, task_package
+from offload.jobs.transitions import new_job
 from offload.metrics import jobs as metrics
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus
 
@@ -264,22 +265,8 @@ def accept(
     None: the target is not the user's to see, or the statement lost a race to a row it could
     not see; the caller takes the general path, which tells the two apart.
     """
-    now = timezone.now()
-    job = Job(
-        kind=kind,
-        target_type=target_type,
-        target_id=target_id,
-        params=params,
-        params_hash=params_hash,
-        requested_by=user,
-        idempotency_key=key,
-        max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
-        then=[],
-        priority=JobPriority.PERSON,
-        task_id=new_task_id(),
-        created_at=now,
-        queued_at=now,
-    )
+    job = new_job(kind, (target_type, target_id), params, params_hash, user, key, [], JobPriority.PERSON)
+    now = job.created_at
     statement = _statement(target_type, bool(user.is_staff), visible_to)
     with _cursor() as cursor:
         job.pk = _take_id(cursor)

@@ -128,6 +128,35 @@ def _promote(job: Job, priority: int) -> None:
             push(job, not_before=job.queued_at if job.queued_at > timezone.now() else None)
 
 
+def new_job(
+    kind: str,
+    target: tuple[str, int],
+    params: dict[str, Any],
+    phash: str,
+    user,
+    key: str,
+    then: list[str] | None,
+    priority: int,
+) -> Job:
+    """An unsaved job as every way of creating one writes it, queued now with a fresh task id."""
+    now = timezone.now()
+    return Job(
+        kind=kind,
+        target_type=target[0],
+        target_id=target[1],
+        params=params,
+        params_hash=phash,
+        requested_by=user,
+        idempotency_key=key,
+        max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
+        then=list(then or []),
+        priority=priority,
+        task_id=new_task_id(),
+        created_at=now,
+        queued_at=now,
+    )
+
+
 # A create that collides with a job which then vanishes from sight is tried again this often.
 CREATE_ATTEMPTS = 3
 
@@ -161,19 +190,7 @@ def enqueue(
                 return replay, False
         for attempt in range(CREATE_ATTEMPTS):
             job = _insert_unless_taken(
-                Job(
-                    kind=kind,
-                    target_type=target_type,
-                    target_id=target_id,
-                    params=params,
-                    params_hash=phash,
-                    requested_by=user,
-                    idempotency_key=key,
-                    max_attempts=settings.OFFLOAD_JOB_MAX_ATTEMPTS,
-                    then=list(then or []),
-                    priority=priority,
-                    task_id=new_task_id(),
-                )
+                new_job(kind, (target_type, target_id), params, phash, user, key, then, priority)
             )
             if job is not None:
                 break

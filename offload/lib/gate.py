@@ -44,13 +44,13 @@ BUSY_SECONDS = 30
 USER = "{uid}"
 STAFF = "staff"
 
-_GATE = """
+_GATE = (
+    limits.WINDOW_LUA
+    + """
 local entry = redis.call('GET', ARGV[1])
 if not entry then return {0} end
 local uid = string.match(entry, '^(%d+)|')
 if not uid then return {-1} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local answers = {1, entry}
 local prefix, member, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local i = 5
@@ -60,19 +60,9 @@ for w = 1, n do
   local limit, window = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   i = i + 3
   if not refused then
-    redis.call('ZREMRANGEBYSCORE', name, '-inf', now - window)
-    local count = redis.call('ZCARD', name)
-    if count < limit then
-      redis.call('ZADD', name, now, member)
-      redis.call('PEXPIRE', name, window)
-      local oldest = tonumber(redis.call('ZRANGE', name, 0, 0, 'WITHSCORES')[2])
-      for _, v in ipairs({1, limit - count - 1, 0, oldest + window - now}) do table.insert(answers, v) end
-    else
-      local e = redis.call('ZRANGE', name, count - limit, count - limit, 'WITHSCORES')
-      local wait = tonumber(e[2]) + window - now
-      for _, v in ipairs({0, 0, wait, wait}) do table.insert(answers, v) end
-      refused = true
-    end
+    local decision = count_in(name, limit, window, member)
+    for _, v in ipairs(decision) do table.insert(answers, v) end
+    refused = decision[1] == 0
   end
 end
 local m, busy_ms, fresh = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), ARGV[i + 2]
@@ -91,6 +81,7 @@ if not refused then
 end
 return answers
 """
+)
 
 # (namespace, audience) pairs this request already moved on before its write.
 prebumped: contextvars.ContextVar[frozenset[tuple[str, str]]] = contextvars.ContextVar(

@@ -20,56 +20,44 @@ from offload.metrics import web as metrics
 
 log = logging.getLogger(__name__)
 
-# KEYS[1]: a sorted set of the requests inside the window, scored by their time in ms.
-# ARGV: limit, window in ms, a member id unique to this request.
-# Answers {allowed, remaining, retry_after_ms, reset_ms}.
-_SLIDING_WINDOW = """
+# One request counted against one sliding window: a sorted set of the requests inside the
+# window, scored by their time in ms (Redis' clock, `now`). Answers {allowed, remaining,
+# retry_after_ms, reset_ms}. A Lua prelude the scripts here and offload/lib/gate.py share.
+WINDOW_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count < limit then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-  return {1, limit - count - 1, 0, oldest + window - now}
-end
--- Denied requests are not recorded. A slot frees when the entry that brings the count
--- under the limit leaves the window (the oldest one, unless the limit was lowered).
-local entry = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-local wait = tonumber(entry[2]) + window - now
-return {0, 0, wait, wait}
-"""
-
-
-# The same window over several keys in one call, in order, stopping at the first refusal (the
-# later ones are neither counted nor recorded). KEYS[i]: window i; ARGV: a member id, then
-# (limit, window ms) per key. Answers the flat list of each evaluated window's four figures.
-_SLIDING_WINDOWS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local answers = {}
-for i, name in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i])
-  local window = tonumber(ARGV[2 * i + 1])
+local function count_in(name, limit, window, member)
   redis.call('ZREMRANGEBYSCORE', name, '-inf', now - window)
   local count = redis.call('ZCARD', name)
   if count < limit then
-    redis.call('ZADD', name, now, ARGV[1])
+    redis.call('ZADD', name, now, member)
     redis.call('PEXPIRE', name, window)
     local oldest = tonumber(redis.call('ZRANGE', name, 0, 0, 'WITHSCORES')[2])
-    for _, v in ipairs({1, limit - count - 1, 0, oldest + window - now}) do table.insert(answers, v) end
-  else
-    local entry = redis.call('ZRANGE', name, count - limit, count - limit, 'WITHSCORES')
-    local wait = tonumber(entry[2]) + window - now
-    for _, v in ipairs({0, 0, wait, wait}) do table.insert(answers, v) end
-    return answers
+    return {1, limit - count - 1, 0, oldest + window - now}
   end
+  -- Denied requests are not recorded. A slot frees when the entry that brings the count
+  -- under the limit leaves the window (the oldest one, unless the limit was lowered).
+  local entry = redis.call('ZRANGE', name, count - limit, count - limit, 'WITHSCORES')
+  local wait = tonumber(entry[2]) + window - now
+  return {0, 0, wait, wait}
+end
+"""
+
+# Several windows in one call, in order, stopping at the first refusal (the later ones are
+# neither counted nor recorded). KEYS[i]: window i; ARGV: a member id, then (limit, window ms)
+# per key. Answers the flat list of each evaluated window's four figures.
+_SLIDING_WINDOWS = (
+    WINDOW_LUA
+    + """
+local answers = {}
+for i, name in ipairs(KEYS) do
+  local decision = count_in(name, tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1]), ARGV[1])
+  for _, v in ipairs(decision) do table.insert(answers, v) end
+  if decision[1] == 0 then return answers end
 end
 return answers
 """
+)
 
 
 @dataclass(frozen=True)
@@ -87,23 +75,7 @@ class Decision:
 
 def acquire(scope: str, key: str, limit: int, window_seconds: float) -> Decision:
     """Count one request against (scope, key): at most `limit` in any `window_seconds`."""
-    if limit < 1 or window_seconds <= 0:
-        raise ValueError("a rate limit needs limit >= 1 and a positive window")
-    window_ms = max(1, round(window_seconds * 1000))
-    client = state_redis()
-    script = client.register_script(_SLIDING_WINDOW)
-    allowed, remaining, retry_ms, reset_ms = script(
-        keys=[state_key("ratelimit", scope, key)],
-        args=[limit, window_ms, uuid.uuid4().hex],
-    )
-    metrics.ratelimit_decision(scope, bool(allowed))
-    return Decision(
-        allowed=bool(allowed),
-        limit=limit,
-        remaining=int(remaining),
-        retry_after=max(0, int(retry_ms)) / 1000,
-        reset=max(0, int(reset_ms)) / 1000,
-    )
+    return acquire_all([Window(scope, key, limit, window_seconds)])[0]
 
 
 def decisions_from(scopes: list[str], limits_: list[int], flat: list) -> list[Decision]:
