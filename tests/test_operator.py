@@ -222,14 +222,20 @@ def as_offload_options(host: Host) -> dict:
 
 
 def start_procfile(host: Host) -> None:
-    """The Procfile path of docs/deploy.md: deploy/release.sh once, then every line of deploy/Procfile."""
+    """The Procfile path of docs/deploy.md: deploy/release.sh once, then `honcho -f deploy/Procfile start`."""
     released = subprocess.run(["sh", "deploy/release.sh"], capture_output=True, text=True, timeout=600,
                               **as_offload_options(host))  # fmt: skip
     assert released.returncode == 0, released.stdout + released.stderr
-    for line in (DEPLOY / "Procfile").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, command = line.split(": ", 1)
-            host.spawn(f"procfile-{name}", ["sh", "-c", host.localize(command)], **as_offload_options(host))
+    # The shipped Procfile with this host's paths and ports, as every unit file here is read.
+    procfile = host.path("/etc/offload/Procfile")
+    procfile.write_text(host.localize((DEPLOY / "Procfile").read_text()))
+    procfile.chmod(0o644)
+    # As the docs say: honcho into the deployment's virtualenv, then start.
+    installed = subprocess.run([f"{host.venv}/bin/pip", "install", "--quiet", "honcho>=2,<3"],
+                               capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    host.spawn("procfile-honcho", [f"{host.venv}/bin/honcho", "-f", str(procfile), "-d", str(BASE_DIR), "start"],
+               **as_offload_options(host))  # fmt: skip
 
 
 def as_offload(host: Host, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -390,6 +396,10 @@ def test_the_procfile_path_releases_once_then_runs_every_process_and_lane(procfi
     # Every lane's cluster reports in, the web and websocket servers answer through nginx...
     wait_for(lambda: set(checks().values()) == {"ok"} or None, DEADLINE, "every readiness check", interval=1)
     assert {f"lane:{lane}" for lane in settings.OFFLOAD_LANES} <= set(checks())
-    # ...and no line of the Procfile ended by itself (a process manager stops them all when one does).
+    # ...and honcho still runs them all: no line of the Procfile ended by itself (honcho stops
+    # every process when one does, as it did while the release step was a line of its own).
     ended = [name for name, proc in host.processes if name.startswith("procfile-") and proc.poll() is not None]
-    assert ended == []
+    assert ended == [], host.log("procfile-honcho")
+    names = [line.split(":", 1)[0] for line in (DEPLOY / "Procfile").read_text().splitlines() if line[:1].isalpha()]
+    said = (host.log_dir / "procfile-honcho.log").read_text(errors="replace")
+    assert all(f"{name}.1 started" in said for name in names), said[:3000]
