@@ -12,7 +12,7 @@ from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import control
+from offload.jobs import control, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -89,6 +89,11 @@ def record_traceback(job: Job) -> None:
     Job.objects.filter(pk=job.pk).update(traceback=bounded(traceback.format_exc()))
 
 
+def heartbeat_interval() -> float:
+    """Seconds between two beats of a running job: four beats fit in OFFLOAD_JOB_STALE_SECONDS."""
+    return max(0.5, settings.OFFLOAD_JOB_STALE_SECONDS / 4)
+
+
 class _Heartbeat(threading.Thread):
     """One thread per worker process keeps the current job's heartbeat fresh.
 
@@ -107,16 +112,17 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while True:
-            time.sleep(max(0.5, settings.OFFLOAD_JOB_STALE_SECONDS / 4))
+            time.sleep(heartbeat_interval())
             with self._lock:
                 run = self._run
-            if run is None:
-                continue
             try:
-                if jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
+                if run is not None and jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
                     run.cancel_event.set()
+                # Any live worker takes over a dead one's job within a beat of it going stale:
+                # the reaper's schedule runs only once a minute.
+                reaper.requeue_lost_jobs()
             except Exception:
-                log.exception("heartbeat for job %s failed", run.job.pk)
+                log.exception("heartbeat%s failed", f" for job {run.job.pk}" if run else "")
             finally:
                 # A beat every few seconds does not need a connection held open between
                 # beats, and an idle one would outlive the worker's own.
