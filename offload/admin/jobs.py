@@ -1,9 +1,12 @@
 """The job pages: the live list, each job's read-only page with its actions, and the events."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,6 +22,7 @@ from offload.admin.widgets import (
     CappedCountPaginator,
     RegisteredKindFilter,
     duration,
+    heartbeat_cell,
     job_link,
     job_links,
     live_field,
@@ -27,10 +31,11 @@ from offload.admin.widgets import (
     run_seconds,
     status_badge,
     wait_seconds,
+    waiting_note,
     when,
 )
-from offload.jobs import IdempotencyKeyReused, JobConflict
-from offload.models import Job, JobEvent, JobStatus
+from offload.jobs import IdempotencyKeyReused, JobConflict, waiting
+from offload.models import Job, JobEvent, JobStatus, QueueControl
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -70,6 +75,7 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "attempts_summary",
+                    "heartbeat_display",
                     "created_display",
                     "queued_display",
                     "started_display",
@@ -80,6 +86,7 @@ class JobAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Every attempt", {"fields": ["attempt_history_display"]}),
         ("What was asked", {"fields": ["params_display", "then_display"]}),
         ("Outcome", {"fields": ["result_display", "error_text", "log_display", "traceback_display"]}),
         ("Timeline", {"fields": ["events"]}),
@@ -98,6 +105,27 @@ class JobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        # Each row's kind's hold, read with the rows: a queued row says why it waits without a
+        # query of its own (offload/jobs/waiting.py).
+        controls = QueueControl.objects.filter(kind=OuterRef("kind"))
+        running = (
+            Job.objects.filter(kind=OuterRef("kind"), status=JobStatus.RUNNING)
+            .order_by()
+            .values("kind")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                hold_paused=Subquery(controls.values("paused")[:1]),
+                hold_cap=Subquery(controls.values("concurrency")[:1]),
+                hold_running=Coalesce(Subquery(running[:1]), 0),
+            )
+        )
+
     # --- The list's columns (also the page's fields) --------------------------------
 
     @admin.display(description="Progress")
@@ -106,7 +134,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Job) -> str:
-        return status_badge(obj)
+        # Under the badge: a running job's heartbeat (and "worker lost"), a queued job's hold.
+        if obj.status == JobStatus.RUNNING:
+            return format_html("{}<br>{}", status_badge(obj), heartbeat_cell(obj))
+        note = waiting_note(obj, _holds(obj)) if obj.status == JobStatus.QUEUED else ""
+        return format_html("{}<br>{}", status_badge(obj), note) if note else status_badge(obj)
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:
@@ -169,7 +201,53 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Attempts")
     def attempts_summary(self, obj: Job) -> str:
-        return format_html("{} of at most {}", live_field(obj, "attempts", obj.attempts), obj.max_attempts)
+        budget = format_html("{} of at most {}", live_field(obj, "attempts", obj.attempts), obj.max_attempts)
+        runs = obj.attempt_history.count()
+        if runs <= obj.attempts:
+            return budget
+        # A retry starts a fresh budget; the runs before it stay in the list below.
+        return format_html("{} since the last retry; {} in all", budget, runs)
+
+    @admin.display(description="Heartbeat")
+    def heartbeat_display(self, obj: Job) -> str:
+        return heartbeat_cell(obj)
+
+    @admin.display(description="Attempts")
+    def attempt_history_display(self, obj: Job) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    a.number,
+                    when(a.started_at),
+                    when(a.finished_at),
+                    duration(((a.finished_at or timezone.now()) - a.started_at).total_seconds()),
+                    a.worker or "—",
+                    format_html('<span class="offload-outcome offload-outcome-{}">{}</span>', a.outcome, a.outcome),
+                    format_html(
+                        "{}{}",
+                        a.error or "",
+                        format_html(
+                            '<details><summary>Last lines of its log</summary><pre class="offload-pre">{}</pre>'
+                            "</details>",
+                            a.log_tail,
+                        )
+                        if a.log_tail
+                        else "",
+                    )
+                    or "—",
+                )
+                for a in obj.attempt_history.all()
+            ),
+        )
+        if not rows:
+            return mark_safe("—")
+        return format_html(
+            '<table class="offload-attempts"><thead><tr><th>#</th><th>Started</th><th>Ended</th><th>Took</th>'
+            "<th>Worker (host/pid)</th><th>Outcome</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Queued (this attempt)")
     def queued_display(self, obj: Job) -> str:
@@ -192,7 +270,15 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Then queues")
     def then_display(self, obj: Job) -> str:
-        return ", ".join(str(kind) for kind in obj.then) if obj.then else "—"
+        # Only what will still run: a pipeline's next stages follow a success, never a failure.
+        if not obj.then:
+            return "—"
+        kinds = ", ".join(str(kind) for kind in obj.then)
+        if obj.status == JobStatus.SUCCEEDED:
+            return f"{kinds} (queued when it succeeded)"
+        if obj.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return f"nothing: it {obj.status}, so {kinds} will not be queued"
+        return f"{kinds}, once it succeeds"
 
     @admin.display(description="Result")
     def result_display(self, obj: Job) -> str:
@@ -215,23 +301,17 @@ class JobAdmin(admin.ModelAdmin):
     def events(self, obj: Job) -> str:
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (
-                    when(e.created_at),
-                    e.event,
-                    e.payload.get("status", ""),
-                    "—" if e.payload.get("progress") is None else f"{e.payload['progress']:.0f} %",
-                    e.seq,
-                )
-                for e in obj.events.order_by("seq")[:200]
+                (when(row.at), row.event, row.status, row.progress, row.note, row.seqs)
+                for row in timeline(obj.events.order_by("seq")[:TIMELINE_EVENTS])
             ),
         )
         if not rows:
             return mark_safe("—")
         return format_html(
             '<table class="offload-timeline"><thead><tr><th>At</th><th>Event</th><th>Status</th>'
-            "<th>Progress</th><th>Seq</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>Progress</th><th>Note</th><th>Seq</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 
@@ -356,6 +436,93 @@ class JobAdmin(admin.ModelAdmin):
             )
         self._each(request, queryset, actions.cancel_job, "cancelled")
         return None
+
+
+def _holds(obj: Job) -> waiting.Holds | None:
+    """The row's kind's hold as the list's query read it (JobAdmin.get_queryset); None elsewhere."""
+    if not hasattr(obj, "hold_running"):
+        return None
+    hold = None
+    if obj.hold_paused is not None:
+        hold = {"paused": obj.hold_paused, "concurrency": obj.hold_cap, "running": obj.hold_running}
+    return waiting.Holds.known(obj.kind, hold)
+
+
+# The timeline reads at most this many events: progress runs fold into one row each.
+TIMELINE_EVENTS = 2000
+
+
+@dataclass
+class TimelineRow:
+    at: Any
+    event: str
+    status: str
+    progress: str
+    note: str
+    seqs: str
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} %"
+
+
+def timeline(events) -> list[TimelineRow]:
+    """The job's events as the page lists them: a run of progress events folds into one row.
+
+    The row says the first and last progress and the rate between them, so a retry, a cancel
+    or a lost attempt is not buried under one row per second of a long transcode.
+    """
+    rows: list[TimelineRow] = []
+    run: list[JobEvent] = []
+
+    def fold() -> None:
+        if not run:
+            return
+        first, last = run[0], run[-1]
+        if len(run) == 1:
+            rows.append(
+                TimelineRow(
+                    first.created_at, "progress", "running", _percent(first.payload.get("progress")), "", str(first.seq)
+                )
+            )
+        else:
+            start, end = first.payload.get("progress"), last.payload.get("progress")
+            seconds = (last.created_at - first.created_at).total_seconds()
+            rate = ""
+            if start is not None and end is not None and seconds > 0:
+                rate = f"{(end - start) / seconds:.2g} %/s over {duration(seconds)}"
+            rows.append(
+                TimelineRow(
+                    first.created_at,
+                    f"progress ×{len(run)}",
+                    "running",
+                    f"{_percent(start)} → {_percent(end)}",
+                    rate,
+                    f"{first.seq}–{last.seq}",
+                )
+            )
+        run.clear()
+
+    for event in events:
+        if event.event == "progress":
+            run.append(event)
+            continue
+        fold()
+        payload = event.payload
+        # A failure's, a cancel's or a lost attempt's reason; a start carries the last one's still.
+        note = (payload.get("error") or "") if event.event in ("queued", "failed", "cancelled") else ""
+        rows.append(
+            TimelineRow(
+                event.created_at,
+                event.event,
+                payload.get("status", ""),
+                _percent(payload.get("progress")),
+                note,
+                str(event.seq),
+            )
+        )
+    fold()
+    return rows
 
 
 def confirmation(

@@ -6,7 +6,6 @@ import threading
 import time
 import traceback
 
-from django.conf import settings
 from django.db import connection
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
@@ -16,6 +15,7 @@ from offload.jobs import control, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
+from offload.jobs.waiting import heartbeat_interval
 from offload.models import JOB_TEXT_LIMIT, Job
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,6 @@ def bounded(text: str) -> str:
 def record_traceback(job: Job) -> None:
     """Keep the traceback of the exception being handled with the job, for its page."""
     Job.objects.filter(pk=job.pk).update(traceback=bounded(traceback.format_exc()))
-
-
-def heartbeat_interval() -> float:
-    """Seconds between two beats of a running job: four beats fit in OFFLOAD_JOB_STALE_SECONDS."""
-    return max(0.5, settings.OFFLOAD_JOB_STALE_SECONDS / 4)
 
 
 class _Heartbeat(threading.Thread):
