@@ -24,7 +24,8 @@ from django.views.decorators.http import require_POST
 from django.views.generic import RedirectView
 from redis.exceptions import RedisError
 
-from offload.admin import charts, failures
+from offload.admin import charts, failures, readable
+from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
 from offload.jobs import rollups
 from offload.jobs.forecast import queue_rows
@@ -262,11 +263,14 @@ def _running() -> list[dict[str, Any]]:
         .select_related("requested_by")
         .order_by("started_at", "id")[:RUNNING_SHOWN]
     )
+    jobs = readable.name_targets(jobs)
     return [
         {
             "pk": job.pk,
             "kind": job.kind,
             "target": job.target,
+            "target_html": job.target_html,
+            "heartbeat_html": heartbeat_cell(job),
             "progress": job.progress,
             "started_at": job.started_at,
             "attempts": job.attempts,

@@ -1,11 +1,12 @@
 """The job pages: the live list, each job's read-only page with its actions, and the events."""
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Case, Count, OuterRef, Q, Subquery, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -35,7 +36,7 @@ from offload.admin.widgets import (
     when,
 )
 from offload.jobs import IdempotencyKeyReused, JobConflict, waiting
-from offload.models import Job, JobEvent, JobStatus, QueueControl
+from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -59,6 +60,7 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", RegisteredKindFilter]
     list_select_related = ["requested_by"]
+    # Also the target's title, file name and library (get_search_results).
     search_fields = ["=id", "kind", "error"]
     actions = ["retry_jobs", "cancel_jobs"]
     # The list's pages are read with a LIMIT off the newest-first indexes; "N jobs" is counted
@@ -116,6 +118,9 @@ class JobAdmin(admin.ModelAdmin):
             .annotate(n=Count("id"))
             .values("n")
         )
+        # And its target's name, read with the row too (readable.target_link).
+        media = MediaItem.objects.filter(pk=OuterRef("target_id"))
+        libraries = Library.objects.filter(pk=OuterRef("target_id"))
         return (
             super()
             .get_queryset(request)
@@ -123,8 +128,32 @@ class JobAdmin(admin.ModelAdmin):
                 hold_paused=Subquery(controls.values("paused")[:1]),
                 hold_cap=Subquery(controls.values("concurrency")[:1]),
                 hold_running=Coalesce(Subquery(running[:1]), 0),
+                target_title=Case(
+                    When(target_type="media", then=Subquery(media.values("title")[:1])),
+                    When(target_type="library", then=Subquery(libraries.values("name")[:1])),
+                ),
+                target_path=Case(When(target_type="media", then=Subquery(media.values("relative_path")[:1]))),
+                target_library=Case(When(target_type="media", then=Subquery(media.values("library__name")[:1]))),
             )
         )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Besides id, kind and error: the target's title, file name or library, and "media 6" for a target."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return found, may_have_duplicates
+        words = term.split()
+        if len(words) == 2 and words[0] in readable.TARGET_PAGES and words[1].isdigit():
+            return queryset.filter(target_type=words[0], target_id=int(words[1])), may_have_duplicates
+        items = MediaItem.objects.filter(
+            Q(title__icontains=term) | Q(relative_path__icontains=term) | Q(library__name__icontains=term)
+        ).values("pk")
+        libraries = Library.objects.filter(name__icontains=term).values("pk")
+        by_target = queryset.filter(
+            Q(target_type="media", target_id__in=items) | Q(target_type="library", target_id__in=libraries)
+        )
+        return found | by_target, may_have_duplicates
 
     # --- The list's columns (also the page's fields) --------------------------------
 
@@ -142,7 +171,12 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:
-        return readable.target_link(obj.target_type, obj.target_id)
+        names = None
+        if getattr(obj, "target_title", None) is not None:
+            # As the list's query read it (get_queryset).
+            label = obj.target_title or PurePosixPath(obj.target_path or "").name
+            names = {(obj.target_type, obj.target_id): (label, obj.target_library or "")}
+        return readable.target_link(obj.target_type, obj.target_id, names)
 
     @admin.display(description="Tries")
     def attempts_display(self, obj: Job) -> str:
@@ -546,7 +580,7 @@ def confirmation(
             **modeladmin.admin_site.each_context(request),
             "title": title,
             "question": question,
-            "jobs": jobs,
+            "jobs": readable.name_targets(jobs),
             "count": count,
             "more": max(0, count - len(jobs)),
             "button": button,

@@ -1,0 +1,158 @@
+"""The job pages an operator trusts at 3 a.m.: targets by name, search by title, every attempt,
+a heartbeat age and "worker lost", a timeline that folds progress, and what will still run."""
+
+import os
+import re
+import socket
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from offload import jobs
+from offload.jobs import control, kinds, reaper
+from offload.models import Job, JobEvent, JobStatus, Library, MediaItem
+from tests.support import kinds_for_tests
+from tests.support.jobrunner import drain
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIST = "/admin/offload/job/"
+
+
+def page_of(client, job) -> str:
+    response = client.get(reverse("admin:offload_job_change", args=[job.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.fixture
+def films(alice, library_root):
+    return Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
+
+
+@pytest.fixture
+def feature(films):
+    return MediaItem.objects.create(library=films, relative_path="2024/long.feature.mkv", title="Long Feature")
+
+
+@pytest.fixture
+def untitled(films):
+    return MediaItem.objects.create(library=films, relative_path="shorts/clip-05.mp4")
+
+
+def test_the_job_list_names_targets_by_title_or_file_name_and_library(admin_client, alice, feature, untitled):
+    jobs.enqueue("media.probe", target=feature, user=alice)
+    jobs.enqueue("media.probe", target=untitled, user=alice)
+    listing = text_of(admin_client.get(LIST).content.decode())
+    assert "Long Feature in Films" in listing
+    assert "clip-05.mp4 in Films" in listing
+    assert f"media {feature.pk}" not in listing
+
+
+def test_the_job_list_reads_target_names_with_its_rows(admin_client, alice, films):
+    def queries_for_list() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(LIST).status_code == 200
+        return len(queries)
+
+    item = MediaItem.objects.create(library=films, relative_path="a.mp4", title="A")
+    jobs.enqueue("media.probe", target=item, user=alice)
+    few = queries_for_list()
+    for n in range(5):
+        more = MediaItem.objects.create(library=films, relative_path=f"b{n}.mp4", title=f"B{n}")
+        jobs.enqueue("media.probe", target=more, user=alice)
+    assert queries_for_list() == few
+
+
+def test_searching_the_job_list_finds_jobs_by_target_title_kind_and_target_id(admin_client, alice, feature, untitled):
+    on_feature, _ = jobs.enqueue("media.probe", target=feature, user=alice)
+    on_clip, _ = jobs.enqueue("media.probe", target=untitled, user=alice)
+
+    def found(term: str) -> set[int]:
+        html = admin_client.get(LIST, {"q": term}).content.decode()
+        return {int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', html)}
+
+    assert found("Long Feature") == {on_feature.pk}
+    assert found("clip-05") == {on_clip.pk}
+    assert found(f"media {untitled.pk}") == {on_clip.pk}
+    assert found("media.probe") == {on_feature.pk, on_clip.pk}
+    assert found(str(on_clip.pk)) == {on_clip.pk}
+
+
+def test_the_job_page_and_confirmation_name_the_target(admin_client, alice, feature):
+    job, _ = jobs.enqueue("media.probe", target=feature, user=alice)
+    assert "Long Feature" in text_of(page_of(admin_client, job))
+    confirm = admin_client.get(reverse("admin:offload_job_cancel", args=[job.pk])).content.decode()
+    assert "Long Feature in Films" in text_of(confirm)
+
+
+def test_the_job_page_lists_every_attempt_with_its_worker_and_outcome(admin_client, alice):
+    with kinds_for_tests.registered(kinds.JobKind("test.broken", kinds_for_tests.run_broken, internal=True)):
+        job, _ = jobs.enqueue("test.broken", user=alice)
+        drain()
+        jobs.retry(job, alice)
+        drain()
+    page = text_of(page_of(admin_client, job))
+    worker = f"{socket.gethostname()}/{os.getpid()}"
+    assert page.count(worker) == 2
+    assert page.count("The input is unusable: nothing to do.") >= 2
+    # The budget starts again after a retry; the runs before it are still counted.
+    assert "1 of at most 3 since the last retry; 2 in all" in page
+
+
+def test_a_lost_attempt_shows_in_the_timeline_and_the_attempts(admin_client, alice, settings):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    claimed, _ = control.claim(job.pk)
+    jobs.heartbeat(claimed, progress=25.0)
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    reaper.requeue_lost_jobs()
+    page = text_of(page_of(admin_client, job))
+    worker = f"{socket.gethostname()}/{os.getpid()}"
+    assert f"Attempt 1 lost on {worker} (its worker stopped beating), re-queued." in page
+    assert " lost " in page
+
+
+def test_a_running_job_shows_its_heartbeat_age_and_worker_lost_once_beats_are_missed(admin_client, alice, settings):
+    settings.OFFLOAD_JOB_STALE_SECONDS = 20
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    control.claim(job.pk)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=4))
+    page = page_of(admin_client, job)
+    assert re.search(r"heartbeat \d+(\.\d)? s ago", page)
+    assert '<span class="offload-lost" hidden>worker lost</span>' in page
+    # Three beats (5 s each) missed: lost, until another worker takes it over at 20 s.
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=16))
+    for html in (page_of(admin_client, job), admin_client.get(LIST).content.decode()):
+        assert '<span class="offload-lost">worker lost</span>' in html
+
+
+def test_a_failed_job_says_its_next_stages_will_not_run(admin_client, alice, feature):
+    job, _ = jobs.enqueue("media.probe", target=feature, user=alice, then=["media.enrich", "media.thumbnail"])
+    assert "media.enrich, media.thumbnail, once it succeeds" in text_of(page_of(admin_client, job))
+    claimed = jobs.claim(job.pk)
+    jobs.fail(claimed, "The source is not readable media.")
+    page = text_of(page_of(admin_client, job))
+    assert "nothing: it failed, so media.enrich, media.thumbnail will not be queued" in page
+
+
+def test_the_timeline_folds_a_run_of_progress_into_one_row(admin_client, alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    claimed, _ = control.claim(job.pk)
+    for percent in range(5, 100, 5):
+        jobs.heartbeat(claimed, progress=float(percent))
+    jobs.succeed(claimed, {"ok": True})
+    assert JobEvent.objects.filter(job=job, event="progress").count() == 19
+    page = text_of(page_of(admin_client, job))
+    assert "progress ×19" in page
+    assert "5 % → 95 %" in page
+    assert page.count("progress ×") == 1
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
