@@ -156,3 +156,14 @@ def test_the_timeline_folds_a_run_of_progress_into_one_row(admin_client, alice):
     assert "5 % → 95 %" in page
     assert page.count("progress ×") == 1
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_a_lost_attempt_a_redelivered_task_took_over_has_its_timeline_row(admin_client, alice, settings):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    control.claim(job.pk)
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
+    assert control.claim(job.pk)[0] is not None
+    page = text_of(page_of(admin_client, job))
+    worker = f"{socket.gethostname()}/{os.getpid()}"
+    assert f"Attempt 1 lost on {worker} (its worker stopped beating); a new delivery took it over." in page

@@ -35,8 +35,8 @@ from offload.admin.widgets import (
     waiting_note,
     when,
 )
-from offload.jobs import IdempotencyKeyReused, JobConflict, waiting
-from offload.models import Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
+from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
+from offload.models import AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -338,7 +338,10 @@ class JobAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (when(row.at), row.event, row.status, row.progress, row.note, row.seqs)
-                for row in timeline(obj.events.order_by("seq")[:TIMELINE_EVENTS])
+                for row in timeline(
+                    obj.events.order_by("seq")[:TIMELINE_EVENTS],
+                    obj.attempt_history.filter(outcome=AttemptOutcome.LOST, error=attempts.LOST_ERROR),
+                )
             ),
         )
         if not rows:
@@ -500,11 +503,13 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} %"
 
 
-def timeline(events) -> list[TimelineRow]:
+def timeline(events, taken_over=()) -> list[TimelineRow]:
     """The job's events as the page lists them: a run of progress events folds into one row.
 
     The row says the first and last progress and the rate between them, so a retry, a cancel
-    or a lost attempt is not buried under one row per second of a long transcode.
+    or a lost attempt is not buried under one row per second of a long transcode. taken_over:
+    lost attempts that a redelivered task took over (no event of their own says so), each
+    given its row.
     """
     rows: list[TimelineRow] = []
     run: list[JobEvent] = []
@@ -556,6 +561,11 @@ def timeline(events) -> list[TimelineRow]:
             )
         )
     fold()
+    for attempt in taken_over:
+        where = f" on {attempt.worker}" if attempt.worker else ""
+        note = f"Attempt {attempt.number} lost{where} (its worker stopped beating); a new delivery took it over."
+        rows.append(TimelineRow(attempt.finished_at, "attempt lost", "running", "—", note, ""))
+    rows.sort(key=lambda row: row.at)
     return rows
 
 

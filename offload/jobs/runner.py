@@ -138,6 +138,11 @@ def _heartbeat_thread() -> _Heartbeat:
     return _heartbeat
 
 
+def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
+    """django-q2's post_spawn: the worker's heartbeat thread starts now, not at its first job."""
+    _heartbeat_thread()
+
+
 def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
