@@ -20,7 +20,12 @@ from offload.models import JOB_TEXT_LIMIT, Job
 
 log = logging.getLogger(__name__)
 
+# The job's row takes a handler's progress at most once a second: a page or GET reads it.
 PROGRESS_INTERVAL = 1.0
+# The event log (and so the websocket) takes it at most this often. A resuming client needs
+# only the latest progress, which the next event or the job's row gives it; one event a second
+# made a one-hour transcode 3,600 rows of log, drowning its retries, cancels and lost attempts.
+PROGRESS_EVENT_INTERVAL = 5.0
 
 
 class JobRun:
@@ -33,6 +38,7 @@ class JobRun:
         self.job = job
         self.cancel_event = threading.Event()
         self._last_write = 0.0
+        self._last_event: float | None = None
         self._last_poll = 0.0
 
     def progress(self, percent: float | None, *, force: bool = False, partial_result: dict | None = None) -> None:
@@ -43,7 +49,13 @@ class JobRun:
             return
         self._last_write = now
         value = None if percent is None else round(max(0.0, min(100.0, percent)), 1)
-        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result):
+        # The first report, a forced one and the last one are logged; the rest every few seconds.
+        announce = (
+            force or self._last_event is None or value == 100.0 or now - self._last_event >= PROGRESS_EVENT_INTERVAL
+        )
+        if announce:
+            self._last_event = now
+        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result, announce=announce):
             raise JobLost(f"job {self.job.pk} was taken from this attempt")
         if jobs.cancel_requested(self.job):
             self.cancel_event.set()

@@ -472,17 +472,29 @@ def _requeue(job: Job, delay: float, outcome: str, **changes: Any) -> bool:
     return True
 
 
-def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None) -> bool:
-    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job."""
+def heartbeat(
+    job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None, *, announce: bool = True
+) -> bool:
+    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job.
+
+    announce=False: the row takes the progress, the event log does not (offload/jobs/runner.py
+    logs progress every few seconds only).
+    """
     changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
     if progress is not None:
         changes["progress"] = progress
     if partial_result is not None:
         changes["result"] = partial_result
     attempt = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
-    if progress is None:
-        # A bare heartbeat announces nothing: no need for the row back.
-        return bool(attempt.update(**changes))
+    if progress is None or not announce:
+        # A bare heartbeat, or progress kept on the row alone, announces nothing: no need for the row back.
+        if not attempt.update(**changes):
+            return False
+        if progress is not None:
+            job.progress = progress
+        if partial_result is not None:
+            job.result = partial_result
+        return True
     if statements.supported():
         alive = statements.change_with_event(
             job.pk,
