@@ -18,12 +18,22 @@ class Clock:
         return self.now
 
 
-def test_progress_reaches_the_row_every_second_and_the_log_every_five(alice, monkeypatch):
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(runner.time, "monotonic", clock)
+    return clock
+
+
+@pytest.fixture
+def run(alice) -> JobRun:
     job, _ = jobs.enqueue("system.noop", user=alice)
     claimed, _ = control.claim(job.pk)
-    run = JobRun(claimed)
+    return JobRun(claimed)
+
+
+def test_progress_reaches_the_row_every_second_and_the_log_every_five(clock, run):
+    job = run.job
     logged, on_row = [], []
     for second in range(12):
         clock.now = 1000.0 + second + 0.01
@@ -36,12 +46,8 @@ def test_progress_reaches_the_row_every_second_and_the_log_every_five(alice, mon
     assert logged == [0.0, 25.0, 50.0]
 
 
-def test_a_complete_or_forced_progress_is_always_logged(alice, monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(runner.time, "monotonic", clock)
-    job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
-    run = JobRun(claimed)
+def test_a_complete_or_forced_progress_is_always_logged(clock, run):
+    job = run.job
     run.progress(10.0)
     clock.now += 0.1
     run.progress(20.0, force=True)
