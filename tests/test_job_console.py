@@ -167,3 +167,21 @@ def test_a_lost_attempt_a_redelivered_task_took_over_has_its_timeline_row(admin_
     page = text_of(page_of(admin_client, job))
     worker = f"{socket.gethostname()}/{os.getpid()}"
     assert f"Attempt 1 lost on {worker} (its worker stopped beating); a new delivery took it over." in page
+
+
+def test_the_dashboard_starts_with_lost_workers_and_held_jobs_and_why(admin_client, alice, feature, settings):
+    running, _ = jobs.enqueue("system.noop", user=alice)
+    control.claim(running.pk)
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    Job.objects.filter(pk=running.pk).update(heartbeat_at=stale)
+    control.pause("media.probe")
+    held, _ = jobs.enqueue("media.probe", target=feature, user=alice)
+    html = admin_client.get(reverse("admin:offload_operations")).content.decode()
+    attention = text_of(html.split('id="ops-attention"')[1].split('<div class="ops-grid">')[0])
+    assert "1 running job whose worker is lost" in attention
+    assert f"system.noop #{running.pk}" in attention
+    assert "worker lost" in attention
+    assert "1 queued job held back: 1 paused." in attention
+    assert f"media.probe #{held.pk} : paused: an operator paused media.probe" in attention
+    # It comes before the charts and tables.
+    assert html.index('id="ops-attention"') < html.index('id="ops-queue"')

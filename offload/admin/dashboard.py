@@ -6,6 +6,7 @@ database no more than one of them. Progress bars on it follow the websocket (liv
 """
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,7 +28,7 @@ from redis.exceptions import RedisError
 from offload.admin import charts, failures, readable
 from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
-from offload.jobs import rollups
+from offload.jobs import rollups, waiting
 from offload.jobs.forecast import queue_rows
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
 
@@ -244,6 +245,43 @@ def _retention(finishes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The dashboard looks for held jobs among this many of the oldest queued ones.
+ATTENTION_SCAN = 1000
+ATTENTION_SHOWN = 10
+
+
+def _attention(now: datetime) -> dict[str, Any]:
+    """What an operator must see first: running jobs whose worker is lost, and queued jobs held back (and why)."""
+    lost_before = now - timedelta(seconds=waiting.LOST_AFTER_BEATS * waiting.heartbeat_interval())
+    lost = readable.name_targets(
+        Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=lost_before).order_by("heartbeat_at")[
+            :ATTENTION_SHOWN
+        ]
+    )
+    queued = list(Job.objects.filter(status=JobStatus.QUEUED).order_by("queued_at", "id")[:ATTENTION_SCAN])
+    holds = waiting.Holds(job.kind for job in queued)
+    held = [(job, reason) for job in queued if (reason := waiting.waiting_reason(job, holds, now))]
+    # "paused", "capped" or "backoff": the reason's first word.
+    counts = Counter(reason.split(":")[0].split(" ")[0] for _, reason in held)
+    return {
+        "lost": [
+            {
+                "pk": job.pk,
+                "kind": job.kind,
+                "target_html": job.target_html if job.target_type else "",
+                "heartbeat_html": heartbeat_cell(job, now),
+            }
+            for job in lost
+        ],
+        "held": [{"pk": job.pk, "kind": job.kind, "reason": reason} for job, reason in held[:ATTENTION_SHOWN]],
+        "held_counts": sorted(counts.items()),
+        "held_total": len(held),
+        "scanned": len(queued),
+        # The oldest queued job's reason, for the Queue panel (the scan starts with it).
+        "oldest_reason": waiting.waiting_reason(queued[0], holds, now) if queued else None,
+    }
+
+
 def _oldest_queued(now: datetime) -> dict[str, Any] | None:
     job = (
         Job.objects.filter(status=JobStatus.QUEUED)
@@ -369,6 +407,7 @@ def snapshot(min_seq: int = 0) -> dict[str, Any]:
             queue_depth=_queue_depth(now, active),
             retention=_retention(finishes),
             oldest_queued=_oldest_queued(now),
+            attention=_attention(now),
             running=_running(),
             failures=_failure_groups(),
             workers=_clusters(),
