@@ -30,7 +30,8 @@ from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
 from offload.jobs import rollups, waiting
 from offload.jobs.forecast import queue_rows
-from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
+from offload.jobs.lanes import lane_of
+from offload.models import ACTIVE_STATUSES, Job, JobAttempt, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
 
 log = logging.getLogger(__name__)
 
@@ -339,23 +340,48 @@ def _failure_groups() -> dict[str, Any]:
 
 def _clusters() -> dict[str, Any]:
     """django-q2's own view of its clusters (kept in the cache by each cluster's sentinel)."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
     from django_q.status import Stat
 
-    clusters = [
-        {
-            "id": stat.cluster_id,
-            "host": stat.host,
-            "pid": stat.pid,
-            "status": stat.status,
-            "workers": len(stat.workers),
-            "started_at": stat.tob,
-            "reincarnations": stat.reincarnations,
-            "task_q_size": stat.task_q_size,
-            "reported_at": stat.timestamp,
-        }
-        for stat in Stat.get_all()
-    ]
-    return {"clusters": clusters, "workers": sum(c["workers"] for c in clusters)}
+    broker = get_broker()
+    stats = Stat.get_all(broker)
+    lane_of_queue = {queue: lane for lane, queue in settings.OFFLOAD_LANES.items()}
+    # What each worker process runs now: the open attempts, named by host and pid.
+    running = {
+        (attempt.host, attempt.pid): attempt.job
+        for attempt in JobAttempt.objects.filter(finished_at__isnull=True).select_related("job")
+    }
+    clusters = []
+    for stat in stats:
+        queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
+        workers = []
+        for pid in stat.workers:
+            job = running.get((stat.host, pid))
+            workers.append({"pid": pid, "job": job, "heartbeat_html": heartbeat_cell(job) if job else ""})
+        clusters.append(
+            {
+                "id": stat.cluster_id,
+                "lane": lane_of_queue.get(queue, queue),
+                "host": stat.host,
+                "pid": stat.pid,
+                "status": stat.status,
+                "workers": len(stat.workers),
+                "worker_rows": workers,
+                "started_at": stat.tob,
+                "reincarnations": stat.reincarnations,
+                "task_q_size": stat.task_q_size,
+                "reported_at": stat.timestamp,
+            }
+        )
+    clusters.sort(key=lambda c: (c["lane"], c["host"], c["pid"]))
+    live = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED}
+    return {
+        "clusters": clusters,
+        "workers": sum(c["workers"] for c in clusters),
+        # A lane with no cluster reporting: its jobs wait for ever.
+        "dead_lanes": [lane for lane in settings.OFFLOAD_LANES if lane not in live],
+    }
 
 
 def _redis() -> dict[str, Any]:
