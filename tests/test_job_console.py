@@ -185,3 +185,35 @@ def test_the_dashboard_starts_with_lost_workers_and_held_jobs_and_why(admin_clie
     assert f"media.probe #{held.pk} : paused: an operator paused media.probe" in attention
     # It comes before the charts and tables.
     assert html.index('id="ops-attention"') < html.index('id="ops-queue"')
+
+
+@pytest.mark.slow
+def test_the_workers_panel_names_each_clusters_lane_and_what_each_worker_runs(qcluster, admin_client, alice):
+    from offload.admin import dashboard
+    from tests.support.cluster import wait_for
+
+    cluster = qcluster(OFFLOAD_Q_WORKERS="1")
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 20}, user=alice)
+
+    def panel_shows_the_job():
+        dashboard.cache.delete(dashboard.CACHE_KEY)
+        workers = admin_client.get(reverse("admin:offload_operations")).context["ops"]["workers"]
+        rows = [w for c in workers["clusters"] for w in c["worker_rows"] if w["job"] is not None]
+        return (workers, rows) if rows else None
+
+    workers, rows = wait_for(panel_shows_the_job, what="the worker's current job", cluster=cluster)
+    (cluster_row,) = workers["clusters"]
+    assert cluster_row["lane"] in workers_lanes()
+    assert cluster_row["host"] == socket.gethostname()
+    assert [w["job"].pk for w in rows] == [job.pk]
+    assert "heartbeat" in rows[0]["heartbeat_html"]
+    # The other lanes have no cluster: they head the attention list.
+    assert cluster_row["lane"] not in workers["dead_lanes"]
+    assert set(workers["dead_lanes"]) == set(workers_lanes()) - {cluster_row["lane"]}
+    jobs.cancel(Job.objects.get(pk=job.pk), alice)
+
+
+def workers_lanes() -> list[str]:
+    from django.conf import settings
+
+    return list(settings.OFFLOAD_LANES)
