@@ -217,3 +217,28 @@ def workers_lanes() -> list[str]:
     from django.conf import settings
 
     return list(settings.OFFLOAD_LANES)
+
+
+def test_no_header_offers_a_view_site_link_to_a_page_that_does_not_exist(admin_client):
+    for page in (reverse("admin:index"), LIST, reverse("admin:offload_operations")):
+        html = admin_client.get(page).content.decode()
+        assert "View site" not in html
+        assert 'href="/"' not in html
+
+
+def test_a_cancel_confirmation_leads_back_to_its_job_by_name(admin_client, alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    html = admin_client.get(reverse("admin:offload_job_cancel", args=[job.pk])).content.decode()
+    crumbs = text_of(html.split('class="breadcrumbs"')[1].split("</div>")[0])
+    assert f"system.noop #{job.pk} › Cancel system.noop #{job.pk}?" in crumbs
+    assert "Back" not in crumbs
+
+
+def test_a_cap_message_keeps_the_kinds_name_as_written(admin_client):
+    response = admin_client.post(
+        reverse("admin:offload_queues_change"),
+        {"change": "cap", "kind": "media.transcode", "concurrency": "1", "confirmed": "yes"},
+        follow=True,
+    )
+    texts = [str(m) for m in response.context["messages"]]
+    assert texts == ["Capped media.transcode: at most 1 at a time."]

@@ -521,11 +521,12 @@ def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> Htt
     context = {
         **_context(site, request, f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?"),
         "question": question,
-        "jobs": preview,
         "count": len(chosen),
         "more": max(0, len(chosen) - len(preview)),
         "button": "Yes, retry them",
         "back": reverse("admin:offload_failures"),
+        "back_label": "Failures",
+        "jobs": readable.name_targets(preview),
         "hidden": [("fingerprint", key), ("post", "yes")],
         "form_action": request.path,
     }

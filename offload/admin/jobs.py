@@ -595,6 +595,8 @@ def confirmation(
             "more": max(0, count - len(jobs)),
             "button": button,
             "back": back,
+            # The breadcrumb back: a job's page, or the list the bulk action came from.
+            "back_label": f"{jobs[0].kind} #{jobs[0].pk}" if count == 1 and back.endswith("/change/") else "Jobs",
             "hidden": hidden or [],
             "form_action": form_action if form_action is not None else request.path,
             "opts": Job._meta,
