@@ -89,3 +89,42 @@ def test_a_killed_workers_job_shows_worker_lost_then_its_take_over(
     screenshot(browser, "job-taken-over-1280")
     browser.set_window_size(800, 900)
     screenshot(browser, "job-taken-over-800")
+
+
+def test_the_dashboard_and_job_list_show_attention_and_targets_at_1280_and_800(
+    asgi_server, browser, alice, staff, library_root, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from offload.jobs import control
+    from offload.models import Library, MediaItem
+
+    server = asgi_server()
+    films = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
+    feature = MediaItem.objects.create(library=films, relative_path="long.feature.mkv", title="Long Feature")
+    running, _ = jobs.enqueue("media.probe", target=feature, user=alice)
+    control.claim(running.pk)
+    Job.objects.filter(pk=running.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS - 1)
+    )
+    control.pause("media.thumbnail")
+    jobs.enqueue("media.thumbnail", target=feature, user=alice)
+    log_in(browser, server.url, "staff", "staff-password")
+    for width in (1280, 800):
+        browser.set_window_size(width, 900)
+        browser.get(server.url + reverse("admin:offload_operations"))
+        wait_for(lambda: shows(browser, "#offload-live-state.offload-live-on"), timeout=20, what="the live indicator")
+        # What needs attention is the first thing on the page, inside the first screen.
+        top = browser.execute_script("return document.getElementById('ops-attention').getBoundingClientRect().top")
+        assert top < 400
+        assert browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 0
+        attention = browser.execute_script("return document.getElementById('ops-attention').innerText")
+        assert "whose worker is lost" in attention and "paused: an operator paused media.thumbnail" in attention
+        screenshot(browser, f"dashboard-attention-{width}")
+        browser.set_window_size(width, 900)
+        browser.get(server.url + reverse("admin:offload_job_changelist"))
+        assert shows(browser, f'#result_list .field-target_link a[title="media {feature.pk}"]')
+        assert browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 0
+        screenshot(browser, f"job-list-targets-{width}")
