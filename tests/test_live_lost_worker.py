@@ -128,3 +128,56 @@ def test_the_dashboard_and_job_list_show_attention_and_targets_at_1280_and_800(
         assert shows(browser, f'#result_list .field-target_link a[title="media {feature.pk}"]')
         assert browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth") <= 0
         screenshot(browser, f"job-list-targets-{width}")
+
+
+def test_the_job_lists_counters_follow_the_rows_it_takes_in(asgi_server, browser, alice, staff):
+    server = asgi_server()
+    jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    log_in(browser, server.url, "staff", "staff-password")
+    browser.get(server.url + reverse("admin:offload_job_changelist"))
+    wait_for(lambda: shows(browser, "#offload-live-state.offload-live-on"), timeout=20, what="the live indicator")
+
+    def counters() -> tuple[str, str, str, int]:
+        return tuple(
+            browser.execute_script(
+                "return [document.querySelector('#toolbar .small.quiet').textContent,"
+                " document.querySelector('p.paginator').textContent,"
+                " document.querySelector('span.action-counter').textContent,"
+                " document.querySelectorAll('#result_list tbody tr').length];"
+            )
+        )
+
+    assert counters()[3] == 1
+    for n in range(2, 5):
+        jobs.enqueue("system.sleep", params={"seconds": n}, user=alice)
+    wait_for(lambda: counters()[3] == 4, timeout=20, what="the new rows")
+    wait_for(lambda: "4 results" in counters()[0], timeout=20, what="the result count")
+    results, paginator, selected, rows = counters()
+    assert "4 jobs" in " ".join(paginator.split())
+    assert selected == "0 of 4 selected"
+    browser.set_window_size(1280, 900)
+    screenshot(browser, "job-list-live-counters-1280")
+
+
+def test_the_live_indicator_follows_a_server_restart_and_the_page_catches_up(asgi_server, browser, alice, staff):
+    server = asgi_server()
+    first, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    log_in(browser, server.url, "staff", "staff-password")
+    browser.get(server.url + reverse("admin:offload_job_changelist"))
+    indicator = "#offload-live-state"
+    wait_for(lambda: shows(browser, f"{indicator}.offload-live-on"), timeout=20, what="the live indicator")
+    assert browser.execute_script(f"return document.querySelector('{indicator}').textContent") == "live"
+
+    server.stop()
+    wait_for(lambda: shows(browser, f"{indicator}.offload-live-off"), timeout=20, what="the indicator to say so")
+    assert browser.execute_script(f"return document.querySelector('{indicator}').textContent") == "reconnecting\u2026"
+    browser.set_window_size(1280, 900)
+    screenshot(browser, "job-list-reconnecting-1280")
+    missed, _ = jobs.enqueue("system.sleep", params={"seconds": 2}, user=alice)  # while the page is cut off
+
+    server.start()
+    wait_for(lambda: shows(browser, f"{indicator}.offload-live-on"), timeout=40, what="the reconnect")
+    wait_for(
+        lambda: shows(browser, f'.offload-status[data-job="{missed.pk}"]'), timeout=20, what="the missed job's row"
+    )
+    assert shows(browser, f'.offload-status[data-job="{first.pk}"]')

@@ -230,9 +230,25 @@
             row.title = gone ? "No longer matches the filters; reload to remove it" : "";
           });
         }
+        if (!behind) { refreshCounters(doc); }
         document.documentElement.setAttribute("data-offload-list-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event tries again */ });
+  }
+
+  // The list's counters follow its rows: "N results", the paginator's "N jobs", "x of N selected".
+  function refreshCounters(doc) {
+    ["#toolbar .small.quiet", "p.paginator"].forEach(function (selector) {
+      var mine = document.querySelector(selector), fresh = doc.querySelector(selector);
+      if (mine && fresh && mine.innerHTML !== fresh.innerHTML) { mine.innerHTML = fresh.innerHTML; }
+    });
+    var counter = document.querySelector("span.action-counter");
+    if (counter) {
+      var rows = jobList.querySelectorAll("input.action-select").length;
+      var checked = jobList.querySelectorAll("input.action-select:checked").length;
+      counter.setAttribute("data-actions-icnt", String(rows));
+      counter.textContent = checked + " of " + rows + " selected";
+    }
   }
 
   function scheduleListRefresh() {
