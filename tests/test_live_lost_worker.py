@@ -152,7 +152,7 @@ def test_the_job_lists_counters_follow_the_rows_it_takes_in(asgi_server, browser
         jobs.enqueue("system.sleep", params={"seconds": n}, user=alice)
     wait_for(lambda: counters()[3] == 4, timeout=20, what="the new rows")
     wait_for(lambda: "4 results" in counters()[0], timeout=20, what="the result count")
-    results, paginator, selected, rows = counters()
+    _, paginator, selected, _ = counters()
     assert "4 jobs" in " ".join(paginator.split())
     assert selected == "0 of 4 selected"
     browser.set_window_size(1280, 900)
