@@ -242,3 +242,37 @@ def test_a_cap_message_keeps_the_kinds_name_as_written(admin_client):
     )
     texts = [str(m) for m in response.context["messages"]]
     assert texts == ["Capped media.transcode: at most 1 at a time."]
+
+
+def test_deleting_finished_jobs_asks_first_leaves_active_ones_and_is_logged(admin_client, alice, staff):
+    from django.contrib.admin.models import DELETION, LogEntry
+
+    done, _ = jobs.enqueue("system.noop", user=alice)
+    jobs.succeed(jobs.claim(done.pk), {"ok": True})
+    waiting_job, _ = jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    chosen = {"action": "delete_finished_jobs", "_selected_action": [done.pk, waiting_job.pk]}
+    asked = admin_client.post(LIST, chosen)
+    assert "Delete 1 finished job?" in asked.content.decode()
+    assert Job.objects.filter(pk=done.pk).exists()
+    admin_client.post(LIST, {**chosen, "post": "yes"})
+    assert not Job.objects.filter(pk=done.pk).exists()
+    assert Job.objects.filter(pk=waiting_job.pk).exists()
+    entry = LogEntry.objects.get(action_flag=DELETION)
+    assert (entry.user_id, entry.object_id, entry.change_message) == (staff.pk, str(done.pk), "Deleted.")
+
+
+def test_staff_without_the_delete_permission_are_not_offered_the_delete(client, alice):
+    from django.contrib.auth.models import Permission
+
+    from tests.support.people import make_user
+
+    clerk = make_user("clerk")
+    clerk.is_staff = True
+    clerk.save(update_fields=["is_staff"])
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_job", "change_job"]))
+    client.force_login(clerk)
+    done, _ = jobs.enqueue("system.noop", user=alice)
+    jobs.succeed(jobs.claim(done.pk), {"ok": True})
+    assert "delete_finished_jobs" not in client.get(LIST).content.decode()
+    client.post(LIST, {"action": "delete_finished_jobs", "_selected_action": [done.pk], "post": "yes"})
+    assert Job.objects.filter(pk=done.pk).exists()

@@ -36,7 +36,7 @@ from offload.admin.widgets import (
     when,
 )
 from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
-from offload.models import AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
+from offload.models import FINISHED_STATUSES, AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -62,7 +62,7 @@ class JobAdmin(admin.ModelAdmin):
     list_select_related = ["requested_by"]
     # Also the target's title, file name and library (get_search_results).
     search_fields = ["=id", "kind", "error"]
-    actions = ["retry_jobs", "cancel_jobs"]
+    actions = ["retry_jobs", "cancel_jobs", "delete_finished_jobs"]
     # The list's pages are read with a LIMIT off the newest-first indexes; "N jobs" is counted
     # to a cap, never over the whole table.
     show_full_result_count = False
@@ -457,6 +457,26 @@ class JobAdmin(admin.ModelAdmin):
                 "Yes, retry them",
             )
         self._each(request, queryset, actions.retry_job, "queued again")
+        return None
+
+    def has_purge_permission(self, request) -> bool:
+        """Deleting finished jobs: the job delete permission (the page's own Delete stays off)."""
+        return request.user.has_perm("offload.delete_job")
+
+    @admin.action(description="Delete selected finished jobs…", permissions=["purge"])
+    def delete_finished_jobs(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            return self._confirm_bulk(
+                request,
+                queryset.filter(status__in=FINISHED_STATUSES),
+                "delete_finished_jobs",
+                "Delete {count} finished job{s}?",
+                "Finished jobs are deleted with their timeline and attempts; queued and running ones are left "
+                "as they are. This cannot be undone.",
+                "Yes, delete them",
+            )
+        deleted = actions.delete_finished_jobs(request.user, queryset)
+        self.message_user(request, f"Deleted {deleted} finished job{'s' if deleted != 1 else ''}.", messages.SUCCESS)
         return None
 
     @admin.action(description="Cancel selected jobs…")
