@@ -276,3 +276,19 @@ def test_staff_without_the_delete_permission_are_not_offered_the_delete(client, 
     assert "delete_finished_jobs" not in client.get(LIST).content.decode()
     client.post(LIST, {"action": "delete_finished_jobs", "_selected_action": [done.pk], "post": "yes"})
     assert Job.objects.filter(pk=done.pk).exists()
+
+
+def test_retry_all_failed_asks_with_the_count_then_queues_every_failed_job(admin_client, alice):
+    failed = []
+    for n, reason in enumerate(["The source is not readable media.", "Unexpected error: KeyError: 'title'"]):
+        job, _ = jobs.enqueue("system.noop", params={"n": n}, user=alice)
+        jobs.fail(jobs.claim(job.pk), reason)
+        failed.append(job)
+    page = admin_client.get(reverse("admin:offload_failures")).content.decode()
+    assert 'value="Retry all 2 failed…"' in page
+    retry = reverse("admin:offload_failures_retry")
+    asked = text_of(admin_client.post(retry, {"fingerprint": "all"}).content.decode())
+    assert "Retry 2 jobs?" in asked and "Queue every failed job again, whatever its cause?" in asked
+    assert all(Job.objects.get(pk=job.pk).status == JobStatus.FAILED for job in failed)
+    admin_client.post(retry, {"fingerprint": "all", "post": "yes"})
+    assert [Job.objects.get(pk=job.pk).status for job in failed] == [JobStatus.QUEUED, JobStatus.QUEUED]

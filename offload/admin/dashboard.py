@@ -482,6 +482,7 @@ def failures_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         "failed_jobs": sum(g.count for g in groups),
         "scan_limit": failures.SCAN_LIMIT,
         "retry_limit": failures.RETRY_LIMIT,
+        "all_failed": failures.ALL_FAILED,
         "can_retry": request.user.has_perm("offload.change_job"),
     }
     return TemplateResponse(request, "admin/offload/failures.html", context)
@@ -509,15 +510,18 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
 
 def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> HttpResponse:
     """How many jobs of the group a retry queues again, and the first of them by name."""
-    group = next((g for g in failures.failure_groups() if g.fingerprint == key), None)
-    if group is None:
-        messages.warning(request, "That group has no failed jobs left: it may have been retried already.")
+    chosen, total = failures.chosen_for_retry(key)
+    if not chosen:
+        messages.warning(request, "No failed job is left there: it may have been retried already.")
         return HttpResponseRedirect(reverse("admin:offload_failures"))
-    chosen = group.job_ids(failures.RETRY_LIMIT)
     preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
-    question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
-    if group.count > failures.RETRY_LIMIT:
-        question += f" (the first {failures.RETRY_LIMIT} of {group.count}; retry again for the next batch)"
+    if key == failures.ALL_FAILED:
+        question = "Queue every failed job again, whatever its cause?"
+    else:
+        group = next(g for g in failures.failure_groups() if g.fingerprint == key)
+        question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
+    if total > failures.RETRY_LIMIT:
+        question += f" (the first {failures.RETRY_LIMIT} of {total}; retry again for the next batch)"
     context = {
         **_context(site, request, f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?"),
         "question": question,
