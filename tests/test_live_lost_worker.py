@@ -49,7 +49,7 @@ def test_a_killed_workers_job_shows_worker_lost_then_its_take_over(
     )
     log_in(browser, server.url, "staff", "staff-password")
     browser.get(server.url + reverse("admin:offload_job_change", args=[job.pk]))
-    lost = f'.offload-heartbeat[data-job="{job.pk}"] .offload-lost'
+    lost = f'.offload-heartbeat[data-beat-of="{job.pk}"] .offload-lost'
     assert "heartbeat" in page_text(browser)
     assert not shows(browser, lost)
 

@@ -163,11 +163,15 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Job) -> str:
-        # Under the badge: a running job's heartbeat (and "worker lost"), a queued job's hold.
+        # Under the badge: a running job's heartbeat (and "worker lost"), a queued job's hold. The
+        # note is always there, even empty, so the live list patches the cell's two parts in place.
         if obj.status == JobStatus.RUNNING:
-            return format_html("{}<br>{}", status_badge(obj), heartbeat_cell(obj))
-        note = waiting_note(obj, _holds(obj)) if obj.status == JobStatus.QUEUED else ""
-        return format_html("{}<br>{}", status_badge(obj), note) if note else status_badge(obj)
+            note = heartbeat_cell(obj)
+        else:
+            note = waiting_note(obj, _holds(obj)) if obj.status == JobStatus.QUEUED else ""
+        return format_html(
+            '{}<span class="offload-status-note" data-job="{}">{}</span>', status_badge(obj), obj.pk, note
+        )
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:

@@ -77,6 +77,7 @@ def heartbeat_cell(job: Job, now: datetime | None = None) -> str:
     """A running job's heartbeat age ("4 s ago"), and a "worker lost" badge once it missed three beats.
 
     live.js ticks the age between reads and shows the badge when the age passes data-lost-after.
+    It carries no data-job: the job list patches a cell's data-job elements in place, one for one.
     """
     now = now or timezone.now()
     age = waiting.heartbeat_age(job, now)
@@ -84,7 +85,7 @@ def heartbeat_cell(job: Job, now: datetime | None = None) -> str:
         return "—"
     lost = waiting.worker_lost(job, now)
     return format_html(
-        '<span class="offload-heartbeat" data-job="{}" data-heartbeat-at="{}" data-lost-after="{}"'
+        '<span class="offload-heartbeat" data-beat-of="{}" data-heartbeat-at="{}" data-lost-after="{}"'
         ' title="The worker beats every {} while it runs; after {} without a beat another worker takes the job'
         ' over."><span class="offload-heartbeat-age">heartbeat {} ago</span>'
         ' <span class="offload-lost"{}>worker lost</span></span>',
@@ -103,7 +104,7 @@ def waiting_note(job: Job, holds: "waiting.Holds | None" = None) -> str:
     reason = waiting.waiting_reason(job, holds)
     if not reason:
         return ""
-    return format_html('<span class="offload-waiting" data-job="{}">{}</span>', job.pk, reason)
+    return format_html('<span class="offload-waiting">{}</span>', reason)
 
 
 def when(value: datetime | None) -> str:

@@ -75,7 +75,7 @@
     var id = String(job.id);
     if (job.status === "running") {
       // Every event of a running job was written with a fresh heartbeat.
-      each('.offload-heartbeat[data-job="' + id + '"]', function (el) {
+      each('.offload-heartbeat[data-beat-of="' + id + '"]', function (el) {
         el.setAttribute("data-heartbeat-at", new Date().toISOString());
       });
     }
