@@ -61,10 +61,18 @@ def test_a_killed_workers_job_shows_worker_lost_then_its_take_over(
     browser.set_window_size(800, 900)
     screenshot(browser, "job-worker-lost-800")
 
+    browser.set_window_size(1280, 900)
     browser.get(server.url + reverse("admin:offload_job_changelist"))
     wait_for(lambda: shows(browser, lost), timeout=15, what='the list to say "worker lost"')
-    browser.set_window_size(1280, 900)
     screenshot(browser, "job-list-worker-lost-1280")
+    # Every column, Finished the last, fits at 1,280 px with the badge in the row.
+    assert shows(browser, "#result_list th.column-finished_display")
+    assert (
+        browser.execute_script(
+            "var t = document.querySelector('#changelist .results'); return t.scrollWidth - t.clientWidth"
+        )
+        <= 0
+    )
 
     browser.get(server.url + reverse("admin:offload_job_change", args=[job.pk]))
     second = qcluster(**FAST)
