@@ -292,3 +292,11 @@ def test_retry_all_failed_asks_with_the_count_then_queues_every_failed_job(admin
     assert all(Job.objects.get(pk=job.pk).status == JobStatus.FAILED for job in failed)
     admin_client.post(retry, {"fingerprint": "all", "post": "yes"})
     assert [Job.objects.get(pk=job.pk).status for job in failed] == [JobStatus.QUEUED, JobStatus.QUEUED]
+
+
+def test_the_media_list_finds_items_by_genre(admin_client, films):
+    drama = MediaItem.objects.create(library=films, relative_path="a.mkv", title="A", genres=["Drama", "Crime"])
+    MediaItem.objects.create(library=films, relative_path="b.mkv", title="B", genres=["Comedy"])
+    html = admin_client.get(reverse("admin:offload_mediaitem_changelist"), {"q": "Drama"}).content.decode()
+    found = {int(pk) for pk in re.findall(r'name="_selected_action" value="(\d+)"', html)}
+    assert found == {drama.pk}
