@@ -331,8 +331,10 @@ OFFLOAD_SPRITE_MAX_TILES = env_int("OFFLOAD_SPRITE_MAX_TILES", 100, minimum=1)
 
 # --- Jobs and django-q2 ------------------------------------------------------
 
-# A job's worker is presumed lost when its heartbeat is older than this.
-OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 60, minimum=2)
+# A job's worker is presumed lost when its heartbeat is older than this, and another worker
+# takes the job over: it beats four times in this span, and the pages show "worker lost" once
+# three beats were missed.
+OFFLOAD_JOB_STALE_SECONDS = env_int("OFFLOAD_JOB_STALE_SECONDS", 20, minimum=2)
 OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
 # A job that finds its kind's concurrency cap full goes back to the queue for this long.
 OFFLOAD_QUEUE_CAP_WAIT_SECONDS = env_float("OFFLOAD_QUEUE_CAP_WAIT_SECONDS", 2.0)

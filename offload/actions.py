@@ -11,7 +11,7 @@ from offload import access, audit, jobs
 from offload import permissions as rules
 from offload.jobs import accept, control, get_kind, params_hash, stored_idempotency_key
 from offload.lib.paths import InvalidPath, library_path_as_given, library_roots, resolve_library_path
-from offload.models import Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
+from offload.models import FINISHED_STATUSES, Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
 
 
 def may_create_libraries(user) -> bool:
@@ -190,6 +190,17 @@ def retry_job(user, job: Job, *, reason: str = "") -> Job:
         job = jobs.retry(job, user)
         audit.log_job_action(user, [job], f"Retried{f' ({reason})' if reason else ''}.")
     return job
+
+
+def delete_finished_jobs(user, queryset) -> int:
+    """Delete the finished jobs among these (their events and attempts go with them); logged. Answers how many."""
+    with transaction.atomic():
+        # Locked: a job cannot be retried back to queued between the check and the delete.
+        chosen = Job.objects.filter(pk__in=queryset.values("pk"), status__in=FINISHED_STATUSES)
+        finished = list(chosen.select_for_update())
+        audit.log_job_action(user, finished, "Deleted.", deleted=True)
+        Job.objects.filter(pk__in=[job.pk for job in finished], status__in=FINISHED_STATUSES).delete()
+    return len(finished)
 
 
 def pause_kind(user, kind: str) -> QueueControl:

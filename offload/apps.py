@@ -13,13 +13,14 @@ class OffloadConfig(AppConfig):
     def ready(self) -> None:
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
+        from django_q.signals import post_spawn
 
         from offload import checks, logs, signals
         from offload.admin import jobs as jobs_admin
         from offload.admin import media as media_admin
         from offload.api import caching, tokens
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
-        from offload.jobs import events, job_event_committed, register
+        from offload.jobs import events, job_event_committed, register, runner
         from offload.jobs.schedules import register_schedule
         from offload.metrics import database, registry
         from offload.metrics.disk import DiskCollector
@@ -41,6 +42,8 @@ class OffloadConfig(AppConfig):
 
         database.connect()
         events.connect()
+        # Each worker process beats from its start: an idle worker takes over a lost job too.
+        post_spawn.connect(runner.on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
         request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())

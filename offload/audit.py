@@ -6,18 +6,19 @@ none. They show in the admin's "Recent actions" and in each job's history.
 
 from collections.abc import Iterable
 
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 
 from offload.models import Job, QueueControl
 
 
-def log_job_action(user, jobs: Iterable[Job], message: str, *, added: bool = False) -> None:
+def log_job_action(user, jobs: Iterable[Job], message: str, *, added: bool = False, deleted: bool = False) -> None:
     """One admin-log entry per job for a signed-in user (there is nobody to name otherwise)."""
     if user is None or not user.is_authenticated:
         return
     jobs = list(jobs)
     if jobs:
-        LogEntry.objects.log_actions(user.pk, jobs, ADDITION if added else CHANGE, change_message=message)
+        flag = DELETION if deleted else ADDITION if added else CHANGE
+        LogEntry.objects.log_actions(user.pk, jobs, flag, change_message=message)
 
 
 def log_queue_action(user, control: QueueControl, message: str) -> None:

@@ -328,6 +328,51 @@ class Job(models.Model):
         return {"type": self.target_type, "id": self.target_id}
 
 
+class AttemptOutcome(models.TextChoices):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # Failed for a reason that may pass: the job went back to the queue for its next attempt.
+    RETRYING = "retrying"
+    # Put back without spending an attempt (a busy lock).
+    DEFERRED = "deferred"
+    # Its worker stopped beating (killed, crashed, its host gone): another attempt took over.
+    LOST = "lost"
+
+
+class JobAttempt(models.Model):
+    """One run of a job, kept after the next one starts: when, where, how it ended and why.
+
+    Opened by the claim and closed by whatever ends the attempt, in the same statement or
+    transaction as the job's own change (offload/jobs/attempts.py), so history and row agree.
+    """
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="attempt_history")
+    # 1, 2, 3 … over the job's whole life: a retry starts a fresh budget (Job.attempts) but
+    # goes on numbering here.
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True, default="")
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.RUNNING)
+    error = models.TextField(blank=True, default="")
+    log_tail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"], name="job_attempt_once")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of job {self.job_id}"
+
+    @property
+    def worker(self) -> str:
+        """host/pid, as the timeline and the Workers panel name a worker process."""
+        return f"{self.host}/{self.pid}" if self.host else ""
+
+
 class JobMember(models.Model):
     """A user who asked for a job already active for someone else, and so joined it."""
 

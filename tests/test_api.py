@@ -24,6 +24,7 @@ JOB_KEYS = {
     "started_at",
     "finished_at",
     "url",
+    "waiting_reason",
 }
 
 

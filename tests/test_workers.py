@@ -92,7 +92,10 @@ def test_a_job_whose_cluster_is_killed_mid_run_reruns_and_finishes_once(qcluster
     events = list(
         JobEvent.objects.filter(job=job).exclude(event="progress").order_by("seq").values_list("event", flat=True)
     )
-    assert events == ["queued", "started", "started", "succeeded"]
+    # The second cluster's workers saw the heartbeat go stale and re-queued the job, saying so.
+    assert events == ["queued", "started", "queued", "started", "succeeded"]
+    assert [a.outcome for a in job.attempt_history.all()] == ["lost", "succeeded"]
+    assert job.attempt_history.get(number=1).pid != job.attempt_history.get(number=2).pid
 
 
 def ffmpeg_processes_of(job_id: int) -> list[str]:

@@ -115,6 +115,7 @@ def _confirm_reset(request: HttpRequest, site, who: str) -> HttpResponse:
         "noun": "limit" if len(scopes) == 1 else "limits",
         "button": "Yes, reset them",
         "back": reverse("admin:offload_cache"),
+        "back_label": "Cache and rate limits",
         "hidden": [("who", who), ("post", "yes")],
         "form_action": request.path,
     }

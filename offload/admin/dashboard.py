@@ -6,6 +6,7 @@ database no more than one of them. Progress bars on it follow the websocket (liv
 """
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,11 +25,13 @@ from django.views.decorators.http import require_POST, require_safe
 from django.views.generic import RedirectView
 from redis.exceptions import RedisError
 
-from offload.admin import charts, failures
+from offload.admin import charts, failures, readable
+from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
-from offload.jobs import rollups
+from offload.jobs import rollups, waiting
 from offload.jobs.forecast import queue_rows
-from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
+from offload.jobs.lanes import lane_of
+from offload.models import ACTIVE_STATUSES, Job, JobAttempt, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +246,43 @@ def _retention(finishes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The dashboard looks for held jobs among this many of the oldest queued ones.
+ATTENTION_SCAN = 1000
+ATTENTION_SHOWN = 10
+
+
+def _attention(now: datetime) -> dict[str, Any]:
+    """What an operator must see first: running jobs whose worker is lost, and queued jobs held back (and why)."""
+    lost_before = now - timedelta(seconds=waiting.LOST_AFTER_BEATS * waiting.heartbeat_interval())
+    lost = readable.name_targets(
+        Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=lost_before).order_by("heartbeat_at")[
+            :ATTENTION_SHOWN
+        ]
+    )
+    queued = list(Job.objects.filter(status=JobStatus.QUEUED).order_by("queued_at", "id")[:ATTENTION_SCAN])
+    holds = waiting.Holds(job.kind for job in queued)
+    held = [(job, reason) for job in queued if (reason := waiting.waiting_reason(job, holds, now))]
+    # "paused", "capped" or "backoff": the reason's first word.
+    counts = Counter(reason.split(":")[0].split(" ")[0] for _, reason in held)
+    return {
+        "lost": [
+            {
+                "pk": job.pk,
+                "kind": job.kind,
+                "target_html": job.target_html if job.target_type else "",
+                "heartbeat_html": heartbeat_cell(job, now),
+            }
+            for job in lost
+        ],
+        "held": [{"pk": job.pk, "kind": job.kind, "reason": reason} for job, reason in held[:ATTENTION_SHOWN]],
+        "held_counts": sorted(counts.items()),
+        "held_total": len(held),
+        "scanned": len(queued),
+        # The oldest queued job's reason, for the Queue panel (the scan starts with it).
+        "oldest_reason": waiting.waiting_reason(queued[0], holds, now) if queued else None,
+    }
+
+
 def _oldest_queued(now: datetime) -> dict[str, Any] | None:
     job = (
         Job.objects.filter(status=JobStatus.QUEUED)
@@ -262,11 +302,14 @@ def _running() -> list[dict[str, Any]]:
         .select_related("requested_by")
         .order_by("started_at", "id")[:RUNNING_SHOWN]
     )
+    jobs = readable.name_targets(jobs)
     return [
         {
             "pk": job.pk,
             "kind": job.kind,
             "target": job.target,
+            "target_html": job.target_html,
+            "heartbeat_html": heartbeat_cell(job),
             "progress": job.progress,
             "started_at": job.started_at,
             "attempts": job.attempts,
@@ -297,23 +340,48 @@ def _failure_groups() -> dict[str, Any]:
 
 def _clusters() -> dict[str, Any]:
     """django-q2's own view of its clusters (kept in the cache by each cluster's sentinel)."""
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
     from django_q.status import Stat
 
-    clusters = [
-        {
-            "id": stat.cluster_id,
-            "host": stat.host,
-            "pid": stat.pid,
-            "status": stat.status,
-            "workers": len(stat.workers),
-            "started_at": stat.tob,
-            "reincarnations": stat.reincarnations,
-            "task_q_size": stat.task_q_size,
-            "reported_at": stat.timestamp,
-        }
-        for stat in Stat.get_all()
-    ]
-    return {"clusters": clusters, "workers": sum(c["workers"] for c in clusters)}
+    broker = get_broker()
+    stats = Stat.get_all(broker)
+    lane_of_queue = {queue: lane for lane, queue in settings.OFFLOAD_LANES.items()}
+    # What each worker process runs now: the open attempts, named by host and pid.
+    running = {
+        (attempt.host, attempt.pid): attempt.job
+        for attempt in JobAttempt.objects.filter(finished_at__isnull=True).select_related("job")
+    }
+    clusters = []
+    for stat in stats:
+        queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
+        workers = []
+        for pid in stat.workers:
+            job = running.get((stat.host, pid))
+            workers.append({"pid": pid, "job": job, "heartbeat_html": heartbeat_cell(job) if job else ""})
+        clusters.append(
+            {
+                "id": stat.cluster_id,
+                "lane": lane_of_queue.get(queue, queue),
+                "host": stat.host,
+                "pid": stat.pid,
+                "status": stat.status,
+                "workers": len(stat.workers),
+                "worker_rows": workers,
+                "started_at": stat.tob,
+                "reincarnations": stat.reincarnations,
+                "task_q_size": stat.task_q_size,
+                "reported_at": stat.timestamp,
+            }
+        )
+    clusters.sort(key=lambda c: (c["lane"], c["host"], c["pid"]))
+    live = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED}
+    return {
+        "clusters": clusters,
+        "workers": sum(c["workers"] for c in clusters),
+        # A lane with no cluster reporting: its jobs wait for ever.
+        "dead_lanes": [lane for lane in settings.OFFLOAD_LANES if lane not in live],
+    }
 
 
 def _redis() -> dict[str, Any]:
@@ -365,6 +433,7 @@ def snapshot(min_seq: int = 0) -> dict[str, Any]:
             queue_depth=_queue_depth(now, active),
             retention=_retention(finishes),
             oldest_queued=_oldest_queued(now),
+            attention=_attention(now),
             running=_running(),
             failures=_failure_groups(),
             workers=_clusters(),
@@ -413,6 +482,7 @@ def failures_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         "failed_jobs": sum(g.count for g in groups),
         "scan_limit": failures.SCAN_LIMIT,
         "retry_limit": failures.RETRY_LIMIT,
+        "all_failed": failures.ALL_FAILED,
         "can_retry": request.user.has_perm("offload.change_job"),
     }
     return TemplateResponse(request, "admin/offload/failures.html", context)
@@ -440,23 +510,27 @@ def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
 
 def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> HttpResponse:
     """How many jobs of the group a retry queues again, and the first of them by name."""
-    group = next((g for g in failures.failure_groups() if g.fingerprint == key), None)
-    if group is None:
-        messages.warning(request, "That group has no failed jobs left: it may have been retried already.")
+    chosen, total = failures.chosen_for_retry(key)
+    if not chosen:
+        messages.warning(request, "No failed job is left there: it may have been retried already.")
         return HttpResponseRedirect(reverse("admin:offload_failures"))
-    chosen = group.job_ids(failures.RETRY_LIMIT)
     preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
-    question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
-    if group.count > failures.RETRY_LIMIT:
-        question += f" (the first {failures.RETRY_LIMIT} of {group.count}; retry again for the next batch)"
+    if key == failures.ALL_FAILED:
+        question = "Queue every failed job again, whatever its cause?"
+    else:
+        group = next(g for g in failures.failure_groups() if g.fingerprint == key)
+        question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
+    if total > failures.RETRY_LIMIT:
+        question += f" (the first {failures.RETRY_LIMIT} of {total}; retry again for the next batch)"
     context = {
         **_context(site, request, f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?"),
         "question": question,
-        "jobs": preview,
         "count": len(chosen),
         "more": max(0, len(chosen) - len(preview)),
         "button": "Yes, retry them",
         "back": reverse("admin:offload_failures"),
+        "back_label": "Failures",
+        "jobs": readable.name_targets(preview),
         "hidden": [("fingerprint", key), ("post", "yes")],
         "form_action": request.path,
     }

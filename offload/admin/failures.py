@@ -16,7 +16,16 @@ from offload.jobs.fingerprints import classify, fingerprint
 from offload.jobs.transitions import IdempotencyKeyReused, JobConflict
 from offload.models import Job, JobStatus
 
-__all__ = ["FailureGroup", "RetryOutcome", "classify", "failure_groups", "fingerprint", "retry_group"]
+__all__ = [
+    "ALL_FAILED",
+    "FailureGroup",
+    "RetryOutcome",
+    "chosen_for_retry",
+    "classify",
+    "failure_groups",
+    "fingerprint",
+    "retry_group",
+]
 
 # Groups listed: the biggest; the rest are counted.
 SCAN_LIMIT = 200
@@ -120,14 +129,28 @@ class RetryOutcome:
     remaining: int = 0
 
 
-def retry_group(user, key: str) -> RetryOutcome:
-    """Retry every failed job of the group (at most RETRY_LIMIT); each retry goes to the admin log."""
+# The key that stands for every failed job, whatever its group ("Retry all failed").
+ALL_FAILED = "all"
+
+
+def chosen_for_retry(key: str) -> tuple[list[int], int]:
+    """The ids a retry of this group (or of ALL_FAILED) queues again, at most RETRY_LIMIT, and how many there are."""
+    if key == ALL_FAILED:
+        failed = Job.objects.filter(status=JobStatus.FAILED).order_by("pk")
+        return list(failed.values_list("pk", flat=True)[:RETRY_LIMIT]), failed.count()
     group = next((g for g in failure_groups() if g.fingerprint == key), None)
-    outcome = RetryOutcome()
     if group is None:
+        return [], 0
+    return group.job_ids(RETRY_LIMIT), group.count
+
+
+def retry_group(user, key: str) -> RetryOutcome:
+    """Retry every failed job of the group, or every failed job (at most RETRY_LIMIT); each goes to the admin log."""
+    chosen, total = chosen_for_retry(key)
+    outcome = RetryOutcome()
+    if not chosen:
         return outcome
-    chosen = group.job_ids(RETRY_LIMIT)
-    outcome.remaining = group.count - len(chosen)
+    outcome.remaining = total - len(chosen)
     for job in Job.objects.filter(pk__in=chosen, status=JobStatus.FAILED).order_by("pk"):
         try:
             actions.retry_job(user, job, reason=f"failure group {key}")

@@ -1,9 +1,13 @@
 """The job pages: the live list, each job's read-only page with its actions, and the events."""
 
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db.models import Case, Count, OuterRef, Q, Subquery, When
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -19,6 +23,7 @@ from offload.admin.widgets import (
     CappedCountPaginator,
     RegisteredKindFilter,
     duration,
+    heartbeat_cell,
     job_link,
     job_links,
     live_field,
@@ -27,10 +32,11 @@ from offload.admin.widgets import (
     run_seconds,
     status_badge,
     wait_seconds,
+    waiting_note,
     when,
 )
-from offload.jobs import IdempotencyKeyReused, JobConflict
-from offload.models import Job, JobEvent, JobStatus
+from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
+from offload.models import FINISHED_STATUSES, AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -54,8 +60,9 @@ class JobAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", RegisteredKindFilter]
     list_select_related = ["requested_by"]
+    # Also the target's title, file name and library (get_search_results).
     search_fields = ["=id", "kind", "error"]
-    actions = ["retry_jobs", "cancel_jobs"]
+    actions = ["retry_jobs", "cancel_jobs", "delete_finished_jobs"]
     # The list's pages are read with a LIMIT off the newest-first indexes; "N jobs" is counted
     # to a cap, never over the whole table.
     show_full_result_count = False
@@ -70,6 +77,7 @@ class JobAdmin(admin.ModelAdmin):
             {
                 "fields": [
                     "attempts_summary",
+                    "heartbeat_display",
                     "created_display",
                     "queued_display",
                     "started_display",
@@ -80,6 +88,7 @@ class JobAdmin(admin.ModelAdmin):
                 ]
             },
         ),
+        ("Every attempt", {"fields": ["attempt_history_display"]}),
         ("What was asked", {"fields": ["params_display", "then_display"]}),
         ("Outcome", {"fields": ["result_display", "error_text", "log_display", "traceback_display"]}),
         ("Timeline", {"fields": ["events"]}),
@@ -98,6 +107,54 @@ class JobAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_queryset(self, request):
+        # Each row's kind's hold, read with the rows: a queued row says why it waits without a
+        # query of its own (offload/jobs/waiting.py).
+        controls = QueueControl.objects.filter(kind=OuterRef("kind"))
+        running = (
+            Job.objects.filter(kind=OuterRef("kind"), status=JobStatus.RUNNING)
+            .order_by()
+            .values("kind")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        # And its target's name, read with the row too (readable.target_link).
+        media = MediaItem.objects.filter(pk=OuterRef("target_id"))
+        libraries = Library.objects.filter(pk=OuterRef("target_id"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                hold_paused=Subquery(controls.values("paused")[:1]),
+                hold_cap=Subquery(controls.values("concurrency")[:1]),
+                hold_running=Coalesce(Subquery(running[:1]), 0),
+                target_title=Case(
+                    When(target_type="media", then=Subquery(media.values("title")[:1])),
+                    When(target_type="library", then=Subquery(libraries.values("name")[:1])),
+                ),
+                target_path=Case(When(target_type="media", then=Subquery(media.values("relative_path")[:1]))),
+                target_library=Case(When(target_type="media", then=Subquery(media.values("library__name")[:1]))),
+            )
+        )
+
+    def get_search_results(self, request, queryset, search_term):
+        """Besides id, kind and error: the target's title, file name or library, and "media 6" for a target."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if not term:
+            return found, may_have_duplicates
+        words = term.split()
+        if len(words) == 2 and words[0] in readable.TARGET_PAGES and words[1].isdigit():
+            return queryset.filter(target_type=words[0], target_id=int(words[1])), may_have_duplicates
+        items = MediaItem.objects.filter(
+            Q(title__icontains=term) | Q(relative_path__icontains=term) | Q(library__name__icontains=term)
+        ).values("pk")
+        libraries = Library.objects.filter(name__icontains=term).values("pk")
+        by_target = queryset.filter(
+            Q(target_type="media", target_id__in=items) | Q(target_type="library", target_id__in=libraries)
+        )
+        return found | by_target, may_have_duplicates
+
     # --- The list's columns (also the page's fields) --------------------------------
 
     @admin.display(description="Progress")
@@ -106,11 +163,24 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_display(self, obj: Job) -> str:
-        return status_badge(obj)
+        # Under the badge: a running job's heartbeat (and "worker lost"), a queued job's hold. The
+        # note is always there, even empty, so the live list patches the cell's two parts in place.
+        if obj.status == JobStatus.RUNNING:
+            note = heartbeat_cell(obj)
+        else:
+            note = waiting_note(obj, _holds(obj)) if obj.status == JobStatus.QUEUED else ""
+        return format_html(
+            '{}<span class="offload-status-note" data-job="{}">{}</span>', status_badge(obj), obj.pk, note
+        )
 
     @admin.display(description="Target")
     def target_link(self, obj: Job) -> str:
-        return readable.target_link(obj.target_type, obj.target_id)
+        names = None
+        if getattr(obj, "target_title", None) is not None:
+            # As the list's query read it (get_queryset).
+            label = obj.target_title or PurePosixPath(obj.target_path or "").name
+            names = {(obj.target_type, obj.target_id): (label, obj.target_library or "")}
+        return readable.target_link(obj.target_type, obj.target_id, names)
 
     @admin.display(description="Tries")
     def attempts_display(self, obj: Job) -> str:
@@ -169,7 +239,53 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Attempts")
     def attempts_summary(self, obj: Job) -> str:
-        return format_html("{} of at most {}", live_field(obj, "attempts", obj.attempts), obj.max_attempts)
+        budget = format_html("{} of at most {}", live_field(obj, "attempts", obj.attempts), obj.max_attempts)
+        runs = obj.attempt_history.count()
+        if runs <= obj.attempts:
+            return budget
+        # A retry starts a fresh budget; the runs before it stay in the list below.
+        return format_html("{} since the last retry; {} in all", budget, runs)
+
+    @admin.display(description="Heartbeat")
+    def heartbeat_display(self, obj: Job) -> str:
+        return heartbeat_cell(obj)
+
+    @admin.display(description="Attempts")
+    def attempt_history_display(self, obj: Job) -> str:
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    a.number,
+                    when(a.started_at),
+                    when(a.finished_at),
+                    duration(((a.finished_at or timezone.now()) - a.started_at).total_seconds()),
+                    a.worker or "—",
+                    format_html('<span class="offload-outcome offload-outcome-{}">{}</span>', a.outcome, a.outcome),
+                    format_html(
+                        "{}{}",
+                        a.error or "",
+                        format_html(
+                            '<details><summary>Last lines of its log</summary><pre class="offload-pre">{}</pre>'
+                            "</details>",
+                            a.log_tail,
+                        )
+                        if a.log_tail
+                        else "",
+                    )
+                    or "—",
+                )
+                for a in obj.attempt_history.all()
+            ),
+        )
+        if not rows:
+            return mark_safe("—")
+        return format_html(
+            '<table class="offload-attempts"><thead><tr><th>#</th><th>Started</th><th>Ended</th><th>Took</th>'
+            "<th>Worker (host/pid)</th><th>Outcome</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Queued (this attempt)")
     def queued_display(self, obj: Job) -> str:
@@ -192,7 +308,15 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Then queues")
     def then_display(self, obj: Job) -> str:
-        return ", ".join(str(kind) for kind in obj.then) if obj.then else "—"
+        # Only what will still run: a pipeline's next stages follow a success, never a failure.
+        if not obj.then:
+            return "—"
+        kinds = ", ".join(str(kind) for kind in obj.then)
+        if obj.status == JobStatus.SUCCEEDED:
+            return f"{kinds} (queued when it succeeded)"
+        if obj.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return f"nothing: it {obj.status}, so {kinds} will not be queued"
+        return f"{kinds}, once it succeeds"
 
     @admin.display(description="Result")
     def result_display(self, obj: Job) -> str:
@@ -215,23 +339,20 @@ class JobAdmin(admin.ModelAdmin):
     def events(self, obj: Job) -> str:
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (
-                    when(e.created_at),
-                    e.event,
-                    e.payload.get("status", ""),
-                    "—" if e.payload.get("progress") is None else f"{e.payload['progress']:.0f} %",
-                    e.seq,
+                (when(row.at), row.event, row.status, row.progress, row.note, row.seqs)
+                for row in timeline(
+                    obj.events.order_by("seq")[:TIMELINE_EVENTS],
+                    obj.attempt_history.filter(outcome=AttemptOutcome.LOST, error=attempts.LOST_ERROR),
                 )
-                for e in obj.events.order_by("seq")[:200]
             ),
         )
         if not rows:
             return mark_safe("—")
         return format_html(
             '<table class="offload-timeline"><thead><tr><th>At</th><th>Event</th><th>Status</th>'
-            "<th>Progress</th><th>Seq</th></tr></thead><tbody>{}</tbody></table>",
+            "<th>Progress</th><th>Note</th><th>Seq</th></tr></thead><tbody>{}</tbody></table>",
             rows,
         )
 
@@ -342,6 +463,26 @@ class JobAdmin(admin.ModelAdmin):
         self._each(request, queryset, actions.retry_job, "queued again")
         return None
 
+    def has_purge_permission(self, request) -> bool:
+        """Deleting finished jobs: the job delete permission (the page's own Delete stays off)."""
+        return request.user.has_perm("offload.delete_job")
+
+    @admin.action(description="Delete selected finished jobs…", permissions=["purge"])
+    def delete_finished_jobs(self, request, queryset):
+        if request.POST.get("post") != "yes":
+            return self._confirm_bulk(
+                request,
+                queryset.filter(status__in=FINISHED_STATUSES),
+                "delete_finished_jobs",
+                "Delete {count} finished job{s}?",
+                "Finished jobs are deleted with their timeline and attempts; queued and running ones are left "
+                "as they are. This cannot be undone.",
+                "Yes, delete them",
+            )
+        deleted = actions.delete_finished_jobs(request.user, queryset)
+        self.message_user(request, f"Deleted {deleted} finished job{'s' if deleted != 1 else ''}.", messages.SUCCESS)
+        return None
+
     @admin.action(description="Cancel selected jobs…", permissions=["change"])
     def cancel_jobs(self, request, queryset):
         if request.POST.get("post") != "yes":
@@ -356,6 +497,100 @@ class JobAdmin(admin.ModelAdmin):
             )
         self._each(request, queryset, actions.cancel_job, "cancelled")
         return None
+
+
+def _holds(obj: Job) -> waiting.Holds | None:
+    """The row's kind's hold as the list's query read it (JobAdmin.get_queryset); None elsewhere."""
+    if not hasattr(obj, "hold_running"):
+        return None
+    hold = None
+    if obj.hold_paused is not None:
+        hold = {"paused": obj.hold_paused, "concurrency": obj.hold_cap, "running": obj.hold_running}
+    return waiting.Holds.known(obj.kind, hold)
+
+
+# The timeline reads at most this many events: progress runs fold into one row each.
+TIMELINE_EVENTS = 2000
+
+
+@dataclass
+class TimelineRow:
+    at: Any
+    event: str
+    status: str
+    progress: str
+    note: str
+    seqs: str
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} %"
+
+
+def timeline(events, taken_over=()) -> list[TimelineRow]:
+    """The job's events as the page lists them: a run of progress events folds into one row.
+
+    The row says the first and last progress and the rate between them, so a retry, a cancel
+    or a lost attempt is not buried under one row per second of a long transcode. taken_over:
+    lost attempts that a redelivered task took over (no event of their own says so), each
+    given its row.
+    """
+    rows: list[TimelineRow] = []
+    run: list[JobEvent] = []
+
+    def fold() -> None:
+        if not run:
+            return
+        first, last = run[0], run[-1]
+        if len(run) == 1:
+            rows.append(
+                TimelineRow(
+                    first.created_at, "progress", "running", _percent(first.payload.get("progress")), "", str(first.seq)
+                )
+            )
+        else:
+            start, end = first.payload.get("progress"), last.payload.get("progress")
+            seconds = (last.created_at - first.created_at).total_seconds()
+            rate = ""
+            if start is not None and end is not None and seconds > 0:
+                rate = f"{(end - start) / seconds:.2g} %/s over {duration(seconds)}"
+            rows.append(
+                TimelineRow(
+                    first.created_at,
+                    f"progress ×{len(run)}",
+                    "running",
+                    f"{_percent(start)} → {_percent(end)}",
+                    rate,
+                    f"{first.seq}–{last.seq}",
+                )
+            )
+        run.clear()
+
+    for event in events:
+        if event.event == "progress":
+            run.append(event)
+            continue
+        fold()
+        payload = event.payload
+        # A failure's, a cancel's or a lost attempt's reason; a start carries the last one's still.
+        note = (payload.get("error") or "") if event.event in ("queued", "failed", "cancelled") else ""
+        rows.append(
+            TimelineRow(
+                event.created_at,
+                event.event,
+                payload.get("status", ""),
+                _percent(payload.get("progress")),
+                note,
+                str(event.seq),
+            )
+        )
+    fold()
+    for attempt in taken_over:
+        where = f" on {attempt.worker}" if attempt.worker else ""
+        note = f"Attempt {attempt.number} lost{where} (its worker stopped beating); a new delivery took it over."
+        rows.append(TimelineRow(attempt.finished_at, "attempt lost", "running", "—", note, ""))
+    rows.sort(key=lambda row: row.at)
+    return rows
 
 
 def confirmation(
@@ -379,11 +614,13 @@ def confirmation(
             **modeladmin.admin_site.each_context(request),
             "title": title,
             "question": question,
-            "jobs": jobs,
+            "jobs": readable.name_targets(jobs),
             "count": count,
             "more": max(0, count - len(jobs)),
             "button": button,
             "back": back,
+            # The breadcrumb back: a job's page, or the list the bulk action came from.
+            "back_label": f"{jobs[0].kind} #{jobs[0].pk}" if count == 1 and back.endswith("/change/") else "Jobs",
             "hidden": hidden or [],
             "form_action": form_action if form_action is not None else request.path,
             "opts": Job._meta,

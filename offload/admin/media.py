@@ -218,7 +218,8 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
     paginator = CappedCountPaginator
     list_filter = ["library", "kind", "status"]
     list_select_related = ["library"]
-    search_fields = ["title", "relative_path", "series_title"]
+    # Facets too: "Drama" finds the items whose genres name it (the JSON list's text on PostgreSQL).
+    search_fields = ["title", "relative_path", "series_title", "original_title", "genres"]
     actions = ["unlock_all_fields"]
     readonly_fields = [
         "library",

@@ -88,7 +88,9 @@ def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Resumed {kind}.")
         else:
             actions.cap_kind(request.user, kind, cap)
-            messages.success(request, f"{kind}: {'no cap' if cap is None else f'at most {cap} at a time'}.")
+            # Worded to start with a capital of its own: the admin capitalises a message's first letter.
+            limit = "no cap" if cap is None else f"at most {cap} at a time"
+            messages.success(request, f"Capped {kind}: {limit}.")
     except UnknownJobKind:
         messages.error(request, f"No job kind {kind!r}.")
     return back

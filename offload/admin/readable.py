@@ -1,23 +1,66 @@
 """A job's params and result as a person reads them: links, times, sizes and durations with units."""
 
 from datetime import datetime, timedelta
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
 from offload.admin.widgets import bitrate, duration, size, when
+from offload.models import Library, MediaItem
 
 LABELS = {"eta_seconds": "ETA", "url": "URL", "path": "path"}
 TARGET_PAGES = {"media": "admin:offload_mediaitem_change", "library": "admin:offload_library_change"}
 
 
-def target_link(target_type: str, target_id: int) -> str:
-    """ "media 5" linking to the item's page; "—" for a job without a target."""
+def target_link(target_type: str, target_id: int, names: dict | None = None) -> str:
+    """The target by name ("Long Feature" in "Films") linking to its page; "—" for a job without a target.
+
+    names: what target_names() read for a page of jobs; read here for this one target when not given.
+    """
     page = TARGET_PAGES.get(target_type)
     if page is None:
         return "—"
-    return format_html('<a href="{}">{} {}</a>', reverse(page, args=[target_id]), target_type, target_id)
+    if names is None:
+        names = target_names([(target_type, target_id)])
+    label, library = names.get((target_type, target_id)) or (f"{target_type} {target_id} (gone)", "")
+    return format_html(
+        '<a href="{}" title="{} {}">{}</a>{}',
+        reverse(page, args=[target_id]),
+        target_type,
+        target_id,
+        label,
+        format_html(' <span class="offload-quiet">in {}</span>', library) if library else "",
+    )
+
+
+def target_names(targets) -> dict[tuple[str, int], tuple[str, str]]:
+    """(type, id) → (title or file name, library name) for media and library targets: two queries at most."""
+    wanted: dict[str, set[int]] = {"media": set(), "library": set()}
+    for target_type, target_id in targets:
+        if target_type in wanted:
+            wanted[target_type].add(target_id)
+    names: dict[tuple[str, int], tuple[str, str]] = {}
+    if wanted["media"]:
+        rows = MediaItem.objects.filter(pk__in=wanted["media"]).values_list(
+            "pk", "title", "relative_path", "library__name"
+        )
+        for pk, title, path, library in rows:
+            names[("media", pk)] = (title or PurePosixPath(path).name, library)
+    if wanted["library"]:
+        for pk, name in Library.objects.filter(pk__in=wanted["library"]).values_list("pk", "name"):
+            names[("library", pk)] = (name, "")
+    return names
+
+
+def name_targets(jobs) -> list:
+    """The jobs, each given `target_html`: its target by name, read for all of them at once."""
+    jobs = list(jobs)
+    names = target_names((job.target_type, job.target_id) for job in jobs)
+    for job in jobs:
+        job.target_html = target_link(job.target_type, job.target_id, names)
+    return jobs
 
 
 def value(key: str, raw: Any, measured_at: datetime | None = None) -> str:

@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import SimpleListFilter, helpers
 from django.core.paginator import Paginator
@@ -11,10 +12,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from offload import actions, audit
 from offload import permissions as rules
-from offload.jobs import kinds
+from offload.jobs import kinds, waiting
 from offload.models import Job
 
 
@@ -70,6 +72,40 @@ def status_badge(job: Job) -> str:
     return format_html(
         '<span class="offload-status offload-status-{}" data-job="{}">{}</span>', job.status, job.pk, job.status
     )
+
+
+def heartbeat_cell(job: Job, now: datetime | None = None) -> str:
+    """A running job's heartbeat age ("4 s ago"), and a "worker lost" badge once it missed three beats.
+
+    live.js ticks the age between reads and shows the badge when the age passes data-lost-after.
+    It carries no data-job: the job list patches a cell's data-job elements in place, one for one.
+    """
+    now = now or timezone.now()
+    age = waiting.heartbeat_age(job, now)
+    if age is None:
+        return "—"
+    lost = waiting.worker_lost(job, now)
+    return format_html(
+        '<span class="offload-heartbeat" data-beat-of="{}" data-heartbeat-at="{}" data-lost-after="{}"'
+        ' title="The worker beats every {} while it runs; after {} without a beat another worker takes the job'
+        ' over."><span class="offload-heartbeat-age">heartbeat {} ago</span>'
+        ' <span class="offload-lost"{}>worker lost</span></span>',
+        job.pk,
+        job.heartbeat_at.isoformat(),
+        waiting.LOST_AFTER_BEATS * waiting.heartbeat_interval(),
+        duration(waiting.heartbeat_interval()),
+        duration(settings.OFFLOAD_JOB_STALE_SECONDS),
+        duration(age.total_seconds()),
+        "" if lost else mark_safe(" hidden"),
+    )
+
+
+def waiting_note(job: Job, holds: "waiting.Holds | None" = None) -> str:
+    """Why a queued job waits, as a small line under its status; "" when it waits only its turn."""
+    reason = waiting.waiting_reason(job, holds)
+    if not reason:
+        return ""
+    return format_html('<span class="offload-waiting">{}</span>', reason)
 
 
 def when(value: datetime | None) -> str:

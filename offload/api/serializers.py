@@ -4,9 +4,9 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from offload.jobs import control, payload
+from offload.jobs import control, payload, waiting
 from offload.lib.outputs import url_for
-from offload.models import Job, Library, MediaItem, Rendition
+from offload.models import Job, JobStatus, Library, MediaItem, Rendition
 
 
 class LibrarySerializer(serializers.ModelSerializer):
@@ -40,6 +40,17 @@ class JobTargetSerializer(serializers.Serializer):
     id = serializers.IntegerField()
 
 
+class JobListSerializer(serializers.ListSerializer):
+    """A page of jobs: their kinds' holds are read once for the page, not once per job."""
+
+    def to_representation(self, data) -> list[dict[str, Any]]:
+        jobs = list(data.all() if hasattr(data, "all") else data)
+        holds = waiting.Holds(job.kind for job in jobs if job.status == JobStatus.QUEUED)
+        for job in jobs:
+            job.holds = holds
+        return super().to_representation(jobs)
+
+
 class JobSerializer(serializers.ModelSerializer):
     """The job JSON of docs/api.md, as offload.jobs.payload defines it; the fields below type it for the schema."""
 
@@ -47,14 +58,17 @@ class JobSerializer(serializers.ModelSerializer):
     url = serializers.CharField(read_only=True)
     params = serializers.DictField(read_only=True)
     result = serializers.JSONField(read_only=True, allow_null=True)
+    # REST answers only: it depends on operators' holds, not on the job's row alone.
+    waiting_reason = serializers.CharField(read_only=True, allow_null=True)
 
     class Meta:
         model = Job
-        fields = list(payload.FIELDS)
+        fields = [*payload.FIELDS, "waiting_reason"]
         read_only_fields = fields
+        list_serializer_class = JobListSerializer
 
     def to_representation(self, instance: Job) -> dict[str, Any]:
-        return payload.job_payload(instance)
+        return {**payload.job_payload(instance), "waiting_reason": waiting.waiting_reason(instance)}
 
 
 class MediaListSerializer(serializers.ModelSerializer):

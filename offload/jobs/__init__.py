@@ -5,7 +5,10 @@ the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
-- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel);
+- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost attempt);
+- `attempts`: each attempt's history row (times, host/pid, outcome, error, log tail), in both
+  forms the transitions take;
+- `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
 - `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
 - `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;

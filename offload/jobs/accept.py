@@ -38,13 +38,14 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import OrmQ
 
+from offload.jobs import waiting
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_committed, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload
 from offload.jobs.queue import queue_of, task_package
 from offload.jobs.transitions import new_job
 from offload.metrics import jobs as metrics
-from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus
+from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
 # (user, target_type) → the queryset of targets the user may see.
 TargetsFor = Callable[[Any, str], QuerySet]
@@ -153,10 +154,17 @@ task AS (
     INSERT INTO {quote(OrmQ._meta.db_table)} (key, payload, lock)
     SELECT {typed(OrmQ, "key")}, {typed(OrmQ, "payload")}, {typed(OrmQ, "lock")} FROM job
     RETURNING id
+),
+hold AS (
+    -- The kind's hold, for the answer's waiting_reason (offload/jobs/waiting.py) without a second round trip.
+    SELECT c.paused, c.concurrency, CASE WHEN c.concurrency IS NULL THEN 0 ELSE (
+        SELECT count(*) FROM {job_table} r WHERE r.kind = c.kind AND r.status = %s::text) END AS running
+    FROM {quote(QueueControl._meta.db_table)} c WHERE c.kind = %s::text
 )
-SELECT 'created', event.id, NULL, CASE WHEN %s::boolean THEN nextval({sequence}) END FROM event, task
-UNION ALL SELECT 'replay', NULL, row_to_json(replay)::text, NULL FROM replay
-UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
+SELECT 'created', event.id, NULL, CASE WHEN %s::boolean THEN nextval({sequence}) END,
+       (SELECT row_to_json(hold)::text FROM hold) FROM event, task
+UNION ALL SELECT 'replay', NULL, row_to_json(replay)::text, NULL, (SELECT row_to_json(hold)::text FROM hold) FROM replay
+UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL, (SELECT row_to_json(hold)::text FROM hold) FROM twin
 """  # noqa: S608 (identifiers come from the models; every value is a parameter)
     order = [
         *order,
@@ -176,6 +184,8 @@ UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL FROM twin
         "queue",
         "task",
         "now",
+        "running",
+        "kind",
         "want_spare",
     ]
     return _Statement(sql, order)
@@ -286,6 +296,7 @@ def accept(
             "queue": queue_of(job),
             "task": task_package(job.task_id, job.pk, job),
             "want_spare": True,
+            "running": str(JobStatus.RUNNING),
         }
         for status in ACTIVE_STATUSES:
             values[f"active:{status}"] = str(status)
@@ -295,10 +306,16 @@ def accept(
     if not rows:
         _give_back(job.pk)
         return None
-    outcome, event_id, row, spare = rows[0]
+    outcome, event_id, row, spare, hold = rows[0]
+    holds = waiting.Holds.known(kind, json.loads(hold) if hold else None)
     if outcome != "created":
         _give_back(job.pk)
-        return Accepted(_job_from_json(row), created=False, twin=True) if outcome == "twin" else _replayed(job, row)
+        if outcome == "twin":
+            return Accepted(_with_holds(_job_from_json(row), holds), created=False, twin=True)
+        replayed = _replayed(job, row)
+        if replayed is not None:
+            _with_holds(replayed.job, holds)
+        return replayed
     if spare is not None:
         _give_back(spare)
     job._state.adding = False
@@ -311,7 +328,13 @@ def accept(
     # Committed already, unless a caller's transaction holds the statement (then at its commit).
     transaction.on_commit(lambda: announce_committed(record), robust=True)
     metrics.job_enqueued(kind)
-    return Accepted(job, created=True)
+    return Accepted(_with_holds(job, holds), created=True)
+
+
+def _with_holds(job: Job, holds: "waiting.Holds") -> Job:
+    """The job, carrying its kind's hold as the statement read it: its answer's waiting_reason asks nothing more."""
+    job.holds = holds
+    return job
 
 
 def _replayed(asked: Job, row: str) -> Accepted | None:

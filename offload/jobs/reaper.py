@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 from django_q.signing import BadSignature, SignedPackage
 
+from offload.jobs import transitions
 from offload.jobs.broker import people_key
 from offload.jobs.queue import EXECUTE, PARKED_TASK, job_lanes, lane_queue, push
 from offload.models import Job, JobStatus
@@ -16,10 +17,26 @@ from offload.models import Job, JobStatus
 log = logging.getLogger(__name__)
 
 
-def reap_stale_jobs() -> int:
-    """Queue a new delivery for running jobs whose worker stopped beating (and lost pushes); answer how many."""
+def requeue_lost_jobs() -> list[int]:
+    """Put running jobs whose worker stopped beating back in the queue, each with its "attempt lost" event.
+
+    Cheap enough for every worker's heartbeat thread to call between beats (a partial index
+    holds only running jobs), so a lost job is taken over within seconds of going stale, not
+    at the reaper's next minute.
+    """
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
-    ids = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True))
+    ids = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale).values_list("pk", flat=True)
+    requeued = [job_id for job_id in ids if transitions.requeue_lost(job_id) is not None]
+    if requeued:
+        log.warning("re-queued %d job(s) whose worker was lost: %s", len(requeued), requeued)
+    return requeued
+
+
+def reap_stale_jobs() -> int:
+    """Re-queue running jobs whose worker stopped beating, and push lost deliveries again; answer how many."""
+    stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    lost = requeue_lost_jobs()
+    ids = []
     if not settings.Q_CLUSTER.get("orm"):
         # A push after commit that failed (Redis away) left its job queued with no task.
         unpushed = Job.objects.filter(status=JobStatus.QUEUED, task_id="", queued_at__lt=stale)
@@ -34,8 +51,8 @@ def reap_stale_jobs() -> int:
             Job.objects.filter(pk=job_id).update(queued_at=timezone.now())
             push(job)
     if ids:
-        log.warning("re-queued %d job(s) whose worker was lost: %s", len(ids), ids)
-    return len(ids)
+        log.warning("pushed %d queued job(s) again whose delivery was lost: %s", len(ids), ids)
+    return len(lost) + len(ids)
 
 
 def _missing_from_the_queue(stale) -> list[int]:

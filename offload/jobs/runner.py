@@ -6,21 +6,26 @@ import threading
 import time
 import traceback
 
-from django.conf import settings
 from django.db import connection
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import control
+from offload.jobs import control, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
+from offload.jobs.waiting import heartbeat_interval
 from offload.models import JOB_TEXT_LIMIT, Job
 
 log = logging.getLogger(__name__)
 
+# The job's row takes a handler's progress at most once a second: a page or GET reads it.
 PROGRESS_INTERVAL = 1.0
+# The event log (and so the websocket) takes it at most this often. A resuming client needs
+# only the latest progress, which the next event or the job's row gives it; one event a second
+# made a one-hour transcode 3,600 rows of log, drowning its retries, cancels and lost attempts.
+PROGRESS_EVENT_INTERVAL = 5.0
 
 
 class JobRun:
@@ -33,6 +38,7 @@ class JobRun:
         self.job = job
         self.cancel_event = threading.Event()
         self._last_write = 0.0
+        self._last_event: float | None = None
         self._last_poll = 0.0
 
     def progress(self, percent: float | None, *, force: bool = False, partial_result: dict | None = None) -> None:
@@ -43,7 +49,13 @@ class JobRun:
             return
         self._last_write = now
         value = None if percent is None else round(max(0.0, min(100.0, percent)), 1)
-        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result):
+        # The first report, a forced one and the last one are logged; the rest every few seconds.
+        announce = (
+            force or self._last_event is None or value == 100.0 or now - self._last_event >= PROGRESS_EVENT_INTERVAL
+        )
+        if announce:
+            self._last_event = now
+        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result, announce=announce):
             raise JobLost(f"job {self.job.pk} was taken from this attempt")
         if jobs.cancel_requested(self.job):
             self.cancel_event.set()
@@ -107,16 +119,17 @@ class _Heartbeat(threading.Thread):
 
     def run(self) -> None:
         while True:
-            time.sleep(max(0.5, settings.OFFLOAD_JOB_STALE_SECONDS / 4))
+            time.sleep(heartbeat_interval())
             with self._lock:
                 run = self._run
-            if run is None:
-                continue
             try:
-                if jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
+                if run is not None and jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
                     run.cancel_event.set()
+                # Any live worker takes over a dead one's job within a beat of it going stale:
+                # the reaper's schedule runs only once a minute.
+                reaper.requeue_lost_jobs()
             except Exception:
-                log.exception("heartbeat for job %s failed", run.job.pk)
+                log.exception("heartbeat%s failed", f" for job {run.job.pk}" if run else "")
             finally:
                 # A beat every few seconds does not need a connection held open between
                 # beats, and an idle one would outlive the worker's own.
@@ -135,6 +148,11 @@ def _heartbeat_thread() -> _Heartbeat:
         _heartbeat.start()
         _heartbeat_pid = os.getpid()
     return _heartbeat
+
+
+def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
+    """django-q2's post_spawn: the worker's heartbeat thread starts now, not at its first job."""
+    _heartbeat_thread()
 
 
 def execute(job_id: int) -> str:

@@ -52,12 +52,22 @@ def _set_clause(changes: dict[str, Any]) -> tuple[str, list[Any]]:
 
 
 def change_with_event(
-    job_id: int, *, where: str, where_params: list[Any], changes: dict[str, Any], event: str, event_when: str = "TRUE"
+    job_id: int,
+    *,
+    where: str,
+    where_params: list[Any],
+    changes: dict[str, Any],
+    event: str,
+    event_when: str = "TRUE",
+    also: tuple[str, list[Any]] | None = None,
 ) -> Job | None:
     """UPDATE the job when `where` holds (alias j) and append `event` when `event_when` does; the row, or None.
 
-    The event is announced once the statement has committed; the row comes back as it now is.
+    `also`: further CTEs (SQL, params) over `changed`, the updated row, e.g. the attempt's
+    history (offload/jobs/attempts.py). The event is announced once the statement has
+    committed; the row comes back as it now is.
     """
+    also_sql, also_params = also or ("", [])
     set_clause, set_params = _set_clause(changes)
     sql = f"""
 WITH changed AS (
@@ -69,11 +79,11 @@ event AS (
     INSERT INTO {EVENT_TABLE} (job_id, user_id, event, payload, created_at)
     SELECT j.id, j.requested_by_id, %s, {payload_sql("j")}, now() FROM changed j WHERE {event_when}
     RETURNING id, created_at
-)
+){"," + also_sql if also_sql else ""}
 SELECT changed.*, event.id AS offload_event_id, event.created_at AS offload_event_at
 FROM changed LEFT JOIN event ON TRUE
 """  # noqa: S608 (identifiers from the models; every value is a parameter)
-    rows = list(Job.objects.raw(sql, [*set_params, job_id, *where_params, event]))
+    rows = list(Job.objects.raw(sql, [*set_params, job_id, *where_params, event, *also_params]))
     if not rows:
         return None
     job = rows[0]

@@ -19,7 +19,7 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from offload.jobs import fingerprints, statements
+from offload.jobs import attempts, fingerprints, statements
 from offload.jobs.errors import IdempotencyKeyReused, JobConflict
 from offload.jobs.events import record_event, wanted_in_transaction_sql
 from offload.jobs.kinds import get_kind
@@ -28,7 +28,7 @@ from offload.lib import outputs
 from offload.lib.redis_state import key as redis_key
 from offload.lib.redis_state import state_redis
 from offload.metrics import jobs as metrics
-from offload.models import ACTIVE_STATUSES, Job, JobPriority, JobStatus
+from offload.models import ACTIVE_STATUSES, AttemptOutcome, Job, JobAttempt, JobPriority, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -252,12 +252,17 @@ def claim(job_id: int) -> Job | None:
             started_at=now,
             heartbeat_at=now,
             finished_at=None,
+            # A lost attempt's progress is not this one's: it starts from nothing.
+            progress=None,
+            result=None,
         )
         if job is None:
             return None
         if job.attempts > job.max_attempts:
+            attempts.close_open(job.pk, AttemptOutcome.LOST, now, error=attempts.LOST_ERROR)
             _give_up(job)
             return None
+        attempts.open_attempt(job, now)
         record_event(job, "started", nobody_joined=not job.has_members)
         metrics.job_started(job)
     return job
@@ -281,10 +286,13 @@ def claim_in_one_statement(job_id: int, unless: str) -> tuple[Job | None, bool]:
             "started_at": now,
             "heartbeat_at": now,
             "finished_at": None,
+            "progress": None,
+            "result": None,
         },
         event="started",
         # The attempt past the last one announces no start: it fails at once, below.
         event_when="j.attempts <= j.max_attempts",
+        also=attempts.open_attempt_sql(now, when="c.attempts <= c.max_attempts"),
     )
     if job is None:
         return None, False
@@ -307,6 +315,39 @@ def _give_up(job: Job) -> None:
     )
     # No later attempt will clear what the dead ones left half written.
     transaction.on_commit(lambda: outputs.remove_all_partial_dirs(job), robust=True)
+
+
+def requeue_lost(job_id: int) -> Job | None:
+    """A running job whose worker stopped beating goes back to the queue, saying which attempt was lost where.
+
+    Its progress and partial result go with the lost attempt: the next one starts from nothing.
+    None when the job's worker beat again, or it finished, before this could take it.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
+    with transaction.atomic():
+        # Locked: the lost worker, were it only slow, cannot beat or finish between the read and the change.
+        running = Job.objects.select_for_update().filter(pk=job_id, status=JobStatus.RUNNING)
+        job = running.filter(heartbeat_at__lt=stale).first()
+        if job is None:
+            return None
+        lost = JobAttempt.objects.filter(job_id=job_id, finished_at__isnull=True).order_by("-number").first()
+        reason = attempts.lost_reason(job, lost.host if lost else "", lost.pid if lost else None)
+        # Fenced as every change is: the lost attempt's heartbeat and finish now match no row.
+        _update_returning(
+            Job.objects.filter(pk=job_id),
+            into=job,
+            status=JobStatus.QUEUED,
+            queued_at=now,
+            heartbeat_at=None,
+            progress=None,
+            result=None,
+            error=reason,
+        )
+        attempts.close_open(job_id, AttemptOutcome.LOST, now, error=reason)
+        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
+        push(job)
+    return job
 
 
 def _update_returning(queryset: models.QuerySet, *, into: Job | None = None, **changes: Any) -> Job | None:
@@ -363,6 +404,7 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             where_params=[JobStatus.RUNNING, job.attempts, status, JobStatus.SUCCEEDED],
             changes=changes,
             event=status,
+            also=attempts.close_open_sql(status, now, error=error),
         )
         if done is not None:
             for name, value in changes.items():
@@ -381,6 +423,7 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             setattr(job, name, value)
         # As the row is now: a pipeline may have added stages to this job while it ran.
         job.then, job.has_members = done.then, done.has_members
+        attempts.close_open(job.pk, status, now, error=error)
         record_event(job, status, nobody_joined=not done.has_members)
         metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
@@ -422,15 +465,15 @@ def fail_or_retry(job: Job, error: str, retry_after: float | None = None) -> boo
     if retry_after:
         # Honour the other side's Retry-After, spread a little so workers do not return together.
         delay = max(delay, retry_after * random.uniform(1.0, 1.1))
-    return _requeue(job, delay, error=error)
+    return _requeue(job, delay, AttemptOutcome.RETRYING, error=error)
 
 
 def defer(job: Job, reason: str, delay: float) -> bool:
     """Put a claimed job back in the queue for later without spending an attempt (e.g. a busy lock)."""
-    return _requeue(job, delay, error=reason, attempts=F("attempts") - 1)
+    return _requeue(job, delay, AttemptOutcome.DEFERRED, error=reason, attempts=F("attempts") - 1)
 
 
-def _requeue(job: Job, delay: float, **changes: Any) -> bool:
+def _requeue(job: Job, delay: float, outcome: str, **changes: Any) -> bool:
     """This attempt's job back to queued, due in delay seconds; False when the attempt lost it."""
     due = timezone.now() + timedelta(seconds=delay)
     with transaction.atomic():
@@ -444,22 +487,35 @@ def _requeue(job: Job, delay: float, **changes: Any) -> bool:
         )
         if requeued is None:
             return False
+        attempts.close_open(job.pk, outcome, timezone.now(), error=changes.get("error"))
         record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
         push(job, not_before=due)
     return True
 
 
-def heartbeat(job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None) -> bool:
-    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job."""
+def heartbeat(
+    job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None, *, announce: bool = True
+) -> bool:
+    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job.
+
+    announce=False: the row takes the progress, the event log does not (offload/jobs/runner.py
+    logs progress every few seconds only).
+    """
     changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
     if progress is not None:
         changes["progress"] = progress
     if partial_result is not None:
         changes["result"] = partial_result
     attempt = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
-    if progress is None:
-        # A bare heartbeat announces nothing: no need for the row back.
-        return bool(attempt.update(**changes))
+    if progress is None or not announce:
+        # A bare heartbeat, or progress kept on the row alone, announces nothing: no need for the row back.
+        if not attempt.update(**changes):
+            return False
+        if progress is not None:
+            job.progress = progress
+        if partial_result is not None:
+            job.result = partial_result
+        return True
     if statements.supported() and wanted_in_transaction_sql(job, "progress") == "FALSE":
         alive = statements.change_with_event(
             job.pk,

@@ -73,6 +73,12 @@
 
   function apply(job) {
     var id = String(job.id);
+    if (job.status === "running") {
+      // Every event of a running job was written with a fresh heartbeat.
+      each('.offload-heartbeat[data-beat-of="' + id + '"]', function (el) {
+        el.setAttribute("data-heartbeat-at", new Date().toISOString());
+      });
+    }
     var value = job.progress === null ? 0 : job.progress;
     var label = job.progress === null ? "\u2014" : Math.round(job.progress) + "%";
     each('progress.offload-progress[data-job="' + id + '"]', function (bar) { bar.value = value; bar.textContent = label; });
@@ -120,7 +126,24 @@
       var started = el.getAttribute("data-started-at");
       if (started) { el.textContent = formatDuration((Date.now() - new Date(started)) / 1000); }
     });
+    // A running job's heartbeat ages between reads; past data-lost-after its worker is presumed lost.
+    each(".offload-heartbeat[data-heartbeat-at]", function (el) {
+      var age = Math.max(0, Date.now() - new Date(el.getAttribute("data-heartbeat-at"))) / 1000;
+      var text = el.querySelector(".offload-heartbeat-age");
+      if (text) { text.textContent = "heartbeat " + formatDuration(Math.floor(age)) + " ago"; }
+      var badge = el.querySelector(".offload-lost");
+      if (badge) { badge.hidden = age <= parseFloat(el.getAttribute("data-lost-after")); }
+    });
   }, 1000);
+
+  // Bare heartbeats send no event: while a page shows running jobs, it is read again every few
+  // seconds, so a beat (or its absence) shows within one heartbeat interval.
+  var HEARTBEAT_REREAD = 5000;
+  setInterval(function () {
+    if (!document.querySelector(".offload-heartbeat[data-heartbeat-at]")) { return; }
+    scheduleListRefresh();
+    if (jobPageId) { scheduleJobPageRefresh(jobPageId); }
+  }, HEARTBEAT_REREAD);
 
   function addActivity(message) {
     var list = document.getElementById("offload-activity");
@@ -207,9 +230,25 @@
             row.title = gone ? "No longer matches the filters; reload to remove it" : "";
           });
         }
+        if (!behind) { refreshCounters(doc); }
         document.documentElement.setAttribute("data-offload-list-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event tries again */ });
+  }
+
+  // The list's counters follow its rows: "N results", the paginator's "N jobs", "x of N selected".
+  function refreshCounters(doc) {
+    ["#toolbar .small.quiet", "p.paginator"].forEach(function (selector) {
+      var mine = document.querySelector(selector), fresh = doc.querySelector(selector);
+      if (mine && fresh && mine.innerHTML !== fresh.innerHTML) { mine.innerHTML = fresh.innerHTML; }
+    });
+    var counter = document.querySelector("span.action-counter");
+    if (counter) {
+      var rows = jobList.querySelectorAll("input.action-select").length;
+      var checked = jobList.querySelectorAll("input.action-select:checked").length;
+      counter.setAttribute("data-actions-icnt", String(rows));
+      counter.textContent = checked + " of " + rows + " selected";
+    }
   }
 
   function scheduleListRefresh() {
@@ -282,6 +321,16 @@
     document.documentElement.setAttribute("data-offload-seq", String(lastSeq));
   }
 
+  // The header's indicator: "live" while the stream is up, "reconnecting…" while it is not.
+  function showLiveState(up) {
+    var el = document.getElementById("offload-live-state");
+    if (!el) { return; }
+    el.textContent = up ? "live" : "reconnecting\u2026";
+    el.className = "offload-live " + (up ? "offload-live-on" : "offload-live-off");
+    el.title = up ? "This page follows every change as it happens." :
+      "The live connection is down: this page may be behind. It reconnects and catches up by itself.";
+  }
+
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + "/ws/events/");
@@ -295,12 +344,14 @@
         }
         lastSeq = Math.max(lastSeq || 0, message.seq);
         document.documentElement.setAttribute("data-offload-connected", "1");
+        showLiveState(true);
       } else if (message.type === "job") {
         handle(message);
       }
     };
     socket.onclose = function (event) {
       document.documentElement.removeAttribute("data-offload-connected");
+      showLiveState(false);
       if (event.code === 4401) { return; }  // logged out: no point retrying
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 30000);
