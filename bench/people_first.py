@@ -79,9 +79,11 @@ def main() -> None:
         client = stack.api(user)
         done = "SELECT count(*) FROM offload_job WHERE kind = 'media.probe' AND status = 'succeeded'"
         samples = []
+        # Let the backlog flow first (100 probes before each ask, fewer for a small backlog): the
+        # workers are busy with it when the person asks.
+        step = max(1, min(100, args.backlog // (len(asked_for) + 1)))
         for n, item in enumerate(asked_for):
-            # Let the backlog flow first: the workers are busy with it when the person asks.
-            stack.wait_until(lambda n=n: stack.db.value(done) >= 100 * (n + 1), 600, "the backlog to flow")
+            stack.wait_until(lambda n=n: stack.db.value(done) >= step * (n + 1), 600, "the backlog to flow")
             waiting = stack.db.value("SELECT count(*) FROM offload_job WHERE status = 'queued'")
             job = client.create_job(f"/api/v1/media/{item}/probe/")
             stack.wait_until(
