@@ -84,8 +84,13 @@ _spare_pid: int | None = None
 
 
 def supported() -> bool:
-    """Whether a request takes the one-statement path (PostgreSQL, and no in-transaction receiver of "queued")."""
-    return connection.vendor == "postgresql" and wanted_in_transaction_sql(None, str(JobStatus.QUEUED)) == "FALSE"
+    """Whether a request takes the one-statement path: PostgreSQL with the ORM broker (the queue row is
+    written by the statement), and no in-transaction receiver of "queued"."""
+    return (
+        connection.vendor == "postgresql"
+        and bool(settings.Q_CLUSTER.get("orm"))
+        and wanted_in_transaction_sql(None, str(JobStatus.QUEUED)) == "FALSE"
+    )
 
 
 def _access_sql(target_queryset) -> tuple[str, list[str | tuple[Any]]]:

@@ -129,7 +129,7 @@ def set_concurrency(kind: str, concurrency: int | None) -> QueueControl:
     """Cap how many jobs of this kind run at once across all hosts (None: no cap)."""
     get_kind(kind)
     if concurrency is not None and not 1 <= concurrency <= max_concurrency():
-        raise ValueError(f"A concurrency cap is from 1 to {max_concurrency()} (null for none).")
+        raise ValueError(f"A concurrency cap is at least 1 and at most {max_concurrency()} (null for none).")
     with transaction.atomic():
         control, _ = QueueControl.objects.select_for_update().get_or_create(kind=kind)
         control.concurrency = concurrency
