@@ -36,7 +36,12 @@ def prepared_run(tmp_path):
     """What `make run`'s preparation leaves: its chosen environment in var/run.env."""
     run = run_script()
     var_dir = tmp_path / "var"
-    run.make_private(var_dir)
+    # make_private sets the process's umask for the run's children: give this process its own back.
+    umask = os.umask(0o022)
+    try:
+        run.make_private(var_dir)
+    finally:
+        os.umask(umask)
     env = {
         "DATABASE_URL": cluster.test_database_url(),
         "REDIS_URL": os.environ["REDIS_URL"],
