@@ -4,7 +4,7 @@ Bare: ffmpeg with exactly the command line a worker runs for the profile h264-72
 (offload.profiles.transcode_args plus the leading options of offload.lib.ffmpeg.run_ffmpeg), its
 `-progress` output read from a pipe, timed from start to exit.
 
-Through the app: uvicorn (1 worker, Django's psycopg pool) and one qcluster (2 workers). A
+Through the app: uvicorn (1 worker, Django's psycopg pool) and the media lane's qcluster (2 workers). A
 websocket client, authenticated as the item's owner, is connected first; the clock starts when
 `POST /api/v1/media/{id}/transcode/ {"profile": "h264-720p"}` is sent and stops when the client
 hears "succeeded" (`--watch poll`: GET /api/v1/jobs/{id}/ every 0.1 s instead).
@@ -459,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         common.truncate_queue_tables()
         # One user polls and posts more than the default 300 requests a minute across the runs.
         web = common.start_uvicorn(children, "uvicorn-transcode", port, env={"OFFLOAD_RATE_API_USER": "100000/60"})
-        cluster = common.start_qcluster(children, "qcluster-transcode")
+        # Transcodes run in the media lane: its cluster is the one measured.
+        from django.conf import settings
+
+        cluster = common.start_qcluster(
+            children, "qcluster-transcode", env={"Q_CLUSTER_NAME": settings.OFFLOAD_LANES["media"]}
+        )
         common.wait_for_http(f"{base}/healthz/live", web)
         for _ in range(args.warmup):
             run_bare(command)
