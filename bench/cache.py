@@ -164,7 +164,7 @@ def limiter_costs(calls: int) -> dict[str, tuple[float, float]]:
     from offload.lib.redis_state import key, state_redis
 
     client = state_redis()
-    script = client.register_script(limits._SLIDING_WINDOW)
+    script = client.register_script(limits._SLIDING_WINDOWS)
     keys = [f"bench-{uuid.uuid4().hex[:8]}-{i}" for i in range(100)]
     client.set(key("bench", "probe"), "x")
     timings: dict[str, list[float]] = {"acquire()": [], "the Lua script alone": [], "Redis GET": []}
@@ -177,7 +177,7 @@ def limiter_costs(calls: int) -> dict[str, tuple[float, float]]:
         limits.acquire("bench", who, 1_000_000_000, 60)
         timings["acquire()"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        script(keys=[key("ratelimit", "bench-direct", who)], args=[1_000_000_000, 60_000, uuid.uuid4().hex])
+        script(keys=[key("ratelimit", "bench-direct", who)], args=[uuid.uuid4().hex, 1_000_000_000, 60_000])
         timings["the Lua script alone"].append(time.perf_counter() - started)
         started = time.perf_counter()
         client.get(key("bench", "probe"))
