@@ -420,7 +420,7 @@ def test_live_events_name_every_recipient_and_admit_joiners(shared, alice, bob, 
 
     with transaction.atomic():
         event = jobs.record_event(jobs.claim(job.pk), "progress")
-    # Announced events carry the seq their commit took (offload.jobs.events._announce).
+    # Announced events carry the seq their commit took (offload.jobs.events.announce_committed).
     event.refresh_from_db(fields=["seq"])
     publisher.on_job_event(None, event)
     groups, message = sent[-1]
