@@ -30,13 +30,14 @@ class OffloadAutoSchema(AutoSchema):
     """AutoSchema plus 400, 401, 403, 404 and 429 on the operations that can answer them."""
 
     def _map_serializer_field(self, field, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
-        # What DRF's fields refuse, the schema says: no NUL in a string (every CharField), no empty
-        # list where allow_empty is off.
+        # What DRF's fields refuse, the schema says: no NUL in a string (every CharField), nothing
+        # blank once trimmed where blanks are refused, no empty list where allow_empty is off.
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if direction == "request":
             plain_text = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
             if isinstance(field, serializers.CharField) and plain_text:
-                schema["pattern"] = "^[^\\x00]*$"
+                refuses_blank = not field.allow_blank and field.trim_whitespace
+                schema["pattern"] = "^[^\\x00]*[^\\s\\x00][^\\x00]*$" if refuses_blank else "^[^\\x00]*$"
             if isinstance(field, serializers.ListField) and not field.allow_empty:
                 schema.setdefault("minItems", 1)
         return schema

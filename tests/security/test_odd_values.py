@@ -117,3 +117,20 @@ def test_the_admin_refuses_a_cap_beyond_the_column_with_a_message(admin_client):
 def test_a_job_request_on_an_id_that_is_no_number_answers_404_at_once(alice_api, path):
     # It used to walk every number of the BIGINT range looking for None, holding a worker for good.
     assert alice_api.post(path).status_code == 404
+
+
+@pytest.mark.parametrize("tag", ["", "   ", "\t\n"])
+def test_a_blank_tag_is_refused_and_the_schema_says_so(alice_api, alice, library_root, tag):
+    """A tag blank once trimmed answers 400, and the schema's pattern refuses it too (the fuzzer's finding)."""
+    import re
+
+    from offload.models import Library, MediaItem
+
+    library = Library.objects.create(name="A", path=str(library_root), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    schema = alice_api.get("/api/v1/schema/?format=json").json()
+    body = schema["components"]["schemas"]["PatchedDescriptiveRequest"]["properties"]["tags"]["items"]
+    assert re.search(body["pattern"], tag) is None
+    assert re.search(body["pattern"], " a tag ")
+    assert alice_api.patch(f"/api/v1/media/{item.pk}/", {"tags": [tag]}, format="json").status_code == 400
+    assert alice_api.patch(f"/api/v1/media/{item.pk}/", {"tags": [" a tag "]}, format="json").status_code == 200
