@@ -4,7 +4,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,6 +11,7 @@ from rest_framework.views import APIView
 
 from offload.alerts import endpoints
 from offload.alerts.models import SUBSCRIBABLE, Delivery, Endpoint
+from offload.api.pagination import PageNumbers
 from offload.api.permissions import RulePermission
 from offload.permissions import CHANGE_ENDPOINT
 
@@ -134,7 +134,7 @@ class EndpointRotateSecretView(APIView):
         return Response(EndpointSerializer(endpoint, context={"secret_once": secret}).data)
 
 
-class DeliveryPagination(PageNumberPagination):
+class DeliveryPagination(PageNumbers):
     page_size = 50
 
 

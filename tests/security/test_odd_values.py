@@ -134,3 +134,21 @@ def test_a_blank_tag_is_refused_and_the_schema_says_so(alice_api, alice, library
     assert re.search(body["pattern"], " a tag ")
     assert alice_api.patch(f"/api/v1/media/{item.pk}/", {"tags": [tag]}, format="json").status_code == 400
     assert alice_api.patch(f"/api/v1/media/{item.pk}/", {"tags": [" a tag "]}, format="json").status_code == 200
+
+
+def test_an_empty_page_of_an_endpoints_deliveries_answers_404_as_the_schema_says(alice_api, alice, settings):
+    from offload.alerts import endpoints
+
+    settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE = True
+    hook, _ = endpoints.create_endpoint(
+        alice, {"agent": "webhook", "name": "script", "url": "http://127.0.0.1:9/hook", "events": ["job.failed"]}
+    )
+    path = f"/api/v1/notifications/endpoints/{hook.pk}/deliveries/"
+    assert alice_api.get(path).status_code == 200
+    assert alice_api.get(path + "?page=").status_code == 404
+    schema = alice_api.get("/api/v1/schema/?format=json").json()
+    parameters = {
+        p["name"]: p["schema"]
+        for p in schema["paths"]["/api/v1/notifications/endpoints/{id}/deliveries/"]["get"]["parameters"]
+    }
+    assert parameters["page"]["minimum"] == 1
