@@ -204,8 +204,10 @@ class RateLimitMiddleware:
     def _api(self, request: HttpRequest) -> HttpResponse:
         # A request for a job also counts against its kind's own scope: both windows in one
         # call to Redis. Anonymous requests have one limit for everything (their job POSTs
-        # are refused later anyway).
-        scope = view_scope(request)
+        # are refused later anyway), so they skip the URL lookup.
+        session_user = getattr(request, "user", None)
+        signed_in = tokens.token_key(request) is not None or bool(session_user and session_user.is_authenticated)
+        scope = view_scope(request) if signed_in else ""
         passage = through_gate(request, scope)
         if passage is not None:
             who, authenticated, decisions = f"user:{passage.user_id}", True, passage.decisions
