@@ -38,6 +38,11 @@ def limit_for(name: str) -> Limit:
     return Limit(name, count, window, fail_open=name not in settings.OFFLOAD_RATE_LIMITS_FAIL_CLOSED)
 
 
+def limits_for(name: str, scope: str) -> list[Limit]:
+    """The request's own limit, then its kind's scope when it has one: the order they are counted in."""
+    return [limit_for(name), *([limit_for(scope)] if scope else [])]
+
+
 def is_trusted_proxy(address: str) -> bool:
     """Whether the address is one of OFFLOAD_TRUSTED_PROXIES (addresses or CIDR networks)."""
     try:
@@ -120,7 +125,7 @@ def through_gate(request: HttpRequest, scope: str) -> gate.Passage | None:
     session_user = getattr(request, "user", None)
     if key is None or (session_user is not None and session_user.is_authenticated):
         return None
-    windows = [limit_for("api_user"), *([limit_for(scope)] if scope else [])]
+    windows = limits_for("api_user", scope)
     bumps = [(JOBS, gate.USER), (JOBS, gate.STAFF)] if scope else []
     try:
         passage = gate.pass_gate(tokens.entry_key(key), [(w.scope, w.limit, w.window) for w in windows], bumps)
@@ -216,7 +221,7 @@ class RateLimitMiddleware:
             who, authenticated = identify(request)
             name = "api_user" if authenticated else "api_anon"
             scope = scope if authenticated else ""
-            decisions = check_all([limit_for(name), *([limit_for(scope)] if scope else [])], who)
+            decisions = check_all(limits_for(name, scope), who)
         try:
             return self._answer(request, who, authenticated, name, scope, decisions)
         finally:
