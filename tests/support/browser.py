@@ -53,6 +53,11 @@ def log_in(driver, base_url: str, username: str, password: str, next_path: str =
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys(password)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    # A click does not wait for the form's navigation: a get() that follows at once can race the
+    # login POST and land on its redirect (the admin index) instead of the page asked for.
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: "/admin/login/" not in d.current_url)
 
 
 def screenshot(driver, name: str) -> Path:
