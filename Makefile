@@ -26,7 +26,7 @@ test: dev-venv test-system-deps services lint
 	promtool check rules deploy/prometheus/alerts.yml
 	promtool test rules deploy/prometheus/alerts.test.yml
 	promtool check config deploy/prometheus/prometheus.yml
-	$(TEST_ENV) $(PY) -m pytest
+	$(TEST_ENV) $(PY) -m pytest --durations=10
 
 # The loop while working: everything not marked slow (no real worker processes or servers),
 # on the same services; PYTEST_ARGS narrows it further (e.g. PYTEST_ARGS="tests/test_api.py -x").

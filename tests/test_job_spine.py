@@ -302,7 +302,7 @@ def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(
 
 
 def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, monkeypatch):
-    def run_throttled(job, run):
+    def run_throttled(job, target, run):
         raise kinds_for_tests.TransientJobError("upstream said 429", retry_after=120)
 
     kinds.register(kinds.JobKind("test.flaky", run_throttled, internal=True))

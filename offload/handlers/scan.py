@@ -58,10 +58,7 @@ def _queue_probe(job: Job, item: MediaItem) -> None:
     jobs.enqueue("media.probe", target=item, user=job.requested_by, then=PIPELINE_AFTER_PROBE)
 
 
-def run_scan(job: Job, run: JobRun) -> dict[str, Any]:
-    library = Library.objects.filter(pk=job.target_id).first()
-    if library is None:
-        raise JobFailed("The library no longer exists.")
+def run_scan(job: Job, library: Library, run: JobRun) -> dict[str, Any]:
     root = library.root.resolve()
     if not is_inside_roots(root):
         raise JobFailed(f"The library folder {root} is outside the library roots.")
@@ -93,24 +90,50 @@ def _own_files(library: Library, root: Path) -> list[FoundFile]:
     ]
 
 
-def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
+class _Pass:
+    """One scan's progress and counts, shared by its two passes."""
+
+    def __init__(self, run: JobRun, total: int) -> None:
+        self.run = run
+        self.total = total or 1
+        self.done = 0
+        self.counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
+
+    def step(self) -> None:
+        self.run.progress(100.0 * self.done / self.total)
+        self.done += 1
+
+
+def _reconcile(job: Job, run: JobRun, library: Library, root: Path) -> dict[str, Any]:
     run.progress(0, force=True)
     files = _own_files(library, root)
     existing = {item.relative_path: item for item in library.items.all()}
-    counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
-    total = len(files) or 1
-    done = 0
-    fresh: list[FoundFile] = []
+    scan = _Pass(run, len(files))
+    # Files at a known path are updated first; the rest are new or moved, and a move is known
+    # only once every known path has been seen (what is left in `existing` then vanished).
+    fresh = _update_known(job, scan, files, existing)
+    _add_or_move(job, scan, library, fresh, existing)
+    for item in existing.values():
+        item.delete()
+        scan.counts["removed"] += 1
+    library.last_scanned_at = timezone.now()
+    library.save(update_fields=["last_scanned_at"])
+    # The scan read every item anyway: set the count right after anything that bypassed the signals.
+    library.recount_items()
+    return {"files": len(files), **scan.counts}
 
+
+def _update_known(job: Job, scan: _Pass, files: list[FoundFile], existing: dict[str, MediaItem]) -> list[FoundFile]:
+    """Refresh the items whose path is still there (re-probing changed content); the files left over."""
+    fresh: list[FoundFile] = []
     for found in files:
         item = existing.pop(found.relative_path, None)
         if item is None:
-            fresh.append(found)  # done in the second pass, which does the work for it
+            fresh.append(found)
             continue
-        run.progress(100.0 * done / total)
-        done += 1
+        scan.step()
         if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
-            counts["unchanged"] += 1
+            scan.counts["unchanged"] += 1
             continue
         try:
             fp = fingerprint(found.real_path, found.size)
@@ -126,15 +149,19 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
             item.save(update_fields=fields)
             if changed:
                 _queue_probe(job, item)
-        counts["changed" if changed else "unchanged"] += 1
+        scan.counts["changed" if changed else "unchanged"] += 1
+    return fresh
 
-    # What is left in `existing` vanished; a fresh file with its fingerprint moved.
+
+def _add_or_move(
+    job: Job, scan: _Pass, library: Library, fresh: list[FoundFile], existing: dict[str, MediaItem]
+) -> None:
+    """A new path whose content matches a vanished item is that item moved; otherwise a new item."""
     vanished = {item.fingerprint: item for item in existing.values() if item.fingerprint}
     for found in fresh:
-        run.progress(100.0 * done / total)
-        done += 1
+        scan.step()
         if not looks_like_media(found):
-            counts["skipped"] += 1
+            scan.counts["skipped"] += 1
             continue
         try:
             fp = fingerprint(found.real_path, found.size)
@@ -145,7 +172,7 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
             existing.pop(moved.relative_path, None)
             moved.relative_path, moved.size, moved.mtime = found.relative_path, found.size, _mtime(found)
             moved.save(update_fields=["relative_path", "size", "mtime", "updated_at"])
-            counts["moved"] += 1
+            scan.counts["moved"] += 1
             continue
         with transaction.atomic():
             item = MediaItem.objects.create(
@@ -156,16 +183,7 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
                 fingerprint=fp,
             )
             _queue_probe(job, item)
-        counts["created"] += 1
-
-    for item in existing.values():
-        item.delete()
-        counts["removed"] += 1
-    library.last_scanned_at = timezone.now()
-    library.save(update_fields=["last_scanned_at"])
-    # The scan read every item anyway: set the count right after anything that bypassed the signals.
-    library.recount_items()
-    return {"files": len(files), **counts}
+        scan.counts["created"] += 1
 
 
 KIND = jobs.JobKind("library.scan", run_scan, target_type="library", action="scan", label="Scan now", timeout=3600)

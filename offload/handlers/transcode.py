@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,8 @@ def run_ffmpeg_step(
         run.record_log(stderr_tail)
 
 
-def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
-    """The item, its file and a fresh ffprobe of it; JobFailed with the reason when unusable."""
-    item = MediaItem.objects.select_related("library").filter(pk=job.target_id).first()
-    if item is None:
-        raise JobFailed("The media item no longer exists.")
+def load_source(item: MediaItem) -> tuple[Path, dict[str, Any]]:
+    """The item's file and a fresh ffprobe of it; JobFailed with the reason when unusable."""
     try:
         source = resolve_item_path(item.library.root, item.relative_path)
     except InvalidPath as exc:
@@ -70,7 +68,7 @@ def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
     if not source.is_file():
         raise JobFailed(f"The source file {item.relative_path} no longer exists.")
     try:
-        return item, source, ffmpeg.probe(source)
+        return source, ffmpeg.probe(source)
     except ffmpeg.ProbeError as exc:
         raise JobFailed(f"The source is not readable media: {exc}") from None
 
@@ -100,11 +98,99 @@ def verify(output: Path, profile: TranscodeProfile, source: dict[str, Any]) -> d
     return got
 
 
-def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Output:
+    """Where one rendition is built (in the attempt's partial folder) and where it is published."""
+
+    built: Path  # the file, or for HLS the folder of playlist and segments
+    written: Path  # what ffmpeg writes: the file, or the HLS playlist inside `built`
+    dest: str  # the published path below MEDIA_ROOT
+    published_name: str  # the file a client fetches: the file, or the playlist
+
+    def size(self) -> int:
+        if self.built.is_dir():
+            return sum(p.stat().st_size for p in self.built.rglob("*"))
+        return self.built.stat().st_size
+
+
+def output_paths(job: Job, item: MediaItem, profile: TranscodeProfile) -> Output:
+    """A fresh partial folder for this attempt, and the rendition's paths in it and once published."""
+    partial = outputs.fresh_partial_dir(job)
+    if profile.kind == "hls":
+        built = partial / profile.name
+        built.mkdir()
+        dest = f"renditions/{item.pk}/{profile.name}"
+        return Output(built, built / "index.m3u8", dest, f"{dest}/index.m3u8")
+    built = partial / f"{profile.name}.{profile.extension}"
+    dest = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
+    return Output(built, built, dest, dest)
+
+
+def encode(
+    job: Job,
+    run: JobRun,
+    profile: TranscodeProfile,
+    source: Path,
+    technical: dict[str, Any],
+    output: Output,
+    lock: RedisLock,
+) -> None:
+    """Run ffmpeg for the profile into output.written, reporting progress; stops on cancel or a lost lock."""
+    # The source is a library file: only self-contained demuxers may read it.
+    args = ffmpeg.safe_input_options() + transcode_args(
+        profile,
+        ffmpeg.file_url(source),
+        str(output.written),
+        source_height=technical["height"],
+        has_audio=bool(technical["audio_codec"]),
+    )
+
+    def report(percent: float | None, eta: float | None) -> None:
+        run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
+
+    def stopped() -> None:
+        if lock.lost.is_set():
+            raise TransientJobError("The transcode lock was lost; the job will run again.")
+
+    run_ffmpeg_step(
+        job,
+        run,
+        args,
+        doing="transcode the file",
+        duration=technical["duration"],
+        on_progress=report,
+        should_stop=lambda: run.should_stop() or lock.lost.is_set(),
+        on_stopped=stopped,
+    )
+
+
+def save(item: MediaItem, profile: TranscodeProfile, output: Output, got: dict[str, Any]) -> Rendition:
+    """Publish the verified output and record its rendition, together: a rendition row never names a missing file."""
+    size = output.size()  # before publishing moves the files out of the partial folder
+    with transaction.atomic():
+        outputs.publish(output.built, output.dest)
+        rendition, _ = Rendition.objects.update_or_create(
+            item=item,
+            profile=profile.name,
+            defaults={
+                "path": output.published_name,
+                "size": size,
+                "duration": got["duration"],
+                "width": got["width"],
+                "height": got["height"],
+                "bitrate": got["bitrate"],
+                "video_codec": got["video_codec"],
+                "audio_codec": got["audio_codec"],
+            },
+        )
+    return rendition
+
+
+def run_transcode(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
     profile = PROFILES.get(job.params.get("profile", ""))
     if profile is None:
         raise JobFailed(f"Unknown transcode profile {job.params.get('profile')!r}.")
-    item, source, data = load_source(job)
+    source, data = load_source(item)
     technical = ffmpeg.technical_metadata(data)
     if profile.needs_video and not technical["video_codec"]:
         raise JobFailed(f"The source has no video stream; {profile.name} needs one (try audio-aac-128k).")
@@ -116,60 +202,10 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
         raise JobDeferred(f"Another transcode of item {item.pk} to {profile.name} is running.", LOCK_TTL_SECONDS / 3)
     lock.keep_alive()
     try:
-        partial = outputs.fresh_partial_dir(job)
-        if profile.kind == "hls":
-            built = partial / profile.name
-            built.mkdir()
-            output = built / "index.m3u8"
-            dest = f"renditions/{item.pk}/{profile.name}"
-            published_name = f"{dest}/index.m3u8"
-        else:
-            output = built = partial / f"{profile.name}.{profile.extension}"
-            dest = published_name = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
-        # The source is a library file: only self-contained demuxers may read it.
-        args = ffmpeg.safe_input_options() + transcode_args(
-            profile,
-            ffmpeg.file_url(source),
-            str(output),
-            source_height=technical["height"],
-            has_audio=bool(technical["audio_codec"]),
-        )
-
-        def report(percent: float | None, eta: float | None) -> None:
-            run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
-
-        def stopped() -> None:
-            if lock.lost.is_set():
-                raise TransientJobError("The transcode lock was lost; the job will run again.")
-
-        run_ffmpeg_step(
-            job,
-            run,
-            args,
-            doing="transcode the file",
-            duration=technical["duration"],
-            on_progress=report,
-            should_stop=lambda: run.should_stop() or lock.lost.is_set(),
-            on_stopped=stopped,
-        )
-        got = verify(output, profile, technical)
-        size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
-        with transaction.atomic():
-            outputs.publish(built, dest)
-            rendition, _ = Rendition.objects.update_or_create(
-                item=item,
-                profile=profile.name,
-                defaults={
-                    "path": published_name,
-                    "size": size,
-                    "duration": got["duration"],
-                    "width": got["width"],
-                    "height": got["height"],
-                    "bitrate": got["bitrate"],
-                    "video_codec": got["video_codec"],
-                    "audio_codec": got["audio_codec"],
-                },
-            )
+        output = output_paths(job, item, profile)
+        encode(job, run, profile, source, technical, output, lock)
+        got = verify(output.written, profile, technical)
+        rendition = save(item, profile, output, got)
     except OSError as exc:
         raise JobFailed(f"Could not write the rendition: {exc.strerror or exc}.") from None
     finally:
@@ -178,9 +214,9 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
     return {
         "profile": profile.name,
         "rendition": rendition.pk,
-        "path": published_name,
-        "url": outputs.url_for(published_name),
-        "size": size,
+        "path": output.published_name,
+        "url": outputs.url_for(output.published_name),
+        "size": rendition.size,
         "width": got["width"],
         "height": got["height"],
         "duration": got["duration"],

@@ -16,7 +16,7 @@ from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
 from offload.jobs.waiting import heartbeat_interval
-from offload.models import JOB_TEXT_LIMIT, Job
+from offload.models import JOB_TEXT_LIMIT, Job, Library, MediaItem
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +172,28 @@ def execute(job_id: int) -> str:
         beat.watch(None)
 
 
+# Each target type's row as its handlers use it, and what a job says when the row is gone.
+_TARGETS = {
+    "media": (MediaItem.objects.select_related("library"), "The media item no longer exists."),
+    "library": (Library.objects.all(), "The library no longer exists."),
+}
+
+
+def load_target(job: Job, target_type: str) -> Library | MediaItem | None:
+    """The row the job acts on, read once per attempt; JobFailed when it was deleted meanwhile."""
+    if not target_type:
+        return None
+    rows, gone = _TARGETS[target_type]
+    target = rows.filter(pk=job.target_id).first()
+    if target is None:
+        raise JobFailed(gone)
+    return target
+
+
 def _run_handler(job: Job, run: JobRun) -> str:
     spec = get_kind(job.kind)
     try:
-        result = spec.handler(job, run)
+        result = spec.handler(job, load_target(job, spec.target_type), run)
     except JobCancelled:
         jobs.mark_cancelled(job)
         return "cancelled"
