@@ -377,7 +377,7 @@ def wait_until(what: str, check: Callable[[], bool], child: Child, timeout: floa
 
 
 def shown_path(path: Path) -> str:
-    """A path relative to the checkout when it is inside it, as the README's commands are."""
+    """A path relative to the checkout when it is inside it, as the documented commands are."""
     return str(path.relative_to(BASE_DIR)) if path.is_relative_to(BASE_DIR) else str(path)
 
 

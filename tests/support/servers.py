@@ -103,7 +103,7 @@ class AsgiServer:
 
 
 class WsgiServer(AsgiServer):
-    """gunicorn serving HTTP through Django's WSGI handler, as production does (README)."""
+    """gunicorn serving HTTP through Django's WSGI handler, as production does (docs/operations.md)."""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
