@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +13,7 @@ from django.conf import settings
 
 from tests.support.cluster import BASE_DIR, test_database_url
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
 
 
 def run_script() -> ModuleType:
@@ -51,17 +51,16 @@ class Process:
 
     def wait_http(self, url: str, timeout: float = 30.0, expect: int = 200) -> None:
         """Until url answers `expect`; RuntimeError with the log's end when the process dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=1).status_code == expect:
-                    return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}")
+        try:
+            wait_for(
+                lambda: requests.get(url, timeout=1).status_code == expect,
+                timeout,
+                f"{self.name} to answer {url}",
+                ignoring=(requests.RequestException,),
+                gives_up=lambda: self.proc.poll() is not None,
+            )
+        except AssertionError:
+            raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
