@@ -15,13 +15,29 @@ from tests.support.cluster import BASE_DIR, test_database_url
 from tests.support.services import free_port
 from tests.support.waiting import wait_for
 
+SCRIPTS = BASE_DIR / "scripts"
+
+
+def _scripts_on_path() -> None:
+    # As when a script runs: Python puts its own folder on the path, and run.py imports supervisor from there.
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
+
 
 def run_script() -> ModuleType:
-    """scripts/run.py as a module: the tests start uvicorn with the arguments `make run` uses."""
-    spec = importlib.util.spec_from_file_location("offload_run_script", BASE_DIR / "scripts" / "run.py")
+    """scripts/run.py as a module, loaded afresh (it reads OFFLOAD_VAR_DIR as it loads): the tests start uvicorn
+    with the arguments `make run` uses."""
+    _scripts_on_path()
+    spec = importlib.util.spec_from_file_location("offload_run_script", SCRIPTS / "run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def supervisor_module() -> ModuleType:
+    """scripts/supervisor.py, the same module scripts/run.py uses."""
+    _scripts_on_path()
+    return importlib.import_module("supervisor")
 
 
 def app_env(**extra: str) -> dict[str, str]:
