@@ -5,7 +5,7 @@
 2. `GET /api/v1/search/` latency p50/p99 for a list of one-word searches (prefixes and typos
    included), one request at a time, as alice (a library filter applies):
    - in-process (Django's test client: the whole middleware, DRF and token auth, no HTTP server),
-   - over HTTP through uvicorn (1 worker), as the README runs it,
+   - over HTTP through uvicorn (1 worker), as `make run` runs it,
    each with the answer cache off (the default) and on; beside the same Typesense query sent
    directly with the Python client. The ratio API / direct is our overhead.
 3. Sync lag: an item is saved (autocommit), then Typesense is polled every millisecond until

@@ -2,10 +2,10 @@
 
 Starts Redis and Typesense when REDIS_URL / TYPESENSE_URL are not given, migrates, makes the
 admin user and the demo library, then runs the web server and the workers until Ctrl-C.
-This script never imports the Django settings: they read the environment it prepares.
+This script never imports the Django settings: they read the environment it prepares. The
+children are kept by the generic supervisor in scripts/supervisor.py (restarts, stop order).
 """
 
-import ctypes
 import json
 import os
 import secrets
@@ -14,15 +14,26 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
-from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
+
+# scripts/ is on the path: Python puts a script's own folder there, and the tests that load
+# this file do the same.
+from supervisor import (
+    SERVICE_TIER,
+    Child,
+    StartupFailed,
+    Supervisor,
+    report_death,
+    run_supervised,
+    say,
+    supervise_forever,
+    wait_until,
+    warn,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The settings read the same variable: the SQLite file, media, logs and metrics live here.
@@ -53,17 +64,6 @@ RUN_ENV_PREFIXES = ("OFFLOAD_", "DATABASE_", "REDIS_", "TYPESENSE_", "TMDB_", "M
 REDIS_START_TIMEOUT = 15.0
 TYPESENSE_START_TIMEOUT = 90.0
 WEB_START_TIMEOUT = 90.0
-LOG_TAIL_LINES = 30
-
-# Tiers stop in descending order: the app before the services it uses.
-APP_TIER = 1
-SERVICE_TIER = 0
-
-# A child that dies is started again after a backoff that doubles with each crash in a row,
-# up to the cap; a child that ran this long before dying starts the count afresh.
-RESTART_FIRST_DELAY = 1.0
-RESTART_MAX_DELAY = 30.0
-RESTART_STABLE_SECONDS = 60.0
 
 
 def web_database_env(env: dict[str, str]) -> dict[str, str]:
@@ -103,203 +103,6 @@ def web_server_args(env: dict[str, str], port: int, host: str = HOST) -> list[st
         "--timeout-graceful-shutdown",
         "5",
     ]
-
-
-class Stop(BaseException):
-    """Ctrl-C, SIGTERM or SIGHUP arrived; a BaseException so that no handler swallows it."""
-
-
-class StartupFailed(Exception):
-    """Something needed did not start; the message says what and where to look."""
-
-
-def say(message: str = "", *, stream: TextIO | None = None) -> None:
-    """Print a line; a closed terminal (SIGHUP) must not keep the children from being stopped."""
-    try:
-        print(message, file=stream or sys.stdout, flush=True)
-    except OSError:
-        pass
-
-
-def warn(message: str) -> None:
-    say(f"run: {message}", stream=sys.stderr)
-
-
-# --- Processes --------------------------------------------------------------
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _child_setup(stop_signal: int) -> Callable[[], None]:
-    """A preexec hook: unblock the stop signals, and have the child get stop_signal when this script dies."""
-    parent = os.getpid()
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        prctl = None  # not Linux: no parent-death signal, the stop path still works
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        # Supervisor.start blocks them around the fork; the mask would survive exec.
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        if prctl is not None:
-            prctl(pr_set_pdeathsig, stop_signal)
-            # Even SIGKILL of this script then stops the child; it may have died before prctl.
-            if os.getppid() != parent:
-                os.kill(os.getpid(), stop_signal)
-
-    return hook
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log_path: Path
-    stop_signal: int
-    grace: float
-    tier: int
-    args: list[str]
-    env: dict[str, str]
-    started_at: float = 0.0
-    # Crashes in a row, and when the pending restart is due (None: none pending).
-    crashes: int = 0
-    restart_at: float | None = None
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-
-class Supervisor:
-    """Children in their own process groups, logging to var/log, stopped together."""
-
-    def __init__(self) -> None:
-        self.children: list[Child] = []
-        self.force = False
-        self.stopping = False
-
-    def start(
-        self,
-        name: str,
-        args: list[str],
-        *,
-        env: dict[str, str],
-        stop_signal: int = signal.SIGTERM,
-        grace: float = 10.0,
-        tier: int = APP_TIER,
-    ) -> Child:
-        log_path = LOG_DIR / f"{name}.log"
-        if log_path.exists():
-            os.replace(log_path, log_path.with_suffix(".log.1"))
-        # A stop signal between the fork and the bookkeeping below would leave an unknown child.
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            proc = self._spawn(args, env, log_path, stop_signal, "wb")
-            child = Child(name, proc, log_path, stop_signal, grace, tier, args, env, started_at=time.monotonic())
-            self.children.append(child)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-        return child
-
-    @staticmethod
-    def _spawn(args: list[str], env: dict[str, str], log_path: Path, stop_signal: int, mode: str) -> subprocess.Popen:
-        with open(log_path, mode) as log_file:
-            return subprocess.Popen(
-                args,
-                cwd=BASE_DIR,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                # Its own group: the terminal's Ctrl-C reaches this script alone, which then
-                # stops the children in order; and killpg reaches their own children too.
-                process_group=0,
-                preexec_fn=_child_setup(stop_signal),
-            )
-
-    def schedule_restart(self, child: Child) -> float:
-        """After a crash: clear what the child left in its group, and set when it starts again."""
-        # Whatever the dead leader left behind (a qcluster's workers, an ffmpeg) goes first.
-        self._signal_group(child, signal.SIGKILL)
-        if time.monotonic() - child.started_at >= RESTART_STABLE_SECONDS:
-            child.crashes = 0
-        delay = min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2**child.crashes)
-        child.crashes += 1
-        child.restart_at = time.monotonic() + delay
-        return delay
-
-    def restart(self, child: Child) -> None:
-        """Start the crashed child again with its own command and environment; its log continues."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            with open(child.log_path, "ab") as log_file:
-                log_file.write(f"\n--- run: restarted after a crash (restart {child.crashes}) ---\n".encode())
-            child.proc = self._spawn(child.args, child.env, child.log_path, child.stop_signal, "ab")
-            child.started_at = time.monotonic()
-            child.restart_at = None
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-    def supervise(self) -> None:
-        """One round: note new deaths (with a log line and a backoff), restart those that are due."""
-        for child in self.children:
-            if child.alive or self.stopping:
-                continue
-            if child.restart_at is None:
-                report_death(child)
-                delay = self.schedule_restart(child)
-                warn(f"restarting {child.name} in {delay:g} s (crash {child.crashes} in a row).")
-            elif time.monotonic() >= child.restart_at:
-                self.restart(child)
-                say(f"run: {child.name} restarted (pid {child.proc.pid}).")
-
-    def _signal_group(self, child: Child, sig: int) -> None:
-        try:
-            os.killpg(child.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def _wait(self, child: Child, deadline: float) -> bool:
-        while child.alive:
-            if self.force or time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
-    def stop_all(self) -> None:
-        """Stop every child: its stop signal to the group, then SIGKILL after its grace period."""
-        self.stopping = True
-        for tier in sorted({c.tier for c in self.children}, reverse=True):
-            group = [c for c in self.children if c.tier == tier]
-            started = time.monotonic()
-            for child in group:
-                if child.alive:
-                    say(f"Stopping {child.name} (pid {child.proc.pid})…")
-                    self._signal_group(child, child.stop_signal)
-            for child in group:
-                if not self._wait(child, started + child.grace):
-                    warn(f"{child.name} did not stop within {child.grace:g} s: killing it.")
-                    self._signal_group(child, signal.SIGKILL)
-                    child.proc.wait()
-                # Whatever the leader left behind in its group (workers, an ffmpeg) goes too.
-                self._signal_group(child, signal.SIGKILL)
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(cannot read {path}: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def report_death(child: Child) -> None:
-    code = child.proc.returncode
-    how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    warn(f"{child.name} (pid {child.proc.pid}) {how} unexpectedly. Last lines of {child.log_path}:")
-    say(tail(child.log_path), stream=sys.stderr)
 
 
 # --- Ports and probes ---------------------------------------------------------
@@ -364,20 +167,8 @@ def typesense_healthy(url: str) -> bool:
         return False
 
 
-def wait_until(what: str, check: Callable[[], bool], child: Child, timeout: float) -> None:
-    """Poll check() until true; StartupFailed when the child dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if not child.alive:
-            report_death(child)
-            raise StartupFailed(f"{child.name} stopped before {what}.")
-        if time.monotonic() >= deadline:
-            raise StartupFailed(f"{what} did not happen within {timeout:g} s; see {child.log_path}.")
-        time.sleep(0.2)
-
-
 def shown_path(path: Path) -> str:
-    """A path relative to the checkout when it is inside it, as the README's commands are."""
+    """A path relative to the checkout when it is inside it, as the documented commands are."""
     return str(path.relative_to(BASE_DIR)) if path.is_relative_to(BASE_DIR) else str(path)
 
 
@@ -575,18 +366,22 @@ def _reexec_in_venv() -> None:
         os.execv(str(venv_python), [str(venv_python), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
-def _on_signal(sup: Supervisor) -> Callable[[int, FrameType | None], None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if sup.stopping:
-            # A second Ctrl-C while stopping: stop waiting for graceful exits.
-            sup.force = True
-            return
-        raise Stop(signal.Signals(signum).name)
-
-    return handler
+# --- The run, step by step ------------------------------------------------------
 
 
-def run(sup: Supervisor) -> int:
+@dataclass
+class Embedded:
+    """The services this run started itself; None where the environment named its own."""
+
+    redis: Child | None = None
+    redis_port: int = 0
+    redis_password: str = ""
+    typesense: Child | None = None
+    typesense_url: str = ""
+
+
+def prepare_environment() -> tuple[dict[str, str], list[str]]:
+    """This run's environment (var/ private, metrics emptied) and the development settings to warn of."""
     os.chdir(BASE_DIR)
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -606,7 +401,11 @@ def run(sup: Supervisor) -> int:
     metrics_dir = local_path(env_value(env, "PROMETHEUS_MULTIPROC_DIR") or str(VAR_DIR / "prometheus"))
     reset_metrics_dir(metrics_dir)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    return env, development
 
+
+def claim_web_port(env: dict[str, str]) -> int:
+    """The web server's port (PORT, default 8000), refused at once when something else holds it."""
     raw_port = env_value(env, "PORT") or "8000"
     try:
         web_port = int(raw_port)
@@ -615,30 +414,37 @@ def run(sup: Supervisor) -> int:
     if not port_is_free(web_port):
         raise StartupFailed(f"Port {web_port} on {HOST} is in use: stop what uses it, or set PORT to another port.")
     env["PORT"] = str(web_port)
-    taken = {web_port}
+    return web_port
 
+
+def start_services(sup: Supervisor, env: dict[str, str], taken: set[int]) -> tuple[list[tuple[str, str]], Embedded]:
+    """Start the bundled Redis and Typesense where the environment names none; answer what each service is."""
     services: list[tuple[str, str]] = []
+    embedded = Embedded()
     database_url = env_value(env, "DATABASE_URL")
     if database_url:
         services.append(("Database", f"given: {masked(database_url)}"))
     else:
         services.append(("Database", f"embedded: SQLite {VAR_DIR / 'offload.sqlite3'}"))
 
-    redis_child = typesense_child = None
     redis_url = env_value(env, "REDIS_URL")
     if redis_url:
         services.append(("Redis", f"given: {masked(redis_url)}"))
     else:
-        redis_child, redis_port, redis_password = start_redis(sup, env, taken)
-        services.append(("Redis", f"embedded: {masked(env['REDIS_URL'])} (log {redis_child.log_path})"))
+        embedded.redis, embedded.redis_port, embedded.redis_password = start_redis(sup, env, taken)
+        services.append(("Redis", f"embedded: {masked(env['REDIS_URL'])} (log {embedded.redis.log_path})"))
 
     typesense_url = env_value(env, "TYPESENSE_URL")
     if typesense_url:
         services.append(("Typesense", f"given: {masked(typesense_url)}"))
     else:
-        typesense_child, typesense_url = start_typesense(sup, env, taken)
-        services.append(("Typesense", f"embedded: {typesense_url} (log {typesense_child.log_path})"))
+        embedded.typesense, embedded.typesense_url = start_typesense(sup, env, taken)
+        services.append(("Typesense", f"embedded: {embedded.typesense_url} (log {embedded.typesense.log_path})"))
+    return services, embedded
 
+
+def make_media_folders(env: dict[str, str]) -> Path:
+    """The first library root and MEDIA_ROOT, created; answer the library root (the demo goes there)."""
     roots = [p for p in env_value(env, "OFFLOAD_LIBRARY_ROOTS").split(":") if p.strip()]
     library_root = local_path(roots[0].strip()) if roots else VAR_DIR / "media" / "library"
     media_root = (
@@ -646,17 +452,23 @@ def run(sup: Supervisor) -> int:
     )
     for folder in (library_root, media_root):
         folder.mkdir(parents=True, exist_ok=True)
+    return library_root
 
-    lanes = worker_lanes(env)
-    run_env = write_run_env(env)
 
-    if redis_child is not None:
-        say(f"Starting Redis on port {redis_port}…")
+def wait_for_redis(embedded: Embedded) -> None:
+    """Until the bundled Redis answers PING (nothing to wait for when REDIS_URL named one)."""
+    if embedded.redis is not None:
+        say(f"Starting Redis on port {embedded.redis_port}…")
         wait_until(
-            "Redis answered PING", lambda: redis_answers(redis_port, redis_password), redis_child, REDIS_START_TIMEOUT
+            "Redis answered PING",
+            lambda: redis_answers(embedded.redis_port, embedded.redis_password),
+            embedded.redis,
+            REDIS_START_TIMEOUT,
         )
 
-    # Typesense takes a few seconds to elect itself leader: it warms up while these run.
+
+def prepare_database(env: dict[str, str]) -> tuple[dict, bool]:
+    """Migrate, write the schedules, make the admin, seed the demo; answer the login and whether the demo is in."""
     say("Migrating the database…")
     if manage(env, "migrate", "--noinput").returncode != 0:
         raise StartupFailed("manage.py migrate failed; its error is above.")
@@ -669,16 +481,23 @@ def run(sup: Supervisor) -> int:
     if not seeded:
         # Demo data is a convenience: the system runs without it, so this is no reason to stop.
         warn("seed_demo failed (see above): starting without demo data.")
+    return login, seeded
 
-    if typesense_child is not None:
-        say(f"Waiting for Typesense on {typesense_url}…")
+
+def wait_for_typesense(embedded: Embedded) -> None:
+    """Until the bundled Typesense reports healthy (nothing to wait for when TYPESENSE_URL named one)."""
+    if embedded.typesense is not None:
+        say(f"Waiting for Typesense on {embedded.typesense_url}…")
         wait_until(
             "Typesense reported healthy",
-            lambda: typesense_healthy(typesense_url),
-            typesense_child,
+            lambda: typesense_healthy(embedded.typesense_url),
+            embedded.typesense,
             TYPESENSE_START_TIMEOUT,
         )
 
+
+def start_app(sup: Supervisor, env: dict[str, str], web_port: int, lanes: dict[str, str]) -> str:
+    """The web server and a cluster per lane, started and checked; answer the site's address."""
     py = sys.executable
     web_args = [py, "-m", "uvicorn", *web_server_args(env, web_port)]
     web = sup.start("web", web_args, env=web_database_env(env), grace=10.0)
@@ -709,7 +528,25 @@ def run(sup: Supervisor) -> int:
         if not cluster.alive:
             report_death(cluster)
             raise StartupFailed(f"The {cluster.name} stopped while starting.")
+    return base_url
 
+
+@dataclass
+class Started:
+    """What the banner tells the person who ran `make run`."""
+
+    base_url: str
+    login: dict
+    services: list[tuple[str, str]]
+    library_root: Path
+    seeded: bool
+    run_env: Path
+    development: list[str]
+
+
+def announce(sup: Supervisor, started: Started) -> None:
+    """The banner: addresses, the login, the services, the logs; then `ready`, which the tests wait for."""
+    base_url, login = started.base_url, started.login
     logs = ", ".join(shown_path(c.log_path) for c in sup.children)
     rule = "─" * 72
     say()
@@ -720,47 +557,51 @@ def run(sup: Supervisor) -> int:
     say(f"  API token:  {login['token']}   (header  Authorization: Token {login['token']})")
     say(f"  API:        {base_url}/api/v1/   health: {base_url}/healthz/ready")
     say(f"  Operations: {base_url}/admin/operations/   metrics: {base_url}/metrics")
-    for name, state in services:
+    for name, state in started.services:
         say(f"  {name + ':':<11} {state}")
-    demo_state = f"demo library in {library_root / 'demo'}" if seeded else "no demo data: seed_demo failed"
+    library_root = started.library_root
+    demo_state = f"demo library in {library_root / 'demo'}" if started.seeded else "no demo data: seed_demo failed"
     say(f"  Library:    {library_root} ({demo_state})")
     say(f"  Logs:       {logs}  (tail -f {shown_path(LOG_DIR)}/*.log)")
-    say(f"  Commands:   .venv/bin/python manage.py jobs list  (from a second terminal: it reads {shown_path(run_env)})")
-    if development:
-        say(f"  WARNING:    development settings ({'; '.join(development)}): not for production")
+    say(
+        "  Commands:   .venv/bin/python manage.py jobs list  "
+        f"(from a second terminal: it reads {shown_path(started.run_env)})"
+    )
+    if started.development:
+        say(f"  WARNING:    development settings ({'; '.join(started.development)}): not for production")
     say("  Ctrl-C stops everything.")
     say(rule)
     say("ready")
 
+
+def run(sup: Supervisor) -> int:
+    """Offload on this machine: services, database, web server and workers, then supervised until a stop signal."""
+    env, development = prepare_environment()
+    web_port = claim_web_port(env)
+    services, embedded = start_services(sup, env, taken={web_port})
+    library_root = make_media_folders(env)
+    lanes = worker_lanes(env)
+    run_env = write_run_env(env)
+    wait_for_redis(embedded)
+    # Typesense takes a few seconds to elect itself leader: it warms up while the database is prepared.
+    login, seeded = prepare_database(env)
+    wait_for_typesense(embedded)
+    base_url = start_app(sup, env, web_port, lanes)
+    announce(sup, Started(base_url, login, services, library_root, seeded, run_env, development))
     # A crashed child is restarted (with a backoff) while the others keep running; the
     # system recovers from a restarted Redis, Typesense, worker or web server by itself.
-    while True:
-        sup.supervise()
-        time.sleep(0.2)
+    supervise_forever(sup)
+    return 0
+
+
+def forget_run_env() -> None:
+    """Its addresses die with this run: a later command must not reach for them."""
+    (VAR_DIR / RUN_ENV_FILE).unlink(missing_ok=True)
 
 
 def main() -> int:
     _reexec_in_venv()
-    sup = Supervisor()
-    handler = _on_signal(sup)
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    code = 0
-    try:
-        code = run(sup)
-    except Stop as stop:
-        say(f"\nGot {stop}: stopping everything.")
-    except StartupFailed as exc:
-        warn(str(exc))
-        code = 1
-    finally:
-        sup.stopping = True
-        sup.stop_all()
-        # Its addresses die with this run: a later command must not reach for them.
-        (VAR_DIR / RUN_ENV_FILE).unlink(missing_ok=True)
-    if sup.children:
-        say("Everything stopped.")
-    return code
+    return run_supervised(run, Supervisor(LOG_DIR, BASE_DIR), on_exit=forget_run_env)
 
 
 if __name__ == "__main__":

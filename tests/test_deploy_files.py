@@ -137,7 +137,7 @@ def test_every_series_the_alerts_and_the_dashboard_query_is_exported(client, ali
     assert not missing, f"queried but never exported: {sorted(missing)}"
 
 
-def test_the_readme_points_operators_at_the_deploy_files():
-    readme = (Path(BASE_DIR) / "README.md").read_text()
-    assert "deploy/prometheus/alerts.yml" in readme
-    assert "deploy/grafana/offload.json" in readme
+def test_the_operations_guide_points_operators_at_the_deploy_files():
+    guide = (Path(BASE_DIR) / "docs" / "operations.md").read_text()
+    assert "deploy/prometheus/alerts.yml" in guide
+    assert "deploy/grafana/offload.json" in guide

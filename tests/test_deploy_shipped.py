@@ -66,14 +66,14 @@ def test_the_procfile_runs_one_cluster_per_declared_lane_and_no_one_off_step():
 
 def test_the_docs_name_every_lanes_worker_unit_and_cluster():
     deploy_doc = (BASE_DIR / "docs" / "deploy.md").read_text()
-    readme = (BASE_DIR / "README.md").read_text()
+    operations = (BASE_DIR / "docs" / "operations.md").read_text()
     api = (BASE_DIR / "docs" / "api.md").read_text()
     for lane, cluster in settings.OFFLOAD_LANES.items():
         assert f'"lane:{lane}"' in api, lane
         assert f"offload-worker@{cluster}" in deploy_doc, lane
-        assert f"offload-worker@{cluster}" in readme, lane
+        assert f"offload-worker@{cluster}" in operations, lane
         if lane != "default":
-            assert f"Q_CLUSTER_NAME={cluster} python manage.py qcluster" in readme, lane
+            assert f"Q_CLUSTER_NAME={cluster} python manage.py qcluster" in operations, lane
 
 
 # --- The websocket unit ----------------------------------------------------------

@@ -1,12 +1,12 @@
 """The live admin: pages that work as static pages, and that move by themselves in a browser."""
 
-import time
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from offload import jobs
+from offload.lib.redis_state import key, state_redis
 from offload.models import Job, Library, MediaItem
 from tests.support.browser import screenshot
 from tests.support.cluster import media_lane, wait_for
@@ -76,7 +76,7 @@ def test_the_job_list_moves_without_a_reload(asgi_server, qcluster, browser, sta
     bar = browser.find_element(By.CSS_SELECTOR, f'progress.offload-progress[data-job="{job.pk}"]')
     assert status.text == "queued"
     browser.execute_script("window.offloadNotReloaded = true;")
-    time.sleep(1)  # the socket connects
+    wait_for(lambda: state_redis().zcard(key("ws", "user", staff.pk)), timeout=10, what="the page's socket to connect")
 
     qcluster(**media_lane())
     seen: list[float] = []

@@ -3,6 +3,7 @@
 import time
 
 from offload.lib.locks import RedisLock
+from tests.support.waiting import wait_for
 
 
 def test_a_lock_is_exclusive_until_released():
@@ -26,8 +27,7 @@ def test_only_the_owner_releases_or_extends():
 def test_a_lock_expires_by_itself():
     lock = RedisLock("short", ttl_seconds=0.3)
     assert lock.acquire()
-    time.sleep(0.5)
-    assert RedisLock("short").acquire()
+    wait_for(RedisLock("short").acquire, timeout=5, what="the lock to expire")
 
 
 def test_keep_alive_extends_past_the_ttl_and_stops_on_release():
@@ -45,9 +45,8 @@ def test_keep_alive_extends_past_the_ttl_and_stops_on_release():
 def test_a_lock_taken_over_after_expiry_marks_the_old_holder_lost():
     old = RedisLock("stolen", ttl_seconds=0.3)
     assert old.acquire()
-    time.sleep(0.5)
     thief = RedisLock("stolen", ttl_seconds=5)
-    assert thief.acquire()
+    wait_for(thief.acquire, timeout=5, what="the old holder's lock to expire")
     assert not old.extend()
     assert not old.release()
     assert thief.owner() == thief.token

@@ -1,6 +1,5 @@
 """`GET /metrics`: the series docs/api.md lists, emitted where the work happens, summed over processes."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -25,7 +24,8 @@ from offload.jobs import kinds, runner
 from offload.lib import limits
 from offload.metrics.services import lanes
 from offload.models import Job, JobStatus, Library
-from tests.support.cluster import BASE_DIR, wait_for
+from tests.support.cluster import wait_for
+from tests.support.servers import run_script
 
 DOCUMENTED_SERIES = (
     "offload_jobs_enqueued_total",
@@ -325,21 +325,14 @@ def test_a_dead_process_keeps_its_counts_but_its_live_gauge_is_forgotten(client,
     assert value(samples, "offload_ws_connections") == 3
 
 
-def _run_script():
-    spec = importlib.util.spec_from_file_location("offload_run_script", BASE_DIR / "scripts" / "run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_make_run_empties_the_metrics_folder_of_a_previous_runs_samples(tmp_path):
     folder = tmp_path / "prometheus"
     folder.mkdir()
     (folder / "counter_123.db").write_bytes(b"old")
     (folder / "README").write_text("not ours")
-    _run_script().reset_metrics_dir(folder)
+    run_script().reset_metrics_dir(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["README"]
-    _run_script().reset_metrics_dir(tmp_path / "fresh")
+    run_script().reset_metrics_dir(tmp_path / "fresh")
     assert (tmp_path / "fresh").is_dir()
 
 

@@ -2,7 +2,6 @@
 
 import shutil
 import subprocess
-import time
 
 import pytest
 import requests
@@ -39,15 +38,12 @@ def prometheus(tmp_path, asgi_server):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
+
+        def ready() -> bool:
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-            time.sleep(0.2)
+            return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+
+        wait_for(ready, timeout=30, what="Prometheus to be ready", interval=0.2, ignoring=(requests.RequestException,))
         yield url
     finally:
         proc.terminate()

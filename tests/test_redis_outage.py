@@ -8,6 +8,7 @@ import redis
 from django.urls import reverse
 
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
 
 
 class PrivateRedis:
@@ -29,13 +30,7 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_for(client.ping, timeout=10, what="redis-server", interval=0.05, ignoring=(redis.ConnectionError,))
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -1,6 +1,5 @@
 """Typesense killed mid-way: searches answer degraded from the database, writes wait, then converge."""
 
-import time
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from search import typesense as ts
 from search.models import PendingSync
 from tests.support.search import drain_search_lane
 from tests.support.services import API_KEY, TypesenseServer
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -85,16 +85,19 @@ def test_typesense_killed_midway_answers_degraded_then_converges(
     ts._clients.clear()
     own_typesense.start()
 
-    deadline = time.monotonic() + 60
-    while PendingSync.objects.exists():
-        assert time.monotonic() < deadline, "pending writes did not drain after Typesense came back"
+    def drained() -> bool:
+        if not PendingSync.objects.exists():
+            return True
         tasks.drain_pending()  # what the scheduled drain runs
-        time.sleep(0.1)
+        return False
 
-    deadline = time.monotonic() + 10
-    while (answer := search(alice_api))["degraded"]:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(drained, timeout=60, what="pending writes to drain after Typesense came back")
+
+    def answered_by_typesense() -> dict | None:
+        answer = search(alice_api)
+        return None if answer["degraded"] else answer
+
+    answer = wait_for(answered_by_typesense, timeout=10, what="search to answer from Typesense again")
     assert titles(answer) == ["Collateral", "Heat (1995)"]
     assert titles(search(alice_api, q="colateral")) == ["Collateral"]  # a typo: Typesense answers again
     assert drift.find_drift().total == 0

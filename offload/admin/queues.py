@@ -15,8 +15,8 @@ from django.views.decorators.http import require_POST, require_safe
 
 from offload import actions
 from offload import permissions as rules
+from offload.caps import CapError, parse_cap
 from offload.jobs import UnknownJobKind
-from offload.jobs.control import max_concurrency
 from offload.jobs.forecast import queue_rows
 
 CHANGES = {
@@ -42,20 +42,6 @@ def queues_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/offload/queues.html", context)
 
 
-def _cap(raw: str) -> int | None:
-    """The cap an operator typed: empty for none, else a whole number of at least 1."""
-    raw = raw.strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"A cap is a whole number, not {raw!r}.") from None
-    if not 1 <= value <= max_concurrency():
-        raise ValueError(f"A cap is from 1 to {max_concurrency()} (leave it empty for none).")
-    return value
-
-
 def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     """Ask for confirmation of a pause, resume or cap; apply it once confirmed."""
     if not rules.STEER_QUEUES.allows(request.user):
@@ -66,8 +52,8 @@ def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
         messages.error(request, "Unknown change.")
         return back
     try:
-        cap = _cap(request.POST.get("concurrency", "")) if change == "cap" else None
-    except ValueError as exc:
+        cap = parse_cap(request.POST.get("concurrency", "")) if change == "cap" else None
+    except CapError as exc:
         messages.error(request, str(exc))
         return back
     if request.POST.get("confirmed") != "yes":

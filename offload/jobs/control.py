@@ -15,10 +15,13 @@ with one query before it, so a change takes effect at once, for the next job pic
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+# max_concurrency stays importable from here: the API's queue serializer reads it as control.max_concurrency().
+from offload.caps import max_concurrency as max_concurrency
+from offload.caps import parse_cap
 from offload.jobs import statements, transitions
 from offload.jobs.events import wanted_in_transaction_sql
 from offload.jobs.kinds import get_kind
@@ -119,17 +122,10 @@ def resume(kind: str) -> QueueControl:
     return control
 
 
-def max_concurrency() -> int:
-    """The largest cap the column holds (an integer on PostgreSQL): the API and the admin refuse more."""
-    field = QueueControl._meta.get_field("concurrency")
-    return connection.ops.integer_field_range(field.get_internal_type())[1]
-
-
 def set_concurrency(kind: str, concurrency: int | None) -> QueueControl:
     """Cap how many jobs of this kind run at once across all hosts (None: no cap)."""
     get_kind(kind)
-    if concurrency is not None and not 1 <= concurrency <= max_concurrency():
-        raise ValueError(f"A concurrency cap is at least 1 and at most {max_concurrency()} (null for none).")
+    concurrency = parse_cap(concurrency)
     with transaction.atomic():
         control, _ = QueueControl.objects.select_for_update().get_or_create(kind=kind)
         control.concurrency = concurrency

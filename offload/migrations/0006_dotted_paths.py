@@ -3,7 +3,7 @@
 django-q2 stores a task's function as a dotted path, in each queue row (a signed pickle)
 and in each schedule. Rows written before the move name the old modules; this rewrites
 them. With the Redis broker (OFFLOAD_Q_BROKER=redis), tasks wait in Redis, out of reach
-of a migration: let the workers drain the queue before upgrading (README, Upgrading).
+of a migration: let the workers drain the queue before upgrading (docs/operations.md, Upgrading).
 """
 
 from django.db import migrations

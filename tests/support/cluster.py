@@ -4,13 +4,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
+
+# Re-exported: many tests import the one polling helper from here.
+from tests.support.waiting import wait_for as wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -85,21 +87,3 @@ def started_processes(make: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
     yield start
     for process in started:
         process.stop()
-
-
-def wait_for(
-    predicate: Callable[[], object],
-    timeout: float = 30.0,
-    what: str = "condition",
-    cluster: QCluster | None = None,
-    interval: float = 0.1,
-):
-    """Poll until predicate() is truthy; fail with the cluster log when it never is."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    detail = f"\n--- qcluster log ---\n{cluster.log()[-4000:]}" if cluster else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}{detail}")

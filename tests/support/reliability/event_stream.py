@@ -1,5 +1,6 @@
 """A websocket client that behaves like a browser tab: it reconnects, then resumes from the last seq it saw."""
 
+import contextlib
 import json
 import threading
 import time
@@ -9,6 +10,7 @@ from websockets.sync.client import connect
 
 from offload.jobs.kinds import internal_names
 from tests.support.reliability.stack import Person, Stack
+from tests.support.waiting import wait_for
 
 
 class EventStream(threading.Thread):
@@ -97,6 +99,5 @@ class EventStream(threading.Thread):
     def wait_until_caught_up(self, timeout: float = 30.0) -> None:
         """Until every event of the log has arrived (or the deadline passes; the caller compares)."""
         expected = self.expected_seqs()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (not expected or (self.last_seq or 0) < expected[-1]):
-            time.sleep(0.1)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: expected and (self.last_seq or 0) >= expected[-1], timeout, "the stream to catch up")

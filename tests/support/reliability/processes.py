@@ -14,6 +14,7 @@ import requests
 
 from tests.support.cluster import BASE_DIR
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
 
 # Variables from the developer's shell or from `make test` that would point the app elsewhere.
 _FOREIGN_PREFIXES = (
@@ -48,19 +49,8 @@ def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, logs: Callable[[], str] | None = None) -> Any:
-    """Poll until predicate() is truthy; a database that is away for a moment counts as 'not yet'."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except psycopg.OperationalError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = f"\n{logs()}" if logs else ""
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
-        time.sleep(0.2)
+    """wait_for, where a database that is away for a moment counts as 'not yet'."""
+    return wait_for(predicate, timeout, what, interval=0.2, ignoring=(psycopg.OperationalError,), logs=logs)
 
 
 class AppProcess:

@@ -11,13 +11,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
 import redis
 
 from tests.support.services import free_port
+from tests.support.waiting import wait_for
 
 
 def _postgres_bin() -> Path:
@@ -126,17 +126,18 @@ class PrivateRedis:
              "--dir", str(self.folder)],
             stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.client().ping():
-                    return self
-            except redis.RedisError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start; see {self.folder / 'redis.log'}")
+        try:
+            wait_for(
+                lambda: self.client().ping(),
+                timeout,
+                "redis-server to start",
+                interval=0.05,
+                ignoring=(redis.RedisError,),
+                gives_up=lambda: self.proc.poll() is not None,
+            )
+        except AssertionError:
+            raise RuntimeError(f"redis-server did not start; see {self.folder / 'redis.log'}") from None
+        return self
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -24,6 +24,7 @@ from tests.support.reliability import seed
 from tests.support.reliability.processes import AppProcess, WebServer, app_env, manage, wait_until
 from tests.support.reliability.services import PrivatePostgres, PrivateRedis
 from tests.support.services import API_KEY, TypesenseServer
+from tests.support.waiting import wait_for
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -173,23 +174,27 @@ class Api:
     def create_job(self, path: str, body: dict | None = None, timeout: float = 60.0) -> dict:
         """POST until the API accepts the job (2xx); answer the job JSON and count it as accepted."""
         key = uuid.uuid4().hex
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def accepted() -> dict | None:
             try:
                 response = self.request("POST", path, json=body, headers={"Idempotency-Key": key})
             except requests.RequestException as exc:
                 self.stack.attempts.append(Attempt(path, None, type(exc).__name__))
-            else:
-                self.stack.attempts.append(Attempt(path, response.status_code))
-                if response.status_code in (200, 202):
-                    job = response.json()
-                    self.stack.accepted.setdefault(job["id"], job)
-                    return job
-                assert response.status_code in (429, 500, 502, 503), (path, response.status_code, response.text)
-                if response.status_code == 429:
-                    time.sleep(float(response.headers.get("Retry-After", "1")))
-            assert time.monotonic() < deadline, f"{path} was never accepted; attempts: {self.stack.attempts[-5:]}"
-            time.sleep(0.2)
+                return None
+            self.stack.attempts.append(Attempt(path, response.status_code))
+            if response.status_code in (200, 202):
+                job = response.json()
+                self.stack.accepted.setdefault(job["id"], job)
+                return job
+            assert response.status_code in (429, 500, 502, 503), (path, response.status_code, response.text)
+            if response.status_code == 429:
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+            return None
+
+        def recent_attempts() -> str:
+            return f"attempts: {self.stack.attempts[-5:]}"
+
+        return wait_for(accepted, timeout, f"{path} to be accepted", interval=0.2, logs=recent_attempts)
 
 
 class Stack:

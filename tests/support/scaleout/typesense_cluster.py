@@ -3,12 +3,12 @@
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
 from tests.support.services import API_KEY, free_port, launch_typesense
+from tests.support.waiting import wait_for
 
 # /debug's "state": the node's Raft role.
 LEADER = 1
@@ -100,13 +100,15 @@ class TypesenseCluster:
 
     def wait_for_leader(self, timeout: float = 60.0) -> TypesenseNode:
         """Wait until the live nodes are healthy and exactly one of them leads."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if all(node.healthy() for node in self.live_nodes()):
-                leader = self.leader()
-                if leader is not None:
-                    return leader
-            time.sleep(0.25)
+        try:
+            return wait_for(
+                lambda: all(node.healthy() for node in self.live_nodes()) and self.leader(),
+                timeout,
+                "a Typesense leader",
+                interval=0.25,
+            )
+        except AssertionError:
+            pass
         logs = "\n".join((node.data_dir / "server.log").read_text(errors="replace")[-1500:] for node in self.nodes)
         raise RuntimeError(f"no Typesense leader within {timeout} s:\n{logs}")
 
