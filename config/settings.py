@@ -481,7 +481,7 @@ TMDB_BREAKER_COOLDOWN = env_float("TMDB_BREAKER_COOLDOWN", 30.0)
 
 # --- API --------------------------------------------------------------------
 
-# Rate limits, "count/seconds", exact across processes (offload/limits.py, offload/throttle.py).
+# Rate limits, "count/seconds", exact across processes (offload/lib/limits.py, offload/ratelimit.py).
 OFFLOAD_RATE_LIMITS = {
     "api_user": env_str("OFFLOAD_RATE_API_USER", "300/60"),
     "api_anon": env_str("OFFLOAD_RATE_API_ANON", "60/60"),
@@ -506,7 +506,7 @@ OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "offload.api.tokens.CachedTokenAuthentication",
+        "offload.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

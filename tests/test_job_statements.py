@@ -143,3 +143,34 @@ def test_a_finish_someones_endpoint_may_hear_writes_its_outbox_row_with_it(alice
     (delivery,) = Delivery.objects.filter(endpoint=hook)
     assert delivery.job_id == alices.pk
     assert JobEvent.objects.filter(job=alices, event="succeeded").exists()
+
+
+def test_each_event_says_whether_it_is_a_first_queue_a_requeue_a_start_or_a_finish(alice):
+    # Those who count jobs (the metrics) subscribe to the seam and read only this: a backoff is
+    # not a new entry into the queue, a person's retry is.
+    heard = []
+
+    def listener(sender, event, **kwargs):
+        heard.append((event.event, event.moment))
+
+    jobs.job_event_committed.connect(listener)
+    try:
+        job, _ = jobs.enqueue("system.noop", user=alice)
+        claimed, _ = control.claim(job.pk)
+        assert jobs.fail_or_retry(claimed, "the disk was busy")
+        Job.objects.filter(pk=job.pk).update(queued_at=timezone.now())
+        claimed, _ = control.claim(job.pk)
+        assert jobs.heartbeat(claimed, progress=50.0)
+        assert jobs.fail(claimed, "ffprobe could not read it")
+        jobs.retry(job, alice)
+    finally:
+        jobs.job_event_committed.disconnect(listener)
+    assert heard == [
+        ("queued", jobs.FIRST_QUEUE),
+        ("started", jobs.START),
+        ("queued", jobs.REQUEUE),
+        ("started", jobs.START),
+        ("progress", jobs.PROGRESS),
+        ("failed", jobs.FINISH),
+        ("queued", jobs.FIRST_QUEUE),
+    ]

@@ -15,9 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from offload import actions
 from offload import permissions as rules
-from offload.jobs import UnknownJobKind
-from offload.jobs.control import max_concurrency
-from offload.jobs.forecast import queue_rows
+from offload.jobs import UnknownJobKind, max_concurrency, queue_rows
 
 CHANGES = {
     "pause": "Pause",

@@ -1,7 +1,9 @@
 """The job spine: its public API.
 
-Code outside the spine (handlers, the API, the admin, search) imports from here. Inside,
-the modules import each other directly:
+Code outside the spine (handlers, the API, the admin, metrics, search) imports from here, and
+only what `__all__` lists (tests/test_architecture.py holds it): names, and a few modules whole
+where their readers use many of their names (`kinds`, `waiting`, `rollups`, `attempts`,
+`control`, `payload`, `accept`). Inside, the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
@@ -23,6 +25,9 @@ the modules import each other directly:
 - `errors`: the exceptions handlers raise and requests meet.
 """
 
+from offload.jobs import accept, attempts, control, kinds, payload, rollups, waiting
+from offload.jobs.broker import LaneBroker
+from offload.jobs.control import max_concurrency
 from offload.jobs.errors import (
     IdempotencyKeyReused,
     JobCancelled,
@@ -34,14 +39,25 @@ from offload.jobs.errors import (
     UnknownJobKind,
 )
 from offload.jobs.events import (
+    FINISH,
+    FIRST_QUEUE,
+    PROGRESS,
+    REQUEUE,
+    START,
     job_event_committed,
     job_event_recorded,
     record_event,
     record_in_transaction_when,
 )
+from offload.jobs.events import connect as listen_for_event_numbers
+from offload.jobs.fingerprints import classify, fingerprint
+from offload.jobs.forecast import queue_row, queue_rows
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
+from offload.jobs.lanes import lane_of, live_clusters_per_lane
 from offload.jobs.payload import job_payload
-from offload.jobs.runner import JobRun
+from offload.jobs.queue import broker_for, lane_queue
+from offload.jobs.runner import JobRun, on_worker_spawned
+from offload.jobs.schedules import register_schedule, sync_schedules
 from offload.jobs.transitions import (
     cancel,
     cancel_flagged,
@@ -60,7 +76,12 @@ from offload.jobs.transitions import (
 )
 
 __all__ = [
+    "FINISH",
+    "FIRST_QUEUE",
+    "PROGRESS",
+    "REQUEUE",
     "STAFF",
+    "START",
     "VIEWERS",
     "Choice",
     "IdempotencyKeyReused",
@@ -71,27 +92,48 @@ __all__ = [
     "JobKind",
     "JobLost",
     "JobRun",
+    "LaneBroker",
     "TransientJobError",
     "UnknownJobKind",
+    "accept",
+    "attempts",
+    "broker_for",
     "cancel",
     "cancel_flagged",
     "cancel_requested",
     "claim",
+    "classify",
+    "control",
     "defer",
     "enqueue",
     "fail",
     "fail_or_retry",
+    "fingerprint",
     "get_kind",
     "heartbeat",
     "job_event_committed",
     "job_event_recorded",
     "job_payload",
+    "kinds",
+    "lane_of",
+    "lane_queue",
+    "listen_for_event_numbers",
+    "live_clusters_per_lane",
     "mark_cancelled",
+    "max_concurrency",
+    "on_worker_spawned",
     "params_hash",
+    "payload",
+    "queue_row",
+    "queue_rows",
     "record_event",
     "record_in_transaction_when",
     "register",
+    "register_schedule",
     "retry",
+    "rollups",
     "stored_idempotency_key",
     "succeed",
+    "sync_schedules",
+    "waiting",
 ]

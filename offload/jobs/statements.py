@@ -15,9 +15,9 @@ attempt's give-up) matches no row here and goes the transactional way.
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
-from offload.jobs.events import announce_committed
+from offload.jobs.events import announce_at_commit
 from offload.jobs.payload import job_payload, payload_sql
 from offload.models import Job, JobEvent
 
@@ -98,6 +98,5 @@ FROM changed LEFT JOIN event ON TRUE
             created_at=job.offload_event_at,
         )
         record._state.adding = False
-        record.nobody_joined = not job.has_members
-        transaction.on_commit(lambda: announce_committed(record), robust=True)
+        announce_at_commit(record, nobody_joined=not job.has_members)
     return job

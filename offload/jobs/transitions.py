@@ -27,7 +27,6 @@ from offload.jobs.queue import PARKED_TASK, new_task_id, push
 from offload.lib import outputs
 from offload.lib.redis_state import key as redis_key
 from offload.lib.redis_state import state_redis
-from offload.metrics import jobs as metrics
 from offload.models import ACTIVE_STATUSES, AttemptOutcome, Job, JobAttempt, JobPriority, JobStatus
 
 log = logging.getLogger(__name__)
@@ -210,7 +209,6 @@ def enqueue(
                 _promote(existing, priority)
             return existing, False
         record_event(job, JobStatus.QUEUED, nobody_joined=True)
-        metrics.job_enqueued(kind)
         push(job, recorded=True)
     return job, True
 
@@ -264,7 +262,6 @@ def claim(job_id: int) -> Job | None:
             return None
         attempts.open_attempt(job, now)
         record_event(job, "started", nobody_joined=not job.has_members)
-        metrics.job_started(job)
     return job
 
 
@@ -299,7 +296,6 @@ def claim_in_one_statement(job_id: int, unless: str) -> tuple[Job | None, bool]:
     if job.attempts > job.max_attempts:
         _give_up(job)
         return None, True
-    metrics.job_started(job)
     return job, True
 
 
@@ -345,7 +341,7 @@ def requeue_lost(job_id: int) -> Job | None:
             error=reason,
         )
         attempts.close_open(job_id, AttemptOutcome.LOST, now, error=reason)
-        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
+        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members, requeue=True)
         push(job)
     return job
 
@@ -410,7 +406,6 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             for name, value in changes.items():
                 setattr(job, name, value)
             job.then, job.has_members = done.then, done.has_members
-            metrics.job_finished(job)
             return True
     with transaction.atomic():
         # Only the attempt that claimed the job may finish it.
@@ -425,7 +420,6 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
         job.then, job.has_members = done.then, done.has_members
         attempts.close_open(job.pk, status, now, error=error)
         record_event(job, status, nobody_joined=not done.has_members)
-        metrics.job_finished(job)
         if status == JobStatus.SUCCEEDED:
             _queue_next_stages(job)
     return True
@@ -488,7 +482,7 @@ def _requeue(job: Job, delay: float, outcome: str, **changes: Any) -> bool:
         if requeued is None:
             return False
         attempts.close_open(job.pk, outcome, timezone.now(), error=changes.get("error"))
-        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members)
+        record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members, requeue=True)
         push(job, not_before=due)
     return True
 
@@ -584,7 +578,6 @@ def cancel(job: Job, user) -> Job:
         )
         if cancelled is not None:
             record_event(job, JobStatus.CANCELLED, nobody_joined=not job.has_members)
-            metrics.job_finished(job)
             return job
         if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
             cancel_requested_at=now, cancelled_by=user
@@ -627,7 +620,6 @@ def retry(job: Job, user) -> Job:
         if not again:
             raise JobConflict(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
         record_event(job, JobStatus.QUEUED)
-        metrics.job_enqueued(job.kind)
         push(job)
         # The last attempt's cancel flag must not cancel this one (the runner also checks the row).
         job_id = job.pk

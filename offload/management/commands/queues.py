@@ -3,8 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from offload import actions
-from offload.jobs import UnknownJobKind
-from offload.jobs.forecast import queue_rows
+from offload.jobs import UnknownJobKind, queue_rows
 
 
 def _cap(value: str) -> int | None:
