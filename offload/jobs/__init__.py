@@ -7,7 +7,14 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
-- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost attempt);
+- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost
+  attempt); their SQL is the job queryset's (offload/models.py, `JobQuerySet`);
+- `identity`: what makes two requests the same job, and the row every way of creating one writes;
+- `idempotency`: the Idempotency-Key store (on the job row);
+- `pipeline`: a request meeting its active twin: a pipeline's later stages join it, a person's
+  request promotes it;
+- `statements`: the worker's claim, progress and finish as one statement each;
+- `cancel_flags`: the Redis flags that tell a running job's worker to stop;
 - `attempts`: each attempt's history row (times, host/pid, outcome, error, log tail), in both
   forms the transitions take;
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
@@ -27,6 +34,7 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 
 from offload.jobs import accept, attempts, control, kinds, payload, rollups, waiting
 from offload.jobs.broker import LaneBroker
+from offload.jobs.cancel_flags import cancel_flagged
 from offload.jobs.control import max_concurrency
 from offload.jobs.errors import (
     IdempotencyKeyReused,
@@ -52,6 +60,8 @@ from offload.jobs.events import (
 from offload.jobs.events import connect as listen_for_event_numbers
 from offload.jobs.fingerprints import classify, fingerprint
 from offload.jobs.forecast import queue_row, queue_rows
+from offload.jobs.idempotency import stored_idempotency_key
+from offload.jobs.identity import params_hash
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
 from offload.jobs.lanes import lane_of, live_clusters_per_lane
 from offload.jobs.payload import job_payload
@@ -60,7 +70,6 @@ from offload.jobs.runner import JobRun, on_worker_spawned
 from offload.jobs.schedules import register_schedule, sync_schedules
 from offload.jobs.transitions import (
     cancel,
-    cancel_flagged,
     cancel_requested,
     claim,
     defer,
@@ -69,9 +78,7 @@ from offload.jobs.transitions import (
     fail_or_retry,
     heartbeat,
     mark_cancelled,
-    params_hash,
     retry,
-    stored_idempotency_key,
     succeed,
 )
 

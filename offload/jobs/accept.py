@@ -41,9 +41,9 @@ from django_q.models import OrmQ
 from offload.jobs import waiting
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
+from offload.jobs.identity import new_job
 from offload.jobs.payload import job_payload
 from offload.jobs.queue import queue_of, task_package
-from offload.jobs.transitions import new_job
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
 # (user, target_type) → the queryset of targets the user may see.

@@ -11,7 +11,7 @@ from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import control, reaper
+from offload.jobs import cancel_flags, control, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -75,7 +75,7 @@ class JobRun:
             try:
                 # The flag is a fast hint; the row is the record (a flag left from an earlier
                 # attempt, before a retry, must not cancel this one).
-                if jobs.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
+                if cancel_flags.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
                     self.cancel_event.set()
             except RedisError as exc:
                 # The heartbeat still sees the database's record of the request.
