@@ -293,7 +293,7 @@ class Job(models.Model):
     # kept out of params so a pipeline job and a manual one share the dedupe key.
     then = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
-    # Which queue of its lane the job's task waits in (offload/jobs/broker.py).
+    # Which queue of its lane the job's task waits in (offload/jobs/lanes.py).
     priority = models.PositiveSmallIntegerField(choices=JobPriority.choices, default=JobPriority.PIPELINE)
     # What the job page shows an operator after the fact: the last lines of ffmpeg's stderr
     # (transcodes, thumbnails) and a failed attempt's traceback. Both are cut to

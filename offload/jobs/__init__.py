@@ -19,7 +19,7 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
   forms the transitions take;
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
-- `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
+- `lanes`: the lanes, their queues (people's first) and the brokers their clusters run;
 - `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
 - `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
@@ -33,7 +33,6 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 """
 
 from offload.jobs import accept, attempts, control, kinds, payload, rollups, waiting
-from offload.jobs.broker import LaneBroker
 from offload.jobs.cancel_flags import cancel_flagged
 from offload.jobs.control import max_concurrency
 from offload.jobs.errors import (
@@ -63,9 +62,8 @@ from offload.jobs.forecast import queue_row, queue_rows
 from offload.jobs.idempotency import stored_idempotency_key
 from offload.jobs.identity import params_hash
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
-from offload.jobs.lanes import lane_of, live_clusters_per_lane
+from offload.jobs.lanes import LaneBroker, broker_for, lane_of, lane_queue, live_clusters_per_lane
 from offload.jobs.payload import job_payload
-from offload.jobs.queue import broker_for, lane_queue
 from offload.jobs.runner import JobRun, on_worker_spawned
 from offload.jobs.schedules import register_schedule, sync_schedules
 from offload.jobs.transitions import (

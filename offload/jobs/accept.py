@@ -42,8 +42,9 @@ from offload.jobs import waiting
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.identity import new_job
+from offload.jobs.lanes import queue_of
 from offload.jobs.payload import job_payload
-from offload.jobs.queue import queue_of, task_package
+from offload.jobs.queue import task_package
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
 # (user, target_type) → the queryset of targets the user may see.

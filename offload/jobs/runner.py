@@ -158,7 +158,7 @@ def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
 def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
-    job, why_not = control.claim(job_id)
+    job, why_not = control.pick_up(job_id)
     if job is None:
         return why_not
     run = JobRun(job)

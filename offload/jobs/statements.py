@@ -104,7 +104,7 @@ FROM changed LEFT JOIN event ON TRUE
     return job
 
 
-def claim(job_id: int, unless: str, changes: dict[str, Any], stale: datetime) -> Job | None:
+def start_attempt(job_id: int, unless: str, changes: dict[str, Any], stale: datetime) -> Job | None:
     """The claim's change (queued → running, or a running job whose heartbeat is older than `stale`),
     except for a queued job where the SQL condition `unless` (alias j) holds; the row, or None.
 

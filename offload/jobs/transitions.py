@@ -136,7 +136,7 @@ def claim_in_one_statement(job_id: int, unless: str) -> tuple[Job | None, bool]:
     """
     now = timezone.now()
     stale = now - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
-    job = statements.claim(job_id, unless, _claim_changes(now), stale)
+    job = statements.start_attempt(job_id, unless, _claim_changes(now), stale)
     if job is None:
         return None, False
     if job.attempts > job.max_attempts:
