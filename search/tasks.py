@@ -23,7 +23,7 @@ def reconcile() -> dict[str, Any]:
     return drift.reconcile()
 
 
-def run_reindex(job: Job, run: JobRun) -> dict[str, Any]:
+def run_reindex(job: Job, target: None, run: JobRun) -> dict[str, Any]:
     """The search.reindex job: rebuild the collection and swap the alias."""
     try:
         return reindex.rebuild(progress=run.progress)

@@ -12,7 +12,7 @@ from tests.support.jobrunner import drain
 from tests.support.kinds_for_tests import registered
 
 
-def run_checksum(job, run):
+def run_checksum(job, item, run):
     return {"sha256": "0" * 64, "item": job.target_id}
 
 

@@ -302,7 +302,7 @@ def test_a_job_whose_worker_dies_every_time_stops_after_max_attempts(
 
 
 def test_a_transient_failure_with_retry_after_waits_at_least_that_long(alice, monkeypatch):
-    def run_throttled(job, run):
+    def run_throttled(job, target, run):
         raise kinds_for_tests.TransientJobError("upstream said 429", retry_after=120)
 
     kinds.register(kinds.JobKind("test.flaky", run_throttled, internal=True))
@@ -427,3 +427,26 @@ def test_only_the_attempt_that_holds_a_job_changes_it_and_it_gets_the_row_back(a
     row = Job.objects.for_attempt(second).update_returning(into=second, progress=20.0)
     assert row is second and (second.progress, second.attempts) == (20.0, 2)
     assert Job.objects.get(pk=job.pk).progress == 20.0
+
+
+def test_the_runner_hands_a_kind_its_target_once_and_fails_a_job_whose_target_is_gone(alice, library_root):
+    from offload.models import Library, MediaItem
+
+    seen = []
+
+    def run_seeing(job, item, run):
+        seen.append((item, item.library.name))
+        return {"item": item.pk}
+
+    library = Library.objects.create(name="Alice's films", path=str(library_root), owner=alice)
+    kept = MediaItem.objects.create(library=library, relative_path="kept.mp4")
+    gone = MediaItem.objects.create(library=library, relative_path="gone.mp4")
+    with kinds_for_tests.registered(kinds.JobKind("test.seeing", run_seeing, target_type="media", internal=True)):
+        ran, _ = jobs.enqueue("test.seeing", target=kept, user=alice)
+        failed, _ = jobs.enqueue("test.seeing", target=gone, user=alice)
+        gone.delete()
+        execute(ran.pk)
+        execute(failed.pk)
+    assert seen == [(kept, "Alice's films")]
+    failed.refresh_from_db()
+    assert (failed.status, failed.error) == (JobStatus.FAILED, "The media item no longer exists.")

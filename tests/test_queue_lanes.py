@@ -37,7 +37,7 @@ def test_each_kind_names_its_lane_and_transcodes_run_in_the_media_lane():
 
 def test_a_kind_in_an_unknown_lane_is_refused_at_registration():
     with pytest.raises(ValueError, match="unknown lane 'gpu'"):
-        kinds.register(kinds.JobKind("test.gpu", lambda job, run: None, lane="gpu"))
+        kinds.register(kinds.JobKind("test.gpu", lambda job, target, run: None, lane="gpu"))
     with pytest.raises(jobs.UnknownJobKind):
         kinds.get_kind("test.gpu")
 

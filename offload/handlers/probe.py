@@ -29,10 +29,7 @@ def _mark(item: MediaItem, status: str, reason: str) -> None:
     item.save(update_fields=["status", "status_reason", "updated_at"])
 
 
-def run_probe(job: Job, run: JobRun) -> dict[str, Any]:
-    item = MediaItem.objects.select_related("library").filter(pk=job.target_id).first()
-    if item is None:
-        raise JobFailed("The media item no longer exists.")
+def run_probe(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
     try:
         path = resolve_item_path(item.library.root, item.relative_path)
     except InvalidPath as exc:

@@ -58,10 +58,7 @@ def _queue_probe(job: Job, item: MediaItem) -> None:
     jobs.enqueue("media.probe", target=item, user=job.requested_by, then=PIPELINE_AFTER_PROBE)
 
 
-def run_scan(job: Job, run: JobRun) -> dict[str, Any]:
-    library = Library.objects.filter(pk=job.target_id).first()
-    if library is None:
-        raise JobFailed("The library no longer exists.")
+def run_scan(job: Job, library: Library, run: JobRun) -> dict[str, Any]:
     root = library.root.resolve()
     if not is_inside_roots(root):
         raise JobFailed(f"The library folder {root} is outside the library roots.")
@@ -99,64 +96,21 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     existing = {item.relative_path: item for item in library.items.all()}
     counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
     total = len(files) or 1
-    done = 0
-    fresh: list[FoundFile] = []
-
-    for found in files:
-        item = existing.pop(found.relative_path, None)
-        if item is None:
-            fresh.append(found)  # done in the second pass, which does the work for it
-            continue
+    fresh = [found for found in files if found.relative_path not in existing]
+    # Known files first, then the fresh ones: those do the work for what moved.
+    known = [(found, existing.pop(found.relative_path)) for found in files if found.relative_path in existing]
+    for done, (found, item) in enumerate(known):
         run.progress(100.0 * done / total)
-        done += 1
-        if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
-            counts["unchanged"] += 1
-            continue
-        try:
-            fp = fingerprint(found.real_path, found.size)
-        except OSError:
-            continue
-        changed = fp != item.fingerprint
-        item.size, item.mtime, item.fingerprint = found.size, _mtime(found), fp
-        fields = ["size", "mtime", "fingerprint", "updated_at"]
-        with transaction.atomic():
-            if changed:
-                item.status, item.status_reason = MediaStatus.NEW, ""
-                fields += ["status", "status_reason"]
-            item.save(update_fields=fields)
-            if changed:
-                _queue_probe(job, item)
-        counts["changed" if changed else "unchanged"] += 1
-
+        outcome = _update(job, item, found)
+        if outcome:
+            counts[outcome] += 1
     # What is left in `existing` vanished; a fresh file with its fingerprint moved.
     vanished = {item.fingerprint: item for item in existing.values() if item.fingerprint}
-    for found in fresh:
+    for done, found in enumerate(fresh, start=len(known)):
         run.progress(100.0 * done / total)
-        done += 1
-        if not looks_like_media(found):
-            counts["skipped"] += 1
-            continue
-        try:
-            fp = fingerprint(found.real_path, found.size)
-        except OSError:
-            continue
-        moved = vanished.pop(fp, None)
-        if moved is not None:
-            existing.pop(moved.relative_path, None)
-            moved.relative_path, moved.size, moved.mtime = found.relative_path, found.size, _mtime(found)
-            moved.save(update_fields=["relative_path", "size", "mtime", "updated_at"])
-            counts["moved"] += 1
-            continue
-        with transaction.atomic():
-            item = MediaItem.objects.create(
-                library=library,
-                relative_path=found.relative_path,
-                size=found.size,
-                mtime=_mtime(found),
-                fingerprint=fp,
-            )
-            _queue_probe(job, item)
-        counts["created"] += 1
+        outcome = _add_or_move(job, library, found, vanished, existing)
+        if outcome:
+            counts[outcome] += 1
 
     for item in existing.values():
         item.delete()
@@ -166,6 +120,52 @@ def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     # The scan read every item anyway: set the count right after anything that bypassed the signals.
     library.recount_items()
     return {"files": len(files), **counts}
+
+
+def _update(job: Job, item: MediaItem, found: FoundFile) -> str | None:
+    """A known file: "unchanged", or "changed" (its item back to new and probed again); None when unreadable."""
+    if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
+        return "unchanged"
+    try:
+        fp = fingerprint(found.real_path, found.size)
+    except OSError:
+        return None
+    changed = fp != item.fingerprint
+    item.size, item.mtime, item.fingerprint = found.size, _mtime(found), fp
+    fields = ["size", "mtime", "fingerprint", "updated_at"]
+    with transaction.atomic():
+        if changed:
+            item.status, item.status_reason = MediaStatus.NEW, ""
+            fields += ["status", "status_reason"]
+        item.save(update_fields=fields)
+        if changed:
+            _queue_probe(job, item)
+    return "changed" if changed else "unchanged"
+
+
+def _add_or_move(
+    job: Job, library: Library, found: FoundFile, vanished: dict[str, MediaItem], existing: dict[str, MediaItem]
+) -> str | None:
+    """A fresh file: the vanished item with its fingerprint "moved" here (and no longer left to remove),
+    or a new item "created" and probed; "skipped" when it is no media, None when unreadable."""
+    if not looks_like_media(found):
+        return "skipped"
+    try:
+        fp = fingerprint(found.real_path, found.size)
+    except OSError:
+        return None
+    moved = vanished.pop(fp, None)
+    if moved is not None:
+        existing.pop(moved.relative_path, None)
+        moved.relative_path, moved.size, moved.mtime = found.relative_path, found.size, _mtime(found)
+        moved.save(update_fields=["relative_path", "size", "mtime", "updated_at"])
+        return "moved"
+    with transaction.atomic():
+        item = MediaItem.objects.create(
+            library=library, relative_path=found.relative_path, size=found.size, mtime=_mtime(found), fingerprint=fp
+        )
+        _queue_probe(job, item)
+    return "created"
 
 
 KIND = jobs.JobKind("library.scan", run_scan, target_type="library", action="scan", label="Scan now", timeout=3600)

@@ -7,11 +7,11 @@ from offload.jobs import JobKind, JobRun
 from offload.models import Job
 
 
-def run_noop(job: Job, run: JobRun) -> dict[str, Any]:
+def run_noop(job: Job, target: None, run: JobRun) -> dict[str, Any]:
     return {"ok": True}
 
 
-def run_sleep(job: Job, run: JobRun) -> dict[str, Any]:
+def run_sleep(job: Job, target: None, run: JobRun) -> dict[str, Any]:
     """Sleep `seconds` in small steps, reporting progress and honouring cancel."""
     seconds = float(job.params.get("seconds", 1))
     steps = max(1, int(seconds / 0.1))

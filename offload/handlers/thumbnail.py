@@ -8,7 +8,7 @@ from django.conf import settings
 from offload.handlers.transcode import load_source, run_ffmpeg_step
 from offload.jobs import JobFailed, JobKind, JobRun
 from offload.lib import ffmpeg, outputs
-from offload.models import Job
+from offload.models import Job, MediaItem
 
 SPRITE_COLUMNS = 10
 SPRITE_TILE_WIDTH = 160
@@ -70,8 +70,8 @@ def _run(args: list[str], job: Job, run: JobRun, duration: float | None) -> None
     run_ffmpeg_step(job, run, ffmpeg.safe_input_options() + args, doing="make the thumbnails", duration=duration)
 
 
-def run_thumbnail(job: Job, run: JobRun) -> dict[str, Any]:
-    item, source, data = load_source(job)
+def run_thumbnail(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
+    source, data = load_source(item)
     technical = ffmpeg.technical_metadata(data)
     source_url = ffmpeg.file_url(source)
     duration = technical["duration"] or 0.0

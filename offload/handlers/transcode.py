@@ -3,7 +3,7 @@
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -58,11 +58,8 @@ def run_ffmpeg_step(
         run.record_log(stderr_tail)
 
 
-def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
-    """The item, its file and a fresh ffprobe of it; JobFailed with the reason when unusable."""
-    item = MediaItem.objects.select_related("library").filter(pk=job.target_id).first()
-    if item is None:
-        raise JobFailed("The media item no longer exists.")
+def load_source(item: MediaItem) -> tuple[Path, dict[str, Any]]:
+    """The item's file and a fresh ffprobe of it; JobFailed with the reason when unusable."""
     try:
         source = resolve_item_path(item.library.root, item.relative_path)
     except InvalidPath as exc:
@@ -70,7 +67,7 @@ def load_source(job: Job) -> tuple[MediaItem, Path, dict[str, Any]]:
     if not source.is_file():
         raise JobFailed(f"The source file {item.relative_path} no longer exists.")
     try:
-        return item, source, ffmpeg.probe(source)
+        return source, ffmpeg.probe(source)
     except ffmpeg.ProbeError as exc:
         raise JobFailed(f"The source is not readable media: {exc}") from None
 
@@ -100,11 +97,88 @@ def verify(output: Path, profile: TranscodeProfile, source: dict[str, Any]) -> d
     return got
 
 
-def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
+class RenditionPaths(NamedTuple):
+    """Where a rendition is built (under the attempt's partial folder) and where it is published."""
+
+    built: Path  # the file, or the folder of an HLS rendition, moved into place whole
+    output: Path  # what ffmpeg writes: the file, or the folder's playlist
+    dest: str  # built's place under MEDIA_ROOT
+    published_name: str  # output's place under MEDIA_ROOT, as the Rendition row stores it
+
+
+def rendition_paths(partial: Path, item_id: int, profile: TranscodeProfile) -> RenditionPaths:
+    """The paths of one rendition of an item; pure."""
+    if profile.kind == "hls":
+        built = partial / profile.name
+        dest = f"renditions/{item_id}/{profile.name}"
+        return RenditionPaths(built, built / "index.m3u8", dest, f"{dest}/index.m3u8")
+    built = partial / f"{profile.name}.{profile.extension}"
+    dest = f"renditions/{item_id}/{profile.name}.{profile.extension}"
+    return RenditionPaths(built, built, dest, dest)
+
+
+def encode(
+    job: Job, run: JobRun, lock: RedisLock, profile: TranscodeProfile, source: Path, technical: dict, output: Path
+) -> None:
+    """Run ffmpeg for the rendition, reporting progress; stops on a cancel or when the lock is lost."""
+    # The source is a library file: only self-contained demuxers may read it.
+    args = ffmpeg.safe_input_options() + transcode_args(
+        profile,
+        ffmpeg.file_url(source),
+        str(output),
+        source_height=technical["height"],
+        has_audio=bool(technical["audio_codec"]),
+    )
+
+    def report(percent: float | None, eta: float | None) -> None:
+        run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
+
+    def stopped() -> None:
+        if lock.lost.is_set():
+            raise TransientJobError("The transcode lock was lost; the job will run again.")
+
+    run_ffmpeg_step(
+        job,
+        run,
+        args,
+        doing="transcode the file",
+        duration=technical["duration"],
+        on_progress=report,
+        should_stop=lambda: run.should_stop() or lock.lost.is_set(),
+        on_stopped=stopped,
+    )
+
+
+def save(
+    item: MediaItem, profile: TranscodeProfile, paths: RenditionPaths, got: dict[str, Any]
+) -> tuple[Rendition, int]:
+    """Publish the verified rendition and write its row in one step: (the row, its size in bytes)."""
+    built = paths.built
+    size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
+    with transaction.atomic():
+        outputs.publish(built, paths.dest)
+        rendition, _ = Rendition.objects.update_or_create(
+            item=item,
+            profile=profile.name,
+            defaults={
+                "path": paths.published_name,
+                "size": size,
+                "duration": got["duration"],
+                "width": got["width"],
+                "height": got["height"],
+                "bitrate": got["bitrate"],
+                "video_codec": got["video_codec"],
+                "audio_codec": got["audio_codec"],
+            },
+        )
+    return rendition, size
+
+
+def run_transcode(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
     profile = PROFILES.get(job.params.get("profile", ""))
     if profile is None:
         raise JobFailed(f"Unknown transcode profile {job.params.get('profile')!r}.")
-    item, source, data = load_source(job)
+    source, data = load_source(item)
     technical = ffmpeg.technical_metadata(data)
     if profile.needs_video and not technical["video_codec"]:
         raise JobFailed(f"The source has no video stream; {profile.name} needs one (try audio-aac-128k).")
@@ -116,60 +190,12 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
         raise JobDeferred(f"Another transcode of item {item.pk} to {profile.name} is running.", LOCK_TTL_SECONDS / 3)
     lock.keep_alive()
     try:
-        partial = outputs.fresh_partial_dir(job)
-        if profile.kind == "hls":
-            built = partial / profile.name
-            built.mkdir()
-            output = built / "index.m3u8"
-            dest = f"renditions/{item.pk}/{profile.name}"
-            published_name = f"{dest}/index.m3u8"
-        else:
-            output = built = partial / f"{profile.name}.{profile.extension}"
-            dest = published_name = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
-        # The source is a library file: only self-contained demuxers may read it.
-        args = ffmpeg.safe_input_options() + transcode_args(
-            profile,
-            ffmpeg.file_url(source),
-            str(output),
-            source_height=technical["height"],
-            has_audio=bool(technical["audio_codec"]),
-        )
-
-        def report(percent: float | None, eta: float | None) -> None:
-            run.progress(percent, partial_result={"profile": profile.name, "eta_seconds": eta})
-
-        def stopped() -> None:
-            if lock.lost.is_set():
-                raise TransientJobError("The transcode lock was lost; the job will run again.")
-
-        run_ffmpeg_step(
-            job,
-            run,
-            args,
-            doing="transcode the file",
-            duration=technical["duration"],
-            on_progress=report,
-            should_stop=lambda: run.should_stop() or lock.lost.is_set(),
-            on_stopped=stopped,
-        )
-        got = verify(output, profile, technical)
-        size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
-        with transaction.atomic():
-            outputs.publish(built, dest)
-            rendition, _ = Rendition.objects.update_or_create(
-                item=item,
-                profile=profile.name,
-                defaults={
-                    "path": published_name,
-                    "size": size,
-                    "duration": got["duration"],
-                    "width": got["width"],
-                    "height": got["height"],
-                    "bitrate": got["bitrate"],
-                    "video_codec": got["video_codec"],
-                    "audio_codec": got["audio_codec"],
-                },
-            )
+        paths = rendition_paths(outputs.fresh_partial_dir(job), item.pk, profile)
+        if paths.built != paths.output:
+            paths.built.mkdir()
+        encode(job, run, lock, profile, source, technical, paths.output)
+        got = verify(paths.output, profile, technical)
+        rendition, size = save(item, profile, paths, got)
     except OSError as exc:
         raise JobFailed(f"Could not write the rendition: {exc.strerror or exc}.") from None
     finally:
@@ -178,8 +204,8 @@ def run_transcode(job: Job, run: JobRun) -> dict[str, Any]:
     return {
         "profile": profile.name,
         "rendition": rendition.pk,
-        "path": published_name,
-        "url": outputs.url_for(published_name),
+        "path": paths.published_name,
+        "url": outputs.url_for(paths.published_name),
         "size": size,
         "width": got["width"],
         "height": got["height"],

@@ -6,7 +6,8 @@ import threading
 import time
 import traceback
 
-from django.db import connection
+from django.apps import apps
+from django.db import connection, models
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
@@ -172,10 +173,26 @@ def execute(job_id: int) -> str:
         beat.watch(None)
 
 
+def target_models() -> dict[str, type[models.Model]]:
+    """Each target type (a model's JOB_TARGET_TYPE) with its model, read from the installed models."""
+    return {model.JOB_TARGET_TYPE: model for model in apps.get_models() if hasattr(model, "JOB_TARGET_TYPE")}
+
+
+def load_target(job: Job) -> models.Model | None:
+    """The job's target, read once for its handler (with the rows it points to); JobFailed when it is gone."""
+    if not job.target_type:
+        return None
+    model = target_models()[job.target_type]
+    target = model._default_manager.select_related().filter(pk=job.target_id).first()
+    if target is None:
+        raise JobFailed(f"The {model._meta.verbose_name} no longer exists.")
+    return target
+
+
 def _run_handler(job: Job, run: JobRun) -> str:
     spec = get_kind(job.kind)
     try:
-        result = spec.handler(job, run)
+        result = spec.handler(job, load_target(job), run)
     except JobCancelled:
         jobs.mark_cancelled(job)
         return "cancelled"

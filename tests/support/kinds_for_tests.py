@@ -21,19 +21,19 @@ def registered(*added: JobKind) -> Iterator[None]:
                 kinds.register(kind)
 
 
-def run_broken(job, run):
+def run_broken(job, target, run):
     raise JobFailed("The input is unusable: nothing to do.")
 
 
-def run_flaky(job, run):
+def run_flaky(job, target, run):
     if job.attempts < int(job.params.get("succeed_on", 2)):
         raise TransientJobError("upstream answered 503")
     return {"attempt": job.attempts}
 
 
-def run_crashing(job, run):
+def run_crashing(job, target, run):
     raise ZeroDivisionError("division by zero")
 
 
-def run_deferring(job, run):
+def run_deferring(job, target, run):
     raise JobDeferred("the scanner is busy", delay=30)

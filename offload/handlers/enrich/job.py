@@ -21,11 +21,8 @@ from offload.models import Job, MediaItem, MediaKind
 DIGEST_VERSION = 1
 
 
-def run_enrich(job: Job, run: JobRun) -> dict[str, Any]:
+def run_enrich(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
     """Enrich one item; unchanged inputs write nothing, a failing local provider does not stop the others."""
-    item = MediaItem.objects.select_related("library").filter(pk=job.target_id).first()
-    if item is None:
-        raise JobFailed("The media item no longer exists.")
     names = list(settings.OFFLOAD_ENRICH_PROVIDERS)
     try:
         chain = providers.load(names)
