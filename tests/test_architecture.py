@@ -148,6 +148,12 @@ def test_the_spines_transitions_leave_their_sql_to_the_jobs_queryset():
     assert [name for name in internals if name in text] == []
 
 
+def test_handlers_are_given_their_target_and_never_load_it_themselves():
+    # The runner loads and checks a job's target once (offload/jobs/runner.py, load_target).
+    handlers = [*(BASE_DIR / "offload" / "handlers").rglob("*.py"), BASE_DIR / "search" / "tasks.py"]
+    assert [str(path.relative_to(BASE_DIR)) for path in handlers if "target_id" in path.read_text()] == []
+
+
 def test_runtime_code_ships_no_test_helpers():
     for package in ("offload", "search", "config"):
         for path in (BASE_DIR / package).rglob("*.py"):
