@@ -26,6 +26,8 @@ FORBIDDEN = {
     "offload.handlers": (*WEB_FACING, "search"),
     "offload.metrics": ("offload.handlers", *WEB_FACING, "search"),
     # Token lookup and the limiter are services the web-facing layers share, not parts of one of them.
+    "offload.tokens": WEB_FACING,
+    "offload.ratelimit": WEB_FACING,
     "offload.web": ("offload.api", "offload.notifications", "offload.admin"),
     "offload.notifications": ("offload.api", "offload.web", "offload.admin"),
     # Model signals keep derived state; the API cache subscribes to what they announce.
