@@ -134,7 +134,7 @@ def anatomy(profile: bool = False) -> None:
 
     from bench.noop import noop
     from offload.jobs import enqueue, runner
-    from offload.jobs.queue import shared_broker
+    from offload.jobs.lanes import shared_broker
 
     common.truncate_queue_tables()
     broker = shared_broker()

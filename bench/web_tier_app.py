@@ -50,7 +50,7 @@ class PeerProbe(APIView):
     """The plain alternative: read the item, queue a task, answer 202."""
 
     def post(self, request, pk: int) -> Response:
-        from offload.jobs.queue import shared_broker
+        from offload.jobs.lanes import shared_broker
         from offload.models import MediaItem
 
         item = get_object_or_404(MediaItem, pk=pk)

@@ -368,7 +368,7 @@ Q_CLUSTER = {
     "poll": env_float("OFFLOAD_Q_POLL", 0.05),
     "bulk": 1,
     # Tasks a cluster takes ahead of its free workers (django-q2 defaults to workers²). A task
-    # taken early is out of the people queue's reach (offload/jobs/broker.py): one is enough to
+    # taken early is out of the people queue's reach (offload/jobs/lanes.py): one is enough to
     # hide the poll interval.
     "queue_limit": env_int("OFFLOAD_Q_PREFETCH", 1, minimum=1),
     "label": "Task queue",
@@ -384,7 +384,7 @@ elif OFFLOAD_Q_BROKER != "orm":
     raise ImproperlyConfigured(f"OFFLOAD_Q_BROKER must be orm or redis, not {OFFLOAD_Q_BROKER!r}")
 # django-q2's brokers, saving each cluster's lane beside its stats (offload/jobs/lanes.py); the
 # ORM one also takes the tasks people asked for before a pipeline's backlog
-# (offload/jobs/broker.py), where the Redis broker keeps plain queue order.
+# (offload/jobs/lanes.py), where the Redis broker keeps plain queue order.
 Q_CLUSTER["broker_class"] = f"offload.jobs.lanes.Lane{'Redis' if OFFLOAD_Q_BROKER == 'redis' else 'ORM'}Broker"
 
 # --- Worker lanes --------------------------------------------------------------
@@ -481,7 +481,7 @@ TMDB_BREAKER_COOLDOWN = env_float("TMDB_BREAKER_COOLDOWN", 30.0)
 
 # --- API --------------------------------------------------------------------
 
-# Rate limits, "count/seconds", exact across processes (offload/limits.py, offload/throttle.py).
+# Rate limits, "count/seconds", exact across processes (offload/lib/limits.py, offload/ratelimit.py).
 OFFLOAD_RATE_LIMITS = {
     "api_user": env_str("OFFLOAD_RATE_API_USER", "300/60"),
     "api_anon": env_str("OFFLOAD_RATE_API_ANON", "60/60"),
@@ -506,7 +506,7 @@ OFFLOAD_API_CACHE = env_bool("OFFLOAD_API_CACHE", True)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "offload.api.tokens.CachedTokenAuthentication",
+        "offload.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

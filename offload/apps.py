@@ -15,14 +15,22 @@ class OffloadConfig(AppConfig):
         from django_q.models import Schedule
         from django_q.signals import post_spawn
 
-        from offload import checks, logs, signals
+        from offload import checks, logs, signals, tokens
         from offload.admin import jobs as jobs_admin
         from offload.admin import media as media_admin
-        from offload.api import caching, tokens
+        from offload.api import caching
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
-        from offload.jobs import events, job_event_committed, register, runner
-        from offload.jobs.schedules import register_schedule
+        from offload.jobs import (
+            job_event_committed,
+            listen_for_event_numbers,
+            on_worker_spawned,
+            register,
+            register_schedule,
+        )
+        from offload.lib import limits
         from offload.metrics import database, registry
+        from offload.metrics import jobs as job_metrics
+        from offload.metrics import web as web_metrics
         from offload.metrics.disk import DiskCollector
         from offload.metrics.jobs import QueueCollector
         from offload.metrics.services import ServicesCollector
@@ -39,11 +47,15 @@ class OffloadConfig(AppConfig):
         # The cache first: a client that hears of an event and reads the job sees it changed.
         job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
+        # Jobs are counted and timed at the same seam, never inside a transition.
+        job_event_committed.connect(job_metrics.on_job_event, dispatch_uid="offload.metrics.jobs")
+        limits.on_decision(web_metrics.ratelimit_decision)
+        signals.answers_changed.connect(caching.on_answers_changed, dispatch_uid="offload.api.caching.answers")
 
         database.connect()
-        events.connect()
+        listen_for_event_numbers()
         # Each worker process beats from its start: an idle worker takes over a lost job too.
-        post_spawn.connect(runner.on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
+        post_spawn.connect(on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
         request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())

@@ -1,8 +1,10 @@
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, sql
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 
@@ -199,6 +201,56 @@ JOB_TEXT_LIMIT = 8000
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class JobQuerySet(models.QuerySet):
+    """The job table's SQL beyond the ORM's verbs, each named for what it does: the spine's transitions call it."""
+
+    def for_attempt(self, job: "Job") -> "JobQuerySet":
+        """The job while the attempt that claimed it still holds it: every worker-side change is fenced so."""
+        return self.filter(pk=job.pk, status=JobStatus.RUNNING, attempts=job.attempts)
+
+    def insert_unless_taken(self, job: "Job") -> "Job | None":
+        """INSERT the job, or nothing when a unique index already holds its twin (or its key): None then.
+
+        ON CONFLICT DO NOTHING instead of a savepoint around a failing INSERT: two round trips
+        fewer on every accepted request, and the transaction stays usable either way.
+        """
+        fields = [f for f in self.model._meta.concrete_fields if not f.primary_key]
+        for field in fields:
+            field.pre_save(job, add=True)
+        query = sql.InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
+        query.insert_values(fields, [job])
+        rows = query.get_compiler(using=job._state.db or self.db).execute_sql(returning_fields=[self.model._meta.pk])
+        # A conflict inserts nothing and RETURNING answers no row (None where one was expected).
+        if not rows or rows[0] is None:
+            return None
+        job.pk = rows[0][0]
+        job._state.adding = False
+        job._state.db = job._state.db or self.db
+        return job
+
+    def update_returning(self, *, into: "Job | None" = None, **changes: Any) -> "Job | None":
+        """A conditional UPDATE of at most one job that hands back the row as it now is.
+
+        One round trip instead of the UPDATE and a SELECT after it (PostgreSQL and SQLite both
+        know RETURNING). None when no row matched. into: the caller's instance, given the row's
+        values in place (as refresh_from_db would) and returned.
+        """
+        query = self.query.chain(sql.UpdateQuery)
+        query.add_update_values(changes)
+        compiler = query.get_compiler(self.db)
+        compiler.pre_sql_setup()
+        statement, params = compiler.as_sql()
+        # raw() maps the returned columns onto a Job and applies each field's converters.
+        rows = list(self.model._default_manager.db_manager(self.db).raw(f"{statement} RETURNING *", params))
+        if not rows:
+            return None
+        if into is None:
+            return rows[0]
+        for field in self.model._meta.concrete_fields:
+            setattr(into, field.attname, getattr(rows[0], field.attname))
+        return into
+
+
 class Job(models.Model):
     kind = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
@@ -241,7 +293,7 @@ class Job(models.Model):
     # kept out of params so a pipeline job and a manual one share the dedupe key.
     then = models.JSONField(default=list, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
-    # Which queue of its lane the job's task waits in (offload/jobs/broker.py).
+    # Which queue of its lane the job's task waits in (offload/jobs/lanes.py).
     priority = models.PositiveSmallIntegerField(choices=JobPriority.choices, default=JobPriority.PIPELINE)
     # What the job page shows an operator after the fact: the last lines of ffmpeg's stderr
     # (transcodes, thumbnails) and a failed attempt's traceback. Both are cut to
@@ -257,6 +309,8 @@ class Job(models.Model):
     failure_group = models.CharField(max_length=16, blank=True, default="")
     failure_exception = models.CharField(max_length=64, blank=True, default="")
     failure_message = models.CharField(max_length=200, blank=True, default="")
+
+    objects = JobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -1,20 +1,31 @@
 """Model signals that keep derived state right (connected in ready()).
 
 The API cache versions, each library's item count, and the joins of those who lose a library.
+The cache is not called from here: `answers_changed` says whose answers went stale, and the
+API cache subscribes to it (OffloadConfig.ready()).
 """
 
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
+from django.dispatch import Signal
 
 from offload.access import drop_joins_without_access, library_audience
-from offload.api.caching import bump_on_commit
 from offload.models import JobMember, Library, MediaItem, Rendition
+
+# Sent inside the change's transaction: the answers in `namespace` ("media", "libraries",
+# "jobs") of the users in `audience` are stale once it commits. Arguments: namespace, audience.
+answers_changed = Signal()
+
+
+def answers_stale(namespace: str, audience) -> None:
+    """Announce that these users' answers in the namespace are stale (its receivers act at commit)."""
+    answers_changed.send(sender=None, namespace=namespace, audience=audience)
 
 
 def _bump_libraries(audience) -> None:
-    bump_on_commit("libraries", audience)
-    bump_on_commit("media", audience)
+    answers_stale("libraries", audience)
+    answers_stale("media", audience)
 
 
 def library_before_change(sender, instance: Library, **kwargs) -> None:
@@ -62,18 +73,18 @@ def item_counted(sender, instance: MediaItem, **kwargs) -> None:
 
 def item_changed(sender, instance: MediaItem, **kwargs) -> None:
     audience = library_audience([instance.library_id])
-    bump_on_commit("media", audience)
-    bump_on_commit("libraries", audience)  # item counts
+    answers_stale("media", audience)
+    answers_stale("libraries", audience)  # item counts
 
 
 def rendition_changed(sender, instance: Rendition, **kwargs) -> None:
     library = MediaItem.objects.filter(pk=instance.item_id).values_list("library_id", flat=True).first()
-    bump_on_commit("media", library_audience([library]) if library is not None else set())
+    answers_stale("media", library_audience([library]) if library is not None else set())
 
 
 def job_membership_changed(sender, instance: JobMember, **kwargs) -> None:
     # The joiner gains (or loses) a job in their job answers.
-    bump_on_commit("jobs", [instance.user_id])
+    answers_stale("jobs", [instance.user_id])
 
 
 def connect() -> None:

@@ -12,8 +12,7 @@ class SearchConfig(AppConfig):
 
         from offload.admin.dashboard import register_panel
         from offload.admin.media import use_media_search
-        from offload.jobs import register
-        from offload.jobs.schedules import register_schedule
+        from offload.jobs import register, register_schedule
         from offload.metrics.registry import register_collector
         from offload.web.health import register_check
         from search import checks, dashboard, health, signals, tasks

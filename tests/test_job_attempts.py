@@ -83,7 +83,7 @@ def test_a_retried_job_keeps_the_first_runs_attempt_and_numbers_on(alice):
 
 def test_a_lost_worker_is_requeued_with_an_attempt_lost_event_and_its_progress_dropped(alice, settings):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     assert jobs.heartbeat(claimed, progress=25.0, partial_result={"eta_seconds": 30})
     go_stale(job, settings)
 
@@ -114,7 +114,7 @@ def test_a_lost_worker_is_requeued_with_an_attempt_lost_event_and_its_progress_d
 
 def test_a_fresh_running_job_is_not_taken_for_lost(alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    control.claim(job.pk)
+    control.pick_up(job.pk)
     assert reaper.requeue_lost_jobs() == []
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
 
@@ -122,7 +122,7 @@ def test_a_fresh_running_job_is_not_taken_for_lost(alice):
 @pytest.mark.parametrize("form", FORMS)
 def test_a_redelivered_task_taking_over_a_stale_job_closes_the_lost_attempt_in_either_form(alice, settings, form):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     jobs.heartbeat(claimed, progress=60.0)
     go_stale(job, settings)
     with FORMS[form]():

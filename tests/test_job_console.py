@@ -110,7 +110,7 @@ def test_the_job_page_lists_every_attempt_with_its_worker_and_outcome(admin_clie
 
 def test_a_lost_attempt_shows_in_the_timeline_and_the_attempts(admin_client, alice, settings):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     jobs.heartbeat(claimed, progress=25.0)
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
@@ -124,7 +124,7 @@ def test_a_lost_attempt_shows_in_the_timeline_and_the_attempts(admin_client, ali
 def test_a_running_job_shows_its_heartbeat_age_and_worker_lost_once_beats_are_missed(admin_client, alice, settings):
     settings.OFFLOAD_JOB_STALE_SECONDS = 20
     job, _ = jobs.enqueue("system.noop", user=alice)
-    control.claim(job.pk)
+    control.pick_up(job.pk)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=4))
     page = page_of(admin_client, job)
     assert re.search(r"heartbeat \d+(\.\d)? s ago", page)
@@ -146,7 +146,7 @@ def test_a_failed_job_says_its_next_stages_will_not_run(admin_client, alice, fea
 
 def test_the_timeline_folds_a_run_of_progress_into_one_row(admin_client, alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     for percent in range(5, 100, 5):
         jobs.heartbeat(claimed, progress=float(percent))
     jobs.succeed(claimed, {"ok": True})
@@ -160,10 +160,10 @@ def test_the_timeline_folds_a_run_of_progress_into_one_row(admin_client, alice):
 
 def test_a_lost_attempt_a_redelivered_task_took_over_has_its_timeline_row(admin_client, alice, settings):
     job, _ = jobs.enqueue("system.noop", user=alice)
-    control.claim(job.pk)
+    control.pick_up(job.pk)
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS + 1)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=stale)
-    assert control.claim(job.pk)[0] is not None
+    assert control.pick_up(job.pk)[0] is not None
     page = text_of(page_of(admin_client, job))
     worker = f"{socket.gethostname()}/{os.getpid()}"
     assert f"Attempt 1 lost on {worker} (its worker stopped beating); a new delivery took it over." in page
@@ -171,7 +171,7 @@ def test_a_lost_attempt_a_redelivered_task_took_over_has_its_timeline_row(admin_
 
 def test_the_dashboard_starts_with_lost_workers_and_held_jobs_and_why(admin_client, alice, feature, settings):
     running, _ = jobs.enqueue("system.noop", user=alice)
-    control.claim(running.pk)
+    control.pick_up(running.pk)
     stale = timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS)
     Job.objects.filter(pk=running.pk).update(heartbeat_at=stale)
     control.pause("media.probe")

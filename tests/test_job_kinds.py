@@ -12,7 +12,7 @@ from tests.support.jobrunner import drain
 from tests.support.kinds_for_tests import registered
 
 
-def run_checksum(job, target, run):
+def run_checksum(job, item, run):
     return {"sha256": "0" * 64, "item": job.target_id}
 
 
@@ -96,36 +96,3 @@ def test_a_request_for_the_kind_counts_against_its_rate_limit_scope(new_kinds, a
 def test_a_kind_without_an_action_has_no_route(alice_api, item):
     # media.probe has one; search.reindex (no target, no action) is queued only by code.
     assert alice_api.post(f"/api/v1/media/{item.pk}/reindex/").status_code == 404
-
-
-def run_reading_its_target(job, target, run):
-    # The library comes with the item (every media handler reads its folder): no query of its own.
-    came_with_library = "library" in target._state.fields_cache
-    return {"target": type(target).__name__, "pk": target.pk, "with_library": came_with_library}
-
-
-READER = JobKind("media.read", run_reading_its_target, target_type="media", internal=True, timeout=60)
-
-
-def test_a_handler_gets_its_target_loaded_once_by_the_runner(alice, item):
-    from offload import jobs
-
-    with registered(READER):
-        job, _ = jobs.enqueue("media.read", target=item, user=alice)
-        drain()
-    job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED
-    assert job.result == {"target": "MediaItem", "pk": item.pk, "with_library": True}
-
-
-def test_a_target_deleted_before_the_run_fails_the_job_without_calling_the_handler(alice, item):
-    from offload import jobs
-
-    called = []
-    with registered(JobKind("media.read", lambda job, target, run: called.append(target), target_type="media")):
-        job, _ = jobs.enqueue("media.read", target=item, user=alice)
-        MediaItem.objects.filter(pk=item.pk).delete()
-        drain()
-    job.refresh_from_db()
-    assert (job.status, job.error) == (JobStatus.FAILED, "The media item no longer exists.")
-    assert called == []

@@ -406,3 +406,47 @@ def test_events_reach_the_websockets_only_once_their_transaction_commits(
         jobs.enqueue("system.noop", params={"n": 2}, user=alice)
         assert published == []  # written, not yet committed
     assert callbacks and published == ["queued"]
+
+
+def test_a_job_whose_twin_is_active_is_not_inserted_and_nothing_is_left_half_written(alice):
+    from offload.jobs.identity import new_job
+
+    first, _ = jobs.enqueue("system.noop", user=alice)
+    twin = new_job("system.noop", ("", 0), {}, first.params_hash, alice, "", None, first.priority)
+    assert Job.objects.insert_unless_taken(twin) is None
+    assert twin.pk is None
+    assert list(Job.objects.values_list("pk", flat=True)) == [first.pk]
+
+
+def test_only_the_attempt_that_holds_a_job_changes_it_and_it_gets_the_row_back(alice):
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    first = jobs.claim(job.pk)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
+    second = jobs.claim(job.pk)  # a redelivery took the job over from the first attempt
+    assert Job.objects.for_attempt(first).update_returning(progress=10.0) is None
+    row = Job.objects.for_attempt(second).update_returning(into=second, progress=20.0)
+    assert row is second and (second.progress, second.attempts) == (20.0, 2)
+    assert Job.objects.get(pk=job.pk).progress == 20.0
+
+
+def test_the_runner_hands_a_kind_its_target_once_and_fails_a_job_whose_target_is_gone(alice, library_root):
+    from offload.models import Library, MediaItem
+
+    seen = []
+
+    def run_seeing(job, item, run):
+        seen.append((item, item.library.name))
+        return {"item": item.pk}
+
+    library = Library.objects.create(name="Alice's films", path=str(library_root), owner=alice)
+    kept = MediaItem.objects.create(library=library, relative_path="kept.mp4")
+    gone = MediaItem.objects.create(library=library, relative_path="gone.mp4")
+    with kinds_for_tests.registered(kinds.JobKind("test.seeing", run_seeing, target_type="media", internal=True)):
+        ran, _ = jobs.enqueue("test.seeing", target=kept, user=alice)
+        failed, _ = jobs.enqueue("test.seeing", target=gone, user=alice)
+        gone.delete()
+        execute(ran.pk)
+        execute(failed.pk)
+    assert seen == [(kept, "Alice's films")]
+    failed.refresh_from_db()
+    assert (failed.status, failed.error) == (JobStatus.FAILED, "The media item no longer exists.")

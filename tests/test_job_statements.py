@@ -61,7 +61,7 @@ def test_a_targeted_job_has_the_same_json_both_ways(alice, library_root):
 def test_claim_progress_and_finish_are_one_round_trip_each(alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
     with CaptureQueriesContext(connection) as claim:
-        claimed, why_not = control.claim(job.pk)
+        claimed, why_not = control.pick_up(job.pk)
     assert (claimed.pk, claimed.status, claimed.attempts, why_not) == (job.pk, JobStatus.RUNNING, 1, "")
     with CaptureQueriesContext(connection) as progress:
         assert jobs.heartbeat(claimed, progress=40.0)
@@ -93,10 +93,10 @@ def test_a_task_delivered_twice_runs_the_job_once(alice):
 def test_a_pause_set_a_moment_ago_holds_the_next_job(alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
     control.pause("system.noop")
-    assert control.claim(job.pk) == (None, control.PARKED_OUTCOME)
+    assert control.pick_up(job.pk) == (None, control.PARKED_OUTCOME)
     assert Job.objects.get(pk=job.pk).status == JobStatus.QUEUED
     control.resume("system.noop")
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     assert claimed is not None and claimed.status == JobStatus.RUNNING
 
 
@@ -104,7 +104,7 @@ def test_a_worker_lost_on_the_last_attempt_fails_the_job_at_the_next_delivery(al
     job, _ = jobs.enqueue("system.noop", user=alice)
     long_ago = timezone.now() - dt.timedelta(hours=1)
     Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, attempts=job.max_attempts, heartbeat_at=long_ago)
-    assert control.claim(job.pk) == (None, control.NOT_CLAIMED)
+    assert control.pick_up(job.pk) == (None, control.NOT_CLAIMED)
     failed = Job.objects.get(pk=job.pk)
     assert failed.status == JobStatus.FAILED
     assert "Gave up after" in failed.error
@@ -117,7 +117,7 @@ def test_a_success_with_next_stages_queues_them_with_its_commit(alice, library_r
     library = Library.objects.create(name="Alice's", path=str(library_root / "a"), owner=alice)
     item = MediaItem.objects.create(library=library, relative_path="clip.mp4")
     job, _ = jobs.enqueue("media.probe", target=item, user=alice, then=["media.enrich"])
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     assert jobs.succeed(claimed, {})
     assert Job.objects.filter(kind="media.enrich", target_id=item.pk, status=JobStatus.QUEUED).exists()
 
@@ -132,14 +132,45 @@ def test_a_finish_someones_endpoint_may_hear_writes_its_outbox_row_with_it(alice
     )
     # Bob's job: no endpoint of his may hear it, so it finishes in one statement and writes nothing.
     bobs, _ = jobs.enqueue("system.noop", user=bob)
-    claimed, _ = control.claim(bobs.pk)
+    claimed, _ = control.pick_up(bobs.pk)
     with CaptureQueriesContext(connection) as finish:
         assert jobs.succeed(claimed, {})
     assert len(finish) == 1
     # Alice's: her endpoint hears it, so the finish goes the transactional way with its outbox row.
     alices, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(alices.pk)
+    claimed, _ = control.pick_up(alices.pk)
     assert jobs.succeed(claimed, {})
     (delivery,) = Delivery.objects.filter(endpoint=hook)
     assert delivery.job_id == alices.pk
     assert JobEvent.objects.filter(job=alices, event="succeeded").exists()
+
+
+def test_each_event_says_whether_it_is_a_first_queue_a_requeue_a_start_or_a_finish(alice):
+    # Those who count jobs (the metrics) subscribe to the seam and read only this: a backoff is
+    # not a new entry into the queue, a person's retry is.
+    heard = []
+
+    def listener(sender, event, **kwargs):
+        heard.append((event.event, event.moment))
+
+    jobs.job_event_committed.connect(listener)
+    try:
+        job, _ = jobs.enqueue("system.noop", user=alice)
+        claimed, _ = control.pick_up(job.pk)
+        assert jobs.fail_or_retry(claimed, "the disk was busy")
+        Job.objects.filter(pk=job.pk).update(queued_at=timezone.now())
+        claimed, _ = control.pick_up(job.pk)
+        assert jobs.heartbeat(claimed, progress=50.0)
+        assert jobs.fail(claimed, "ffprobe could not read it")
+        jobs.retry(job, alice)
+    finally:
+        jobs.job_event_committed.disconnect(listener)
+    assert heard == [
+        ("queued", jobs.FIRST_QUEUE),
+        ("started", jobs.START),
+        ("queued", jobs.REQUEUE),
+        ("started", jobs.START),
+        ("progress", jobs.PROGRESS),
+        ("failed", jobs.FINISH),
+        ("queued", jobs.FIRST_QUEUE),
+    ]

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django_q.signing import SignedPackage
 
 from offload import jobs
-from offload.jobs.queue import broker_for, lane_queue
+from offload.jobs.lanes import broker_for, lane_queue
 from offload.models import JobPriority
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -113,7 +113,7 @@ def test_the_dashboard_and_job_list_show_attention_and_targets_at_1280_and_800(
     films = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
     feature = MediaItem.objects.create(library=films, relative_path="long.feature.mkv", title="Long Feature")
     running, _ = jobs.enqueue("media.probe", target=feature, user=alice)
-    control.claim(running.pk)
+    control.pick_up(running.pk)
     Job.objects.filter(pk=running.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS - 1)
     )

@@ -175,6 +175,25 @@ def test_a_failed_job_and_a_cancelled_one_are_counted_by_status_and_a_retry_enqu
     assert delta(before, after, "offload_job_duration_seconds_count", **kind) == 1
 
 
+@pytest.mark.django_db
+def test_a_backoff_and_a_deferral_put_a_job_back_without_counting_it_as_enqueued_again(
+    client, alice, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        job, _ = jobs.enqueue("system.noop", user=alice)
+    before = scrape(client)
+    for put_back in (lambda j: jobs.fail_or_retry(j, "the disk was busy"), lambda j: jobs.defer(j, "locked", 0)):
+        Job.objects.filter(pk=job.pk).update(queued_at=timezone.now())
+        with django_capture_on_commit_callbacks(execute=True):
+            assert put_back(jobs.claim(job.pk))
+    after = scrape(client)
+    kind = {"kind": "system.noop"}
+    assert delta(before, after, "offload_jobs_enqueued_total", **kind) == 0
+    # Each attempt's start was timed, and nothing finished.
+    assert delta(before, after, "offload_job_queue_wait_seconds_count", **kind) == 2
+    assert delta(before, after, "offload_jobs_finished_total", **kind, status="succeeded") == 0
+
+
 # --- Read from the database at scrape time ---------------------------------------------
 
 

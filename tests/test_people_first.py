@@ -6,7 +6,7 @@ from django_q.models import OrmQ
 
 from offload import jobs
 from offload.handlers.scan import PIPELINE_AFTER_PROBE
-from offload.jobs.broker import people_key
+from offload.jobs.lanes import people_key
 from offload.models import Job, JobPriority, JobStatus, Library, MediaItem
 from tests.support.jobrunner import run_next
 from tests.support.media import make_video

@@ -28,7 +28,7 @@ def clock(monkeypatch) -> Clock:
 @pytest.fixture
 def run(alice) -> JobRun:
     job, _ = jobs.enqueue("system.noop", user=alice)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     return JobRun(claimed)
 
 

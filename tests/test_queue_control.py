@@ -64,7 +64,7 @@ def test_a_job_a_person_asked_for_goes_first_when_its_kind_resumes(staff):
 
 def test_a_running_job_finishes_when_its_kind_is_paused(staff):
     job = noop(staff, 1)
-    claimed, _ = control.claim(job.pk)
+    claimed, _ = control.pick_up(job.pk)
     control.pause("system.noop")
     assert jobs.succeed(claimed, {"ok": True})
     assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
@@ -98,10 +98,10 @@ def test_pausing_an_unknown_kind_is_refused():
 def test_a_job_finding_its_kinds_cap_full_goes_back_without_spending_an_attempt(staff, settings):
     control.set_concurrency("system.noop", 1)
     first, second = noop(staff, 1), noop(staff, 2)
-    running, _ = control.claim(first.pk)
+    running, _ = control.pick_up(first.pk)
     assert running is not None
     (row,) = rows_of(second)
-    assert control.claim(second.pk) == (None, control.HELD_OUTCOME)
+    assert control.pick_up(second.pk) == (None, control.HELD_OUTCOME)
     second.refresh_from_db()
     assert (second.status, second.attempts) == (JobStatus.QUEUED, 0)
     # Its task comes back a moment later, on a new queue row.
@@ -109,17 +109,17 @@ def test_a_job_finding_its_kinds_cap_full_goes_back_without_spending_an_attempt(
     assert len(again) == 1 and again[0].lock > timezone.now()
     # The cap frees up: the next delivery claims it.
     jobs.succeed(running, None)
-    claimed, _ = control.claim(second.pk)
+    claimed, _ = control.pick_up(second.pk)
     assert claimed is not None and claimed.attempts == 1
 
 
 def test_raising_a_cap_takes_effect_on_the_next_pick_up(staff):
     control.set_concurrency("system.noop", 1)
     first, second = noop(staff, 1), noop(staff, 2)
-    control.claim(first.pk)
-    assert control.claim(second.pk)[0] is None
+    control.pick_up(first.pk)
+    assert control.pick_up(second.pk)[0] is None
     control.set_concurrency("system.noop", 2)
-    assert control.claim(second.pk)[0] is not None
+    assert control.pick_up(second.pk)[0] is not None
     control.set_concurrency("system.noop", None)
     assert QueueControl.objects.get(kind="system.noop").concurrency is None
 

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from offload import jobs
 from offload.jobs import kinds
-from offload.jobs.broker import people_key
+from offload.jobs.lanes import people_key
 from offload.models import Job, JobStatus, Library, MediaItem
 from tests.support.cluster import wait_for
 from tests.support.jobrunner import drain

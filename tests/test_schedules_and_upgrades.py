@@ -12,7 +12,7 @@ from django_q.tasks import async_task
 
 from offload import jobs
 from offload.jobs.events import job_event_committed
-from offload.jobs.queue import shared_broker
+from offload.jobs.lanes import shared_broker
 from offload.models import Job, JobStatus
 from tests.support.jobrunner import drain
 

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from offload.api.tokens import user_for_token
+from offload.tokens import user_for_token
 
 
 def test_a_known_token_is_answered_without_the_database_after_the_first_request(alice, alice_api):

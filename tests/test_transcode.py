@@ -376,3 +376,14 @@ def test_an_ffmpeg_step_fails_with_its_stderr_logged_and_stops_as_its_caller_say
         run_ffmpeg_step(job, StepRun(stop=True), [*long_source, out], doing="test", duration=600, on_stopped=lock_lost)
     # The job's error is the stop's own reason, not chained to ffmpeg's stop.
     assert transient.value.__context__ is None
+
+
+def test_a_file_rendition_is_built_and_published_as_one_file_and_an_hls_one_as_a_folder(tmp_path):
+    from offload.handlers.transcode import rendition_paths
+
+    mp4 = rendition_paths(tmp_path, 7, PROFILES["h264-720p"])
+    assert (mp4.built, mp4.output) == (tmp_path / "h264-720p.mp4", tmp_path / "h264-720p.mp4")
+    assert (mp4.dest, mp4.published_name) == ("renditions/7/h264-720p.mp4", "renditions/7/h264-720p.mp4")
+    hls = rendition_paths(tmp_path, 7, PROFILES["hls-720p"])
+    assert (hls.built, hls.output) == (tmp_path / "hls-720p", tmp_path / "hls-720p" / "index.m3u8")
+    assert (hls.dest, hls.published_name) == ("renditions/7/hls-720p", "renditions/7/hls-720p/index.m3u8")

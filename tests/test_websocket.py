@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from config.asgi import application
-from offload.api import tokens
+from offload import tokens
 from offload.jobs import enqueue
 from offload.models import Job, JobEvent, Library, MediaItem
 from offload.notifications import publisher, streams

@@ -28,9 +28,7 @@ from redis.exceptions import RedisError
 from offload.admin import charts, failures, readable
 from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
-from offload.jobs import rollups, waiting
-from offload.jobs.forecast import queue_rows
-from offload.jobs.lanes import lane_of
+from offload.jobs import lane_of, queue_rows, rollups, waiting
 from offload.models import ACTIVE_STATUSES, Job, JobAttempt, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,7 @@ from datetime import datetime
 from django.db.models import Count, Max, Min
 
 from offload import actions
-from offload.jobs.fingerprints import classify, fingerprint
-from offload.jobs.transitions import IdempotencyKeyReused, JobConflict
+from offload.jobs import IdempotencyKeyReused, JobConflict, classify, fingerprint
 from offload.models import Job, JobStatus
 
 __all__ = [

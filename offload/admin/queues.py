@@ -16,8 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from offload import actions
 from offload import permissions as rules
 from offload.caps import CapError, parse_cap
-from offload.jobs import UnknownJobKind
-from offload.jobs.forecast import queue_rows
+from offload.jobs import UnknownJobKind, queue_rows
 
 CHANGES = {
     "pause": "Pause",

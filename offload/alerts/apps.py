@@ -12,8 +12,7 @@ class AlertsConfig(AppConfig):
         from django_q.models import Schedule
 
         from offload.alerts import admin, monitoring, outbox
-        from offload.jobs import job_event_recorded, record_in_transaction_when
-        from offload.jobs.schedules import register_schedule
+        from offload.jobs import job_event_recorded, record_in_transaction_when, register_schedule
         from offload.metrics.registry import register_collector
 
         job_event_recorded.connect(outbox.on_job_event, dispatch_uid="offload.alerts.outbox")

@@ -6,8 +6,7 @@ from django.conf import settings
 from django.db import transaction
 from django_q.tasks import async_task
 
-from offload.jobs.broker import LaneBroker
-from offload.jobs.queue import broker_for, lane_queue
+from offload.jobs import LaneBroker, broker_for, lane_queue
 
 # Stored in queue rows: renaming it strands queued attempts.
 ATTEMPT = "offload.alerts.delivery.attempt"

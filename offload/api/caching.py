@@ -85,6 +85,11 @@ def bump_on_commit(namespace: str, audiences: Iterable[str]) -> None:
     transaction.on_commit(lambda: bump(namespace, audiences), robust=True)
 
 
+def on_answers_changed(sender, namespace: str, audience: Iterable[str], **kwargs) -> None:
+    """Subscriber to offload.signals' answers_changed: those answers are stale once the change commits."""
+    bump_on_commit(namespace, audience)
+
+
 def on_job_event(sender, event, **kwargs) -> None:
     """Subscriber to offload.jobs' job_event_committed: the job answers of all who see it (and staff's) are stale."""
     audiences = [str(user_id) for user_id in event_recipients(event)]

@@ -11,7 +11,7 @@ from django.views.defaults import bad_request as html_bad_request
 from django.views.defaults import server_error as html_server_error
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from offload.jobs.transitions import IdempotencyKeyReused, JobConflict
+from offload.jobs import IdempotencyKeyReused, JobConflict
 from offload.lib.paths import InvalidPath
 
 log = logging.getLogger(__name__)

@@ -77,7 +77,7 @@ class OffloadAutoSchema(AutoSchema):
             errors["403"] = (DETAIL, "Staff only, with the permission the change needs.")
         elif self.method not in SAFE_METHODS and any(isinstance(p, RulePermission) for p in permissions):
             errors["403"] = (DETAIL, "The change needs a permission the user lacks.")
-        # Every API request passes the rate limiter (offload/throttle.py).
+        # Every API request passes the rate limiter (offload/ratelimit.py, offload/web/throttle.py).
         errors["429"] = (DETAIL, "Over the rate limit; see the Retry-After header.")
         for code, (schema, description) in errors.items():
             if code not in responses:

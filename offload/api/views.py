@@ -27,8 +27,7 @@ from offload.api.serializers import (
     QueueCapSerializer,
     QueueSerializer,
 )
-from offload.jobs import UnknownJobKind, kinds
-from offload.jobs.forecast import queue_row, queue_rows
+from offload.jobs import UnknownJobKind, kinds, queue_row, queue_rows
 from offload.models import Job, Library, MediaItem
 from offload.profiles import PROFILES
 

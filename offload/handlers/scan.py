@@ -90,100 +90,82 @@ def _own_files(library: Library, root: Path) -> list[FoundFile]:
     ]
 
 
-class _Pass:
-    """One scan's progress and counts, shared by its two passes."""
-
-    def __init__(self, run: JobRun, total: int) -> None:
-        self.run = run
-        self.total = total or 1
-        self.done = 0
-        self.counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
-
-    def step(self) -> None:
-        self.run.progress(100.0 * self.done / self.total)
-        self.done += 1
-
-
-def _reconcile(job: Job, run: JobRun, library: Library, root: Path) -> dict[str, Any]:
+def _reconcile(job: Job, run: JobRun, library: Library, root) -> dict[str, Any]:
     run.progress(0, force=True)
     files = _own_files(library, root)
     existing = {item.relative_path: item for item in library.items.all()}
-    scan = _Pass(run, len(files))
-    # Files at a known path are updated first; the rest are new or moved, and a move is known
-    # only once every known path has been seen (what is left in `existing` then vanished).
-    fresh = _update_known(job, scan, files, existing)
-    _add_or_move(job, scan, library, fresh, existing)
+    counts = dict.fromkeys(("created", "changed", "moved", "removed", "unchanged", "skipped"), 0)
+    total = len(files) or 1
+    fresh = [found for found in files if found.relative_path not in existing]
+    # Known files first, then the fresh ones: those do the work for what moved.
+    known = [(found, existing.pop(found.relative_path)) for found in files if found.relative_path in existing]
+    for done, (found, item) in enumerate(known):
+        run.progress(100.0 * done / total)
+        outcome = _update(job, item, found)
+        if outcome:
+            counts[outcome] += 1
+    # What is left in `existing` vanished; a fresh file with its fingerprint moved.
+    vanished = {item.fingerprint: item for item in existing.values() if item.fingerprint}
+    for done, found in enumerate(fresh, start=len(known)):
+        run.progress(100.0 * done / total)
+        outcome = _add_or_move(job, library, found, vanished, existing)
+        if outcome:
+            counts[outcome] += 1
+
     for item in existing.values():
         item.delete()
-        scan.counts["removed"] += 1
+        counts["removed"] += 1
     library.last_scanned_at = timezone.now()
     library.save(update_fields=["last_scanned_at"])
     # The scan read every item anyway: set the count right after anything that bypassed the signals.
     library.recount_items()
-    return {"files": len(files), **scan.counts}
+    return {"files": len(files), **counts}
 
 
-def _update_known(job: Job, scan: _Pass, files: list[FoundFile], existing: dict[str, MediaItem]) -> list[FoundFile]:
-    """Refresh the items whose path is still there (re-probing changed content); the files left over."""
-    fresh: list[FoundFile] = []
-    for found in files:
-        item = existing.pop(found.relative_path, None)
-        if item is None:
-            fresh.append(found)
-            continue
-        scan.step()
-        if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
-            scan.counts["unchanged"] += 1
-            continue
-        try:
-            fp = fingerprint(found.real_path, found.size)
-        except OSError:
-            continue
-        changed = fp != item.fingerprint
-        item.size, item.mtime, item.fingerprint = found.size, _mtime(found), fp
-        fields = ["size", "mtime", "fingerprint", "updated_at"]
-        with transaction.atomic():
-            if changed:
-                item.status, item.status_reason = MediaStatus.NEW, ""
-                fields += ["status", "status_reason"]
-            item.save(update_fields=fields)
-            if changed:
-                _queue_probe(job, item)
-        scan.counts["changed" if changed else "unchanged"] += 1
-    return fresh
+def _update(job: Job, item: MediaItem, found: FoundFile) -> str | None:
+    """A known file: "unchanged", or "changed" (its item back to new and probed again); None when unreadable."""
+    if item.size == found.size and item.mtime == _mtime(found) and item.fingerprint:
+        return "unchanged"
+    try:
+        fp = fingerprint(found.real_path, found.size)
+    except OSError:
+        return None
+    changed = fp != item.fingerprint
+    item.size, item.mtime, item.fingerprint = found.size, _mtime(found), fp
+    fields = ["size", "mtime", "fingerprint", "updated_at"]
+    with transaction.atomic():
+        if changed:
+            item.status, item.status_reason = MediaStatus.NEW, ""
+            fields += ["status", "status_reason"]
+        item.save(update_fields=fields)
+        if changed:
+            _queue_probe(job, item)
+    return "changed" if changed else "unchanged"
 
 
 def _add_or_move(
-    job: Job, scan: _Pass, library: Library, fresh: list[FoundFile], existing: dict[str, MediaItem]
-) -> None:
-    """A new path whose content matches a vanished item is that item moved; otherwise a new item."""
-    vanished = {item.fingerprint: item for item in existing.values() if item.fingerprint}
-    for found in fresh:
-        scan.step()
-        if not looks_like_media(found):
-            scan.counts["skipped"] += 1
-            continue
-        try:
-            fp = fingerprint(found.real_path, found.size)
-        except OSError:
-            continue
-        moved = vanished.pop(fp, None)
-        if moved is not None:
-            existing.pop(moved.relative_path, None)
-            moved.relative_path, moved.size, moved.mtime = found.relative_path, found.size, _mtime(found)
-            moved.save(update_fields=["relative_path", "size", "mtime", "updated_at"])
-            scan.counts["moved"] += 1
-            continue
-        with transaction.atomic():
-            item = MediaItem.objects.create(
-                library=library,
-                relative_path=found.relative_path,
-                size=found.size,
-                mtime=_mtime(found),
-                fingerprint=fp,
-            )
-            _queue_probe(job, item)
-        scan.counts["created"] += 1
+    job: Job, library: Library, found: FoundFile, vanished: dict[str, MediaItem], existing: dict[str, MediaItem]
+) -> str | None:
+    """A fresh file: the vanished item with its fingerprint "moved" here (and no longer left to remove),
+    or a new item "created" and probed; "skipped" when it is no media, None when unreadable."""
+    if not looks_like_media(found):
+        return "skipped"
+    try:
+        fp = fingerprint(found.real_path, found.size)
+    except OSError:
+        return None
+    moved = vanished.pop(fp, None)
+    if moved is not None:
+        existing.pop(moved.relative_path, None)
+        moved.relative_path, moved.size, moved.mtime = found.relative_path, found.size, _mtime(found)
+        moved.save(update_fields=["relative_path", "size", "mtime", "updated_at"])
+        return "moved"
+    with transaction.atomic():
+        item = MediaItem.objects.create(
+            library=library, relative_path=found.relative_path, size=found.size, mtime=_mtime(found), fingerprint=fp
+        )
+        _queue_probe(job, item)
+    return "created"
 
 
 KIND = jobs.JobKind("library.scan", run_scan, target_type="library", action="scan", label="Scan now", timeout=3600)

@@ -2,9 +2,8 @@
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -98,49 +97,35 @@ def verify(output: Path, profile: TranscodeProfile, source: dict[str, Any]) -> d
     return got
 
 
-@dataclass(frozen=True)
-class Output:
-    """Where one rendition is built (in the attempt's partial folder) and where it is published."""
+class RenditionPaths(NamedTuple):
+    """Where a rendition is built (under the attempt's partial folder) and where it is published."""
 
-    built: Path  # the file, or for HLS the folder of playlist and segments
-    written: Path  # what ffmpeg writes: the file, or the HLS playlist inside `built`
-    dest: str  # the published path below MEDIA_ROOT
-    published_name: str  # the file a client fetches: the file, or the playlist
-
-    def size(self) -> int:
-        if self.built.is_dir():
-            return sum(p.stat().st_size for p in self.built.rglob("*"))
-        return self.built.stat().st_size
+    built: Path  # the file, or the folder of an HLS rendition, moved into place whole
+    output: Path  # what ffmpeg writes: the file, or the folder's playlist
+    dest: str  # built's place under MEDIA_ROOT
+    published_name: str  # output's place under MEDIA_ROOT, as the Rendition row stores it
 
 
-def output_paths(job: Job, item: MediaItem, profile: TranscodeProfile) -> Output:
-    """A fresh partial folder for this attempt, and the rendition's paths in it and once published."""
-    partial = outputs.fresh_partial_dir(job)
+def rendition_paths(partial: Path, item_id: int, profile: TranscodeProfile) -> RenditionPaths:
+    """The paths of one rendition of an item; pure."""
     if profile.kind == "hls":
         built = partial / profile.name
-        built.mkdir()
-        dest = f"renditions/{item.pk}/{profile.name}"
-        return Output(built, built / "index.m3u8", dest, f"{dest}/index.m3u8")
+        dest = f"renditions/{item_id}/{profile.name}"
+        return RenditionPaths(built, built / "index.m3u8", dest, f"{dest}/index.m3u8")
     built = partial / f"{profile.name}.{profile.extension}"
-    dest = f"renditions/{item.pk}/{profile.name}.{profile.extension}"
-    return Output(built, built, dest, dest)
+    dest = f"renditions/{item_id}/{profile.name}.{profile.extension}"
+    return RenditionPaths(built, built, dest, dest)
 
 
 def encode(
-    job: Job,
-    run: JobRun,
-    profile: TranscodeProfile,
-    source: Path,
-    technical: dict[str, Any],
-    output: Output,
-    lock: RedisLock,
+    job: Job, run: JobRun, lock: RedisLock, profile: TranscodeProfile, source: Path, technical: dict, output: Path
 ) -> None:
-    """Run ffmpeg for the profile into output.written, reporting progress; stops on cancel or a lost lock."""
+    """Run ffmpeg for the rendition, reporting progress; stops on a cancel or when the lock is lost."""
     # The source is a library file: only self-contained demuxers may read it.
     args = ffmpeg.safe_input_options() + transcode_args(
         profile,
         ffmpeg.file_url(source),
-        str(output.written),
+        str(output),
         source_height=technical["height"],
         has_audio=bool(technical["audio_codec"]),
     )
@@ -164,16 +149,19 @@ def encode(
     )
 
 
-def save(item: MediaItem, profile: TranscodeProfile, output: Output, got: dict[str, Any]) -> Rendition:
-    """Publish the verified output and record its rendition, together: a rendition row never names a missing file."""
-    size = output.size()  # before publishing moves the files out of the partial folder
+def save(
+    item: MediaItem, profile: TranscodeProfile, paths: RenditionPaths, got: dict[str, Any]
+) -> tuple[Rendition, int]:
+    """Publish the verified rendition and write its row in one step: (the row, its size in bytes)."""
+    built = paths.built
+    size = sum(p.stat().st_size for p in built.rglob("*")) if built.is_dir() else built.stat().st_size
     with transaction.atomic():
-        outputs.publish(output.built, output.dest)
+        outputs.publish(built, paths.dest)
         rendition, _ = Rendition.objects.update_or_create(
             item=item,
             profile=profile.name,
             defaults={
-                "path": output.published_name,
+                "path": paths.published_name,
                 "size": size,
                 "duration": got["duration"],
                 "width": got["width"],
@@ -183,7 +171,7 @@ def save(item: MediaItem, profile: TranscodeProfile, output: Output, got: dict[s
                 "audio_codec": got["audio_codec"],
             },
         )
-    return rendition
+    return rendition, size
 
 
 def run_transcode(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
@@ -202,10 +190,12 @@ def run_transcode(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
         raise JobDeferred(f"Another transcode of item {item.pk} to {profile.name} is running.", LOCK_TTL_SECONDS / 3)
     lock.keep_alive()
     try:
-        output = output_paths(job, item, profile)
-        encode(job, run, profile, source, technical, output, lock)
-        got = verify(output.written, profile, technical)
-        rendition = save(item, profile, output, got)
+        paths = rendition_paths(outputs.fresh_partial_dir(job), item.pk, profile)
+        if paths.built != paths.output:
+            paths.built.mkdir()
+        encode(job, run, lock, profile, source, technical, paths.output)
+        got = verify(paths.output, profile, technical)
+        rendition, size = save(item, profile, paths, got)
     except OSError as exc:
         raise JobFailed(f"Could not write the rendition: {exc.strerror or exc}.") from None
     finally:
@@ -214,9 +204,9 @@ def run_transcode(job: Job, item: MediaItem, run: JobRun) -> dict[str, Any]:
     return {
         "profile": profile.name,
         "rendition": rendition.pk,
-        "path": output.published_name,
-        "url": outputs.url_for(output.published_name),
-        "size": rendition.size,
+        "path": paths.published_name,
+        "url": outputs.url_for(paths.published_name),
+        "size": size,
         "width": got["width"],
         "height": got["height"],
         "duration": got["duration"],

@@ -1,16 +1,25 @@
 """The job spine: its public API.
 
-Code outside the spine (handlers, the API, the admin, search) imports from here. Inside,
-the modules import each other directly:
+Code outside the spine (handlers, the API, the admin, metrics, search) imports from here, and
+only what `__all__` lists (tests/test_architecture.py holds it): names, and a few modules whole
+where their readers use many of their names (`kinds`, `waiting`, `rollups`, `attempts`,
+`control`, `payload`, `accept`). Inside, the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
-- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost attempt);
+- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost
+  attempt); their SQL is the job queryset's (offload/models.py, `JobQuerySet`);
+- `identity`: what makes two requests the same job, and the row every way of creating one writes;
+- `idempotency`: the Idempotency-Key store (on the job row);
+- `pipeline`: a request meeting its active twin: a pipeline's later stages join it, a person's
+  request promotes it;
+- `statements`: the worker's claim, progress and finish as one statement each;
+- `cancel_flags`: the Redis flags that tell a running job's worker to stop;
 - `attempts`: each attempt's history row (times, host/pid, outcome, error, log tail), in both
   forms the transitions take;
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
-- `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
+- `lanes`: the lanes, their queues (people's first) and the brokers their clusters run;
 - `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
 - `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
@@ -23,6 +32,9 @@ the modules import each other directly:
 - `errors`: the exceptions handlers raise and requests meet.
 """
 
+from offload.jobs import accept, attempts, control, kinds, payload, rollups, waiting
+from offload.jobs.cancel_flags import cancel_flagged
+from offload.jobs.control import max_concurrency
 from offload.jobs.errors import (
     IdempotencyKeyReused,
     JobCancelled,
@@ -34,17 +46,28 @@ from offload.jobs.errors import (
     UnknownJobKind,
 )
 from offload.jobs.events import (
+    FINISH,
+    FIRST_QUEUE,
+    PROGRESS,
+    REQUEUE,
+    START,
     job_event_committed,
     job_event_recorded,
     record_event,
     record_in_transaction_when,
 )
+from offload.jobs.events import connect as listen_for_event_numbers
+from offload.jobs.fingerprints import classify, fingerprint
+from offload.jobs.forecast import queue_row, queue_rows
+from offload.jobs.idempotency import stored_idempotency_key
+from offload.jobs.identity import params_hash
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
+from offload.jobs.lanes import LaneBroker, broker_for, lane_of, lane_queue, live_clusters_per_lane
 from offload.jobs.payload import job_payload
-from offload.jobs.runner import JobRun
+from offload.jobs.runner import JobRun, on_worker_spawned
+from offload.jobs.schedules import register_schedule, sync_schedules
 from offload.jobs.transitions import (
     cancel,
-    cancel_flagged,
     cancel_requested,
     claim,
     defer,
@@ -53,14 +76,17 @@ from offload.jobs.transitions import (
     fail_or_retry,
     heartbeat,
     mark_cancelled,
-    params_hash,
     retry,
-    stored_idempotency_key,
     succeed,
 )
 
 __all__ = [
+    "FINISH",
+    "FIRST_QUEUE",
+    "PROGRESS",
+    "REQUEUE",
     "STAFF",
+    "START",
     "VIEWERS",
     "Choice",
     "IdempotencyKeyReused",
@@ -71,27 +97,48 @@ __all__ = [
     "JobKind",
     "JobLost",
     "JobRun",
+    "LaneBroker",
     "TransientJobError",
     "UnknownJobKind",
+    "accept",
+    "attempts",
+    "broker_for",
     "cancel",
     "cancel_flagged",
     "cancel_requested",
     "claim",
+    "classify",
+    "control",
     "defer",
     "enqueue",
     "fail",
     "fail_or_retry",
+    "fingerprint",
     "get_kind",
     "heartbeat",
     "job_event_committed",
     "job_event_recorded",
     "job_payload",
+    "kinds",
+    "lane_of",
+    "lane_queue",
+    "listen_for_event_numbers",
+    "live_clusters_per_lane",
     "mark_cancelled",
+    "max_concurrency",
+    "on_worker_spawned",
     "params_hash",
+    "payload",
+    "queue_row",
+    "queue_rows",
     "record_event",
     "record_in_transaction_when",
     "register",
+    "register_schedule",
     "retry",
+    "rollups",
     "stored_idempotency_key",
     "succeed",
+    "sync_schedules",
+    "waiting",
 ]

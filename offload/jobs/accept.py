@@ -33,18 +33,18 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import OrmQ
 
 from offload.jobs import waiting
 from offload.jobs.errors import IdempotencyKeyReused
-from offload.jobs.events import announce_committed, wanted_in_transaction_sql
+from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
+from offload.jobs.identity import new_job
+from offload.jobs.lanes import queue_of
 from offload.jobs.payload import job_payload
-from offload.jobs.queue import queue_of, task_package
-from offload.jobs.transitions import new_job
-from offload.metrics import jobs as metrics
+from offload.jobs.queue import task_package
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
 # (user, target_type) → the queryset of targets the user may see.
@@ -329,10 +329,8 @@ def accept(
         pk=event_id, seq=None, job=job, user_id=user.pk, event=JobStatus.QUEUED, payload=payload, created_at=now
     )
     record._state.adding = False
-    record.nobody_joined = True
     # Committed already, unless a caller's transaction holds the statement (then at its commit).
-    transaction.on_commit(lambda: announce_committed(record), robust=True)
-    metrics.job_enqueued(kind)
+    announce_at_commit(record, nobody_joined=True)
     return Accepted(_with_holds(job, holds), created=True)
 
 

@@ -46,7 +46,7 @@ _HELD_SQL = (
 )
 
 
-def claim(job_id: int) -> tuple[Job | None, str]:
+def pick_up(job_id: int) -> tuple[Job | None, str]:
     """Claim the job for this worker unless its kind is paused or at its cap: (job, "") or (None, why not)."""
     if statements.supported() and wanted_in_transaction_sql(None, "started") == "FALSE":
         # The common case in one round trip: no hold on its kind, read in the claim itself,

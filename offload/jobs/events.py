@@ -52,7 +52,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from offload.jobs.payload import job_payload
-from offload.models import EventSequence, Job, JobEvent
+from offload.models import FINISHED_STATUSES, EventSequence, Job, JobEvent, JobStatus
 
 # Sent once the transaction that recorded the event has committed, never for a rolled-back one.
 # Arguments: event (the JobEvent row, its payload the job's JSON at that moment).
@@ -68,6 +68,29 @@ job_event_recorded = Signal()
 # is taken only where the SQL says no receiver would write: otherwise the change goes the
 # transactional way, through record_event, so the receiver's rows commit with it.
 _wanted: list[tuple[Callable[[Job | None, str], bool], str]] = []
+
+
+# What an event is to those who count jobs, kept on the row object (`event.moment`, never stored):
+# the job's first entry into the queue (created, or retried by a person), a requeue (a backoff,
+# a deferral, a lost attempt), an attempt's start, a final status, or progress.
+FIRST_QUEUE, REQUEUE, START, FINISH, PROGRESS = "first-queue", "requeue", "start", "finish", "progress"
+
+
+def moment_of(event: str, *, requeue: bool = False) -> str:
+    """What the event is to the counters: FIRST_QUEUE, REQUEUE, START, FINISH or PROGRESS."""
+    if event == JobStatus.QUEUED:
+        return REQUEUE if requeue else FIRST_QUEUE
+    if event == "started":
+        return START
+    return FINISH if event in FINISHED_STATUSES else PROGRESS
+
+
+def announce_at_commit(record: JobEvent, *, nobody_joined: bool, requeue: bool = False) -> None:
+    """Mark what the event is for its subscribers and announce it once its transaction commits."""
+    record.nobody_joined = nobody_joined
+    record.moment = moment_of(record.event, requeue=requeue)
+    # Only committed state leaves the process: a rolled-back change is never announced.
+    transaction.on_commit(lambda: announce_committed(record), robust=True)
 
 
 def record_in_transaction_when(predicate: Callable[[Job | None, str], bool], sql: str) -> None:
@@ -102,12 +125,13 @@ def numbered_at_commit() -> bool:
     return transaction.get_connection().vendor == "postgresql"
 
 
-def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEvent:
+def record_event(job: Job, event: str, *, nobody_joined: bool = False, requeue: bool = False) -> JobEvent:
     """Append a JobEvent for the job's current state, inside the caller's transaction.
 
     nobody_joined: the caller knows that nobody besides the requester can see the event: this
     transaction created the job, or its UPDATE of the job row (which a join must wait for) read
     `has_members` False. Kept on the row object (`event.nobody_joined`) for the subscribers.
+    requeue: a queued event that puts the job back (not its first entry): `event.moment`.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event must run inside the transaction that changed the job")
@@ -118,8 +142,7 @@ def record_event(job: Job, event: str, *, nobody_joined: bool = False) -> JobEve
     record.nobody_joined = nobody_joined
     # Not robust: a receiver that fails rolls the change back rather than lose its outbox row.
     job_event_recorded.send(sender=JobEvent, event=record, job=job)
-    # Only committed state leaves the process: a rolled-back change is never announced.
-    transaction.on_commit(lambda: announce_committed(record), robust=True)
+    announce_at_commit(record, nobody_joined=nobody_joined, requeue=requeue)
     return record
 
 

@@ -15,10 +15,9 @@ from django.conf import settings
 from offload.jobs.errors import UnknownJobKind
 from offload.models import Job, MediaItem
 
-# handler(job, target, run) → the job's result. `target` is the row the job acts on, loaded
-# and checked once by the runner (None for a kind without a target type); `run` is the
-# attempt's offload.jobs.runner.JobRun (progress, cancellation). Typed loosely here: the
-# runner imports this module.
+# handler(job, target, run) → the job's result. `target` is the job's target, loaded and checked
+# by the runner (None for a kind without one); `run` is the attempt's offload.jobs.runner.JobRun
+# (progress, cancellation). Typed loosely here: the runner imports this module.
 Handler = Callable[[Job, Any, Any], dict[str, Any] | None]
 
 # Who may ask for a kind: anyone who can see its target, or staff alone.

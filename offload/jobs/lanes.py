@@ -1,18 +1,158 @@
-"""Which lane (django-q2 cluster name) each running cluster serves.
+"""The lanes: each kind runs in one (its registration says which), a django-q2 cluster named after its queue.
 
-Every lane shares django-q2's stat list (its key comes from the site's `name`), and a stat
-does not say which lane it belongs to. These brokers save, beside each stat and with the
-same short expiry, the lane of the cluster that saved it, so workers can be counted per
-lane and a dead lane beside a live one shows as 0.
+Everything about a lane is here: its queue names, the broker per queue, and the brokers the
+clusters run.
+
+People first. django-q2's ORM broker hands out a lane's queue rows in no stated order (in
+practice the table's), and its rows have no column a priority could live in. So each lane has
+two queues, both read by the lane's cluster: `<lane>` for the backlog (pipeline stages a scan
+queued) and `<lane>:people` for jobs a person asked for directly. A poll takes the first due
+row of the people's queue, and only then the backlog's, each in (due time, id) order: a probe
+asked for through the API starts as soon as a worker of its lane is free, however many
+scan-queued probes wait. The Redis broker (OFFLOAD_Q_BROKER=redis) keeps one list per lane,
+in plain queue order.
+
+Which lane a cluster serves. Every lane shares django-q2's stat list (its key comes from the
+site's `name`), and a stat does not say which lane it belongs to. The brokers save, beside
+each stat and with the same short expiry, the lane of the cluster that saved it, so workers
+can be counted per lane and a dead lane beside a live one shows as 0.
 """
 
+from datetime import datetime, timedelta
+from time import sleep
+
 from django.conf import settings
-from django_q.brokers import get_broker
+from django.db import connections
+from django.db.models import Case, IntegerField, Value, When
+from django.utils import timezone
+from django_q.brokers import Broker, get_broker
+from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
+from django_q.models import OrmQ
 from django_q.status import Stat
 
-from offload.jobs.broker import LaneBroker
+from offload.jobs.kinds import all_kinds, get_kind
+from offload.models import Job, JobPriority
+
+_TABLE = OrmQ._meta.db_table
+
+PEOPLE_SUFFIX = ":people"
+
+
+def people_key(list_key: str) -> str:
+    """The queue of a lane that holds what people asked for."""
+    return list_key + PEOPLE_SUFFIX
+
+
+class LaneBroker(ORM):
+    """The ORM broker over a lane's two queues; it can also write a row due later (`not_before`)."""
+
+    def __init__(self, list_key: str | None = None, not_before: datetime | None = None) -> None:
+        super().__init__(list_key=list_key)
+        self.not_before = not_before
+
+    def _keys(self) -> tuple[str, str]:
+        return self.list_key, people_key(self.list_key)
+
+    def enqueue(self, task) -> int:
+        # A row born with its lock in the future is a delayed task: no poll takes it before.
+        lock = self.not_before or timezone.now()
+        return self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
+
+    def dequeue(self):
+        backlog, people = self._keys()
+        self.get_connection()  # django-q2's step before each use: stale connections closed
+        if connections[Conf.ORM].vendor == "postgresql":
+            taken = self._take_due(backlog, people)
+        else:
+            taken = self._take_due_one_by_one(backlog, people)
+        if taken:
+            return taken
+        # An empty queue: spare the CPU, as django-q2's own broker does.
+        sleep(Conf.POLL)
+        return None
+
+    def _take_due(self, backlog: str, people: str) -> list[tuple[int, str]]:
+        """The first due rows, people's first, locked until their retry time: one statement.
+
+        SKIP LOCKED: rows another cluster is taking at this moment are left to it, so two
+        clusters never hand out the same row and never wait on each other.
+        """
+        now = timezone.now()
+        with connections[Conf.ORM].cursor() as cursor:
+            cursor.execute(
+                f"""
+                WITH due AS (
+                    SELECT id, key = %s AS asked, lock FROM {_TABLE} WHERE key IN (%s, %s) AND lock < %s
+                    ORDER BY (key = %s) DESC, lock, id LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE {_TABLE} AS q SET lock = %s FROM due WHERE q.id = due.id
+                RETURNING q.id, q.payload, due.asked, due.lock
+                """,  # noqa: S608 (the table name comes from the model)
+                [people, backlog, people, now, people, Conf.BULK, now + timedelta(seconds=Conf.RETRY)],
+            )
+            rows = cursor.fetchall()
+        # RETURNING keeps no order: the people's first, then by due time, as selected.
+        return [(row_id, payload) for row_id, payload, _, _ in sorted(rows, key=lambda r: (not r[2], r[3], r[0]))]
+
+    def _take_due_one_by_one(self, backlog: str, people: str) -> list[tuple[int, str]]:
+        first = Case(When(key=people, then=Value(0)), default=Value(1), output_field=IntegerField())
+        rows = (
+            self.get_connection()
+            .filter(key__in=(backlog, people), lock__lt=timezone.now())
+            .order_by(first, "lock", "id")[: Conf.BULK]
+        )
+        taken = []
+        for row in rows:
+            # Another cluster may have been faster: the conditional update decides.
+            if self.get_connection().filter(id=row.id, lock=row.lock).update(lock=self.timeout(row)):
+                taken.append((row.pk, row.payload))
+        return taken
+
+    def queue_size(self) -> int:
+        return self.get_connection().filter(key__in=self._keys(), lock__lte=timezone.now()).count()
+
+    def lock_size(self) -> int:
+        return self.get_connection().filter(key__in=self._keys(), lock__gt=timezone.now()).count()
+
+    def purge_queue(self):
+        return self.get_connection().filter(key__in=self._keys()).delete()
+
+
+_brokers: dict[str, Broker] = {}
+
+
+def lane_queue(lane: str) -> str:
+    """The queue (django-q2 cluster name) of a lane."""
+    return settings.OFFLOAD_LANES[lane]
+
+
+def job_lanes() -> list[str]:
+    """The lanes job kinds run in (the search lane runs index writes, not jobs, unless a kind says so)."""
+    return sorted({"default", *(kind.lane for kind in all_kinds())})
+
+
+def broker_for(list_key: str) -> Broker:
+    """One broker per queue and process: django-q2 builds a new one (and connection) per call otherwise."""
+    broker = _brokers.get(list_key)
+    if broker is None:
+        broker = _brokers[list_key] = get_broker(list_key)
+    return broker
+
+
+def shared_broker() -> Broker:
+    """The default lane's broker."""
+    return broker_for(lane_queue("default"))
+
+
+def queue_of(job: Job) -> str:
+    """The queue the job's task goes to: its kind's lane, and that lane's people queue when a person asked."""
+    queue = lane_queue(get_kind(job.kind).lane)
+    if job.priority >= JobPriority.PERSON and settings.Q_CLUSTER.get("orm"):
+        queue = people_key(queue)
+    return queue
 
 
 def _lane_key(stat_key: str) -> str:
@@ -20,7 +160,7 @@ def _lane_key(stat_key: str) -> str:
 
 
 class LaneORMBroker(LaneBroker):
-    """The ORM broker (people first, offload.jobs.broker); its cluster stats (in the state Redis) carry their lane."""
+    """The ORM broker (people first, above); its cluster stats (in the state Redis) carry their lane."""
 
     def set_stat(self, key: str, value: str, timeout: int):
         saved = super().set_stat(key, value, timeout)

@@ -1,7 +1,7 @@
 """The queue side of the spine: writing the django-q2 task that runs a job's next attempt.
 
 Each kind runs in a lane (its registration says which): a django-q2 cluster whose name is
-its queue. A job a person asked for waits in its lane's people queue (offload/jobs/broker.py).
+its queue. A job a person asked for waits in its lane's people queue (offload/jobs/lanes.py).
 
 With the ORM broker (the default) the queue row is written in the caller's transaction,
 so a job row and its task commit together or not at all. A broker outside the database
@@ -15,7 +15,6 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.humanhash import humanize
 from django_q.models import Schedule
@@ -23,9 +22,9 @@ from django_q.signals import pre_enqueue
 from django_q.signing import SignedPackage
 from django_q.tasks import async_task, schedule
 
-from offload.jobs.broker import LaneBroker, people_key
-from offload.jobs.kinds import all_kinds, get_kind
-from offload.models import Job, JobPriority
+from offload.jobs.kinds import get_kind
+from offload.jobs.lanes import LaneBroker, broker_for, queue_of
+from offload.models import Job
 
 # The one task every job runs through. Stored in queue rows and schedules: renaming it
 # needs a data migration (see offload/migrations/0006_dotted_paths.py).
@@ -33,39 +32,6 @@ EXECUTE = "offload.jobs.runner.execute"
 # The task_id of a job parked while its kind is paused (offload/jobs/control.py): no queue
 # row holds it until its kind is resumed.
 PARKED_TASK = "paused"
-
-_brokers: dict[str, Broker] = {}
-
-
-def lane_queue(lane: str) -> str:
-    """The queue (django-q2 cluster name) of a lane."""
-    return settings.OFFLOAD_LANES[lane]
-
-
-def job_lanes() -> list[str]:
-    """The lanes job kinds run in (the search lane runs index writes, not jobs, unless a kind says so)."""
-    return sorted({"default", *(kind.lane for kind in all_kinds())})
-
-
-def broker_for(list_key: str) -> Broker:
-    """One broker per queue and process: django-q2 builds a new one (and connection) per call otherwise."""
-    broker = _brokers.get(list_key)
-    if broker is None:
-        broker = _brokers[list_key] = get_broker(list_key)
-    return broker
-
-
-def shared_broker() -> Broker:
-    """The default lane's broker."""
-    return broker_for(lane_queue("default"))
-
-
-def queue_of(job: Job) -> str:
-    """The queue the job's task goes to: its kind's lane, and that lane's people queue when a person asked."""
-    queue = lane_queue(get_kind(job.kind).lane)
-    if job.priority >= JobPriority.PERSON and settings.Q_CLUSTER.get("orm"):
-        queue = people_key(queue)
-    return queue
 
 
 def new_task_id() -> str:

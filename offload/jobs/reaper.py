@@ -10,8 +10,8 @@ from django_q.models import OrmQ
 from django_q.signing import BadSignature, SignedPackage
 
 from offload.jobs import transitions
-from offload.jobs.broker import people_key
-from offload.jobs.queue import EXECUTE, PARKED_TASK, job_lanes, lane_queue, push
+from offload.jobs.lanes import job_lanes, lane_queue, people_key
+from offload.jobs.queue import EXECUTE, PARKED_TASK, push
 from offload.models import Job, JobStatus
 
 log = logging.getLogger(__name__)

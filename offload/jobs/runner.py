@@ -6,17 +6,18 @@ import threading
 import time
 import traceback
 
-from django.db import connection
+from django.apps import apps
+from django.db import connection, models
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import control, reaper
+from offload.jobs import cancel_flags, control, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
 from offload.jobs.waiting import heartbeat_interval
-from offload.models import JOB_TEXT_LIMIT, Job, Library, MediaItem
+from offload.models import JOB_TEXT_LIMIT, Job
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class JobRun:
             try:
                 # The flag is a fast hint; the row is the record (a flag left from an earlier
                 # attempt, before a retry, must not cancel this one).
-                if jobs.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
+                if cancel_flags.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
                     self.cancel_event.set()
             except RedisError as exc:
                 # The heartbeat still sees the database's record of the request.
@@ -158,7 +159,7 @@ def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
 def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
-    job, why_not = control.claim(job_id)
+    job, why_not = control.pick_up(job_id)
     if job is None:
         return why_not
     run = JobRun(job)
@@ -172,28 +173,26 @@ def execute(job_id: int) -> str:
         beat.watch(None)
 
 
-# Each target type's row as its handlers use it, and what a job says when the row is gone.
-_TARGETS = {
-    "media": (MediaItem.objects.select_related("library"), "The media item no longer exists."),
-    "library": (Library.objects.all(), "The library no longer exists."),
-}
+def target_models() -> dict[str, type[models.Model]]:
+    """Each target type (a model's JOB_TARGET_TYPE) with its model, read from the installed models."""
+    return {model.JOB_TARGET_TYPE: model for model in apps.get_models() if hasattr(model, "JOB_TARGET_TYPE")}
 
 
-def load_target(job: Job, target_type: str) -> Library | MediaItem | None:
-    """The row the job acts on, read once per attempt; JobFailed when it was deleted meanwhile."""
-    if not target_type:
+def load_target(job: Job) -> models.Model | None:
+    """The job's target, read once for its handler (with the rows it points to); JobFailed when it is gone."""
+    if not job.target_type:
         return None
-    rows, gone = _TARGETS[target_type]
-    target = rows.filter(pk=job.target_id).first()
+    model = target_models()[job.target_type]
+    target = model._default_manager.select_related().filter(pk=job.target_id).first()
     if target is None:
-        raise JobFailed(gone)
+        raise JobFailed(f"The {model._meta.verbose_name} no longer exists.")
     return target
 
 
 def _run_handler(job: Job, run: JobRun) -> str:
     spec = get_kind(job.kind)
     try:
-        result = spec.handler(job, load_target(job, spec.target_type), run)
+        result = spec.handler(job, load_target(job), run)
     except JobCancelled:
         jobs.mark_cancelled(job)
         return "cancelled"

@@ -13,13 +13,15 @@ attempt's give-up) matches no row here and goes the transactional way.
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
-from offload.jobs.events import announce_committed
+from offload.jobs import attempts
+from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload, payload_sql
-from offload.models import Job, JobEvent
+from offload.models import Job, JobEvent, JobStatus
 
 JOB_TABLE = Job._meta.db_table
 EVENT_TABLE = JobEvent._meta.db_table
@@ -98,6 +100,50 @@ FROM changed LEFT JOIN event ON TRUE
             created_at=job.offload_event_at,
         )
         record._state.adding = False
-        record.nobody_joined = not job.has_members
-        transaction.on_commit(lambda: announce_committed(record), robust=True)
+        announce_at_commit(record, nobody_joined=not job.has_members)
     return job
+
+
+def start_attempt(job_id: int, unless: str, changes: dict[str, Any], stale: datetime) -> Job | None:
+    """The claim's change (queued → running, or a running job whose heartbeat is older than `stale`),
+    except for a queued job where the SQL condition `unless` (alias j) holds; the row, or None.
+
+    The attempt past the last one announces no start (its caller fails it at once) and opens
+    no attempt row.
+    """
+    return change_with_event(
+        job_id,
+        where=f"(j.status = %s AND NOT ({unless})) OR (j.status = %s AND j.heartbeat_at < %s)",
+        where_params=[JobStatus.QUEUED, JobStatus.RUNNING, stale],
+        changes={**changes, "attempts": Expression("j.attempts + 1")},
+        event="started",
+        event_when="j.attempts <= j.max_attempts",
+        also=attempts.open_attempt_sql(changes["started_at"], when="c.attempts <= c.max_attempts"),
+    )
+
+
+def finish(job: Job, status: str, changes: dict[str, Any], now: datetime, error: str | None) -> Job | None:
+    """The attempt's final status, unless a success has next stages to queue with it or a receiver of
+    job_event_recorded would write for it (both the transactional way): the row, or None."""
+    return change_with_event(
+        job.pk,
+        where=(
+            """j.status = %s AND j.attempts = %s AND (%s <> %s OR j."then" = '[]'::jsonb)"""
+            f" AND NOT ({wanted_in_transaction_sql(job, status)})"
+        ),
+        where_params=[JobStatus.RUNNING, job.attempts, status, JobStatus.SUCCEEDED],
+        changes=changes,
+        event=status,
+        also=attempts.close_open_sql(status, now, error=error),
+    )
+
+
+def progress(job: Job, changes: dict[str, Any]) -> Job | None:
+    """The attempt's progress and its event: the row, or None when the attempt lost the job."""
+    return change_with_event(
+        job.pk,
+        where="j.status = %s AND j.attempts = %s",
+        where_params=[JobStatus.RUNNING, job.attempts],
+        changes=changes,
+        event="progress",
+    )

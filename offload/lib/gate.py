@@ -6,7 +6,7 @@ An API request used to ask Redis three or four times before its answer: the toke
 committed, the answer cache's versions. The script below does all of it at once, on the
 state instance:
 
-- it reads the token's entry (`<user id>|<json>`, written by offload.api.tokens); an unknown
+- it reads the token's entry (`<user id>|<json>`, written by offload.tokens); an unknown
   key answers 0 and the caller looks the token up in the database, a key naming no active
   user answers -1;
 - it counts the request against each window of that user, as offload.lib.limits does, up to

@@ -8,6 +8,7 @@ disagree still share one window. Errors from Redis surface to the caller.
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,19 @@ from redis.exceptions import RedisError
 
 from offload.lib.redis_state import key as state_key
 from offload.lib.redis_state import state_redis
-from offload.metrics import web as metrics
 
 log = logging.getLogger(__name__)
+
+# Who hears of every decision, as listener(scope, allowed): the metrics count them
+# (subscribed from OffloadConfig.ready()); a wrapper knows no metrics of its own.
+_decision_listeners: list[Callable[[str, bool], None]] = []
+
+
+def on_decision(listener: Callable[[str, bool], None]) -> None:
+    """Call listener(scope, allowed) for every rate-limit decision (from an app's ready(); once each)."""
+    if listener not in _decision_listeners:
+        _decision_listeners.append(listener)
+
 
 # One request counted against one sliding window: a sorted set of the requests inside the
 # window, scored by their time in ms (Redis' clock, `now`). Answers {allowed, remaining,
@@ -83,7 +94,8 @@ def decisions_from(scopes: list[str], limits_: list[int], flat: list) -> list[De
     decisions = []
     for scope, limit, start in zip(scopes, limits_, range(0, len(flat), 4), strict=False):
         allowed, remaining, retry_ms, reset_ms = flat[start : start + 4]
-        metrics.ratelimit_decision(scope, bool(allowed))
+        for listener in _decision_listeners:
+            listener(scope, bool(allowed))
         decisions.append(
             Decision(
                 allowed=bool(allowed),

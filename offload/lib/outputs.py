@@ -11,17 +11,23 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 
-from offload.models import Job
+
+class Attempt(Protocol):
+    """What the folders are named after: a job's id and its attempt's number (a Job has both)."""
+
+    pk: int
+    attempts: int
 
 
 def media_root() -> Path:
     return Path(settings.MEDIA_ROOT)
 
 
-def _job_dir(job: Job) -> Path:
+def _job_dir(job: Attempt) -> Path:
     return media_root() / ".partial" / f"job-{job.pk}"
 
 
@@ -30,12 +36,12 @@ def _attempt_of(entry: Path) -> int | None:
     return int(number) if prefix == "attempt" and number.isdigit() else None
 
 
-def partial_dir(job: Job) -> Path:
+def partial_dir(job: Attempt) -> Path:
     """This attempt's working folder."""
     return _job_dir(job) / f"attempt-{job.attempts}"
 
 
-def fresh_partial_dir(job: Job) -> Path:
+def fresh_partial_dir(job: Attempt) -> Path:
     """An empty working folder for this attempt; earlier attempts' leftovers are removed, later ones kept."""
     folder = _job_dir(job)
     if folder.is_dir():
@@ -48,7 +54,7 @@ def fresh_partial_dir(job: Job) -> Path:
     return path
 
 
-def remove_partial_dir(job: Job) -> None:
+def remove_partial_dir(job: Attempt) -> None:
     """Remove this attempt's working folder (and the job's, once no attempt has one)."""
     shutil.rmtree(partial_dir(job), ignore_errors=True)
     try:
@@ -57,7 +63,7 @@ def remove_partial_dir(job: Job) -> None:
         pass  # another attempt's folder is still there, or none was made
 
 
-def remove_all_partial_dirs(job: Job) -> None:
+def remove_all_partial_dirs(job: Attempt) -> None:
     """Remove every attempt's working folder: the job is over and no attempt will run again."""
     shutil.rmtree(_job_dir(job), ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""The job series, emitted by the spine once a transition commits, and the queue read at scrape time.
+"""The job series, counted as the spine announces each committed change, and the queue read at scrape time.
 
 The queue's depth and age are not counted at all: they are read from the database at
 scrape time, so they are right whichever process enqueued or ran what.
@@ -7,15 +7,14 @@ scrape time, so they are right whichever process enqueued or ran what.
 import logging
 from collections.abc import Iterator
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from offload.jobs import kinds
-from offload.jobs.forecast import queue_rows
+from offload.jobs import FINISH, FIRST_QUEUE, START, kinds, queue_rows
 from offload.models import ACTIVE_STATUSES, Job, JobStatus
 
 log = logging.getLogger(__name__)
@@ -48,36 +47,24 @@ JOB_QUEUE_WAIT = Histogram(
     buckets=WAIT_BUCKETS,
 )
 
-# Job series are emitted when the transition's transaction commits: a rolled-back
-# enqueue or finish never happened, and must not be counted.
+# The job series are counted at the spine's one seam, job_event_committed (subscribed from
+# OffloadConfig.ready()): only committed changes are announced, so a rolled-back enqueue or
+# finish never happened and is not counted.
 
 
-def job_enqueued(kind: str) -> None:
-    """Count a job entering the queue, once the caller's transaction commits."""
-    transaction.on_commit(lambda: JOBS_ENQUEUED.labels(kind=kind).inc(), robust=True)
-
-
-def job_started(job) -> None:
-    """Observe how long a claimed attempt waited in the queue once due, once the claim commits."""
-    if job.started_at is None:
-        return
-    kind, wait = job.kind, max(0.0, (job.started_at - job.queued_at).total_seconds())
-    transaction.on_commit(lambda: JOB_QUEUE_WAIT.labels(kind=kind).observe(wait), robust=True)
-
-
-def job_finished(job) -> None:
-    """Count a job's final status and observe its attempt's duration, once the change commits."""
-    kind, status = job.kind, str(job.status)
-    duration = None
-    if job.started_at is not None and job.finished_at is not None:
-        duration = max(0.0, (job.finished_at - job.started_at).total_seconds())
-
-    def emit() -> None:
-        JOBS_FINISHED.labels(kind=kind, status=status).inc()
-        if duration is not None:
-            JOB_DURATION.labels(kind=kind).observe(duration)
-
-    transaction.on_commit(emit, robust=True)
+def on_job_event(sender, event, **kwargs) -> None:
+    """job_event_committed: count a first queue and a final status, time a start's wait and an attempt's run."""
+    job, moment = event.job, getattr(event, "moment", None)
+    if moment == FIRST_QUEUE:
+        JOBS_ENQUEUED.labels(kind=job.kind).inc()
+    elif moment == START and job.started_at is not None:
+        wait = max(0.0, (job.started_at - job.queued_at).total_seconds())
+        JOB_QUEUE_WAIT.labels(kind=job.kind).observe(wait)
+    elif moment == FINISH:
+        JOBS_FINISHED.labels(kind=job.kind, status=str(event.event)).inc()
+        if job.started_at is not None and job.finished_at is not None:
+            duration = max(0.0, (job.finished_at - job.started_at).total_seconds())
+            JOB_DURATION.labels(kind=job.kind).observe(duration)
 
 
 class QueueCollector(Collector):

@@ -8,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from offload.jobs.lanes import live_clusters_per_lane
+from offload.jobs import live_clusters_per_lane
 from offload.lib.redis_state import ping_both
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 from django.db import migrations, models
 from django.utils import timezone
 
-# The lane broker (offload/jobs/broker.py) takes the next due row of a lane's queues in
+# The lane broker (offload/jobs/lanes.py) takes the next due row of a lane's queues in
 # (lock, id) order on every poll; django-q2 ships no index for it.
 ORMQ_INDEX = "CREATE INDEX offload_ormq_key_lock ON django_q_ormq (key, lock, id)"
 

@@ -12,12 +12,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from offload import ratelimit, tokens
 from offload.access import job_visibility
-from offload.api import tokens
 from offload.metrics import web as metrics
 from offload.notifications import connections, streams
 from offload.notifications.publisher import STAFF_GROUP, user_group
-from offload.web import throttle
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             # A socket that has yet to authenticate costs a slot and a timer: per address, limited.
             client = self.scope.get("client") or ("unknown", 0)
-            decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_anon"), f"ip:{client[0]}")
+            decision = await database_sync_to_async(ratelimit.check)(ratelimit.limit_for("ws_anon"), f"ip:{client[0]}")
             if decision is not None and not decision.allowed:
                 await self.close(code=CLOSE_TOO_MANY)
                 return
@@ -99,7 +98,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
         replay here goes out before them, in seq order. (A `resume` message sent after the
         hello cannot promise that: live events may already have gone out ahead of it.)
         """
-        decision = await database_sync_to_async(throttle.check)(throttle.limit_for("ws_connect"), f"user:{user.pk}")
+        decision = await database_sync_to_async(ratelimit.check)(ratelimit.limit_for("ws_connect"), f"user:{user.pk}")
         if decision is not None and not decision.allowed:
             await self.error(f"Too many connection attempts; try again in {math.ceil(decision.retry_after)} s.")
             await self.close(code=CLOSE_TOO_MANY)
@@ -202,7 +201,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
             return
         kind = message["type"]
         if self.user is not None and not self.within_message_rate():
-            limit = throttle.limit_for(MESSAGE_RATE_SCOPE)
+            limit = ratelimit.limit_for(MESSAGE_RATE_SCOPE)
             await self.error(f"Too many messages: at most {limit.limit} in {limit.window:g} s.")
             await self.close(code=CLOSE_TOO_MANY)
             return
@@ -220,7 +219,7 @@ class JobEventsConsumer(AsyncWebsocketConsumer):
 
     def within_message_rate(self) -> bool:
         """Count this message; False once the socket sent more than its share in the window."""
-        limit = throttle.limit_for(MESSAGE_RATE_SCOPE)
+        limit = ratelimit.limit_for(MESSAGE_RATE_SCOPE)
         now = asyncio.get_running_loop().time()
         self.recent_messages = [t for t in self.recent_messages if now - t < limit.window]
         self.recent_messages.append(now)

@@ -10,8 +10,7 @@ from django.conf import settings
 from django.db import connection, connections
 from django.http import JsonResponse
 
-from offload.jobs import kinds
-from offload.jobs.lanes import live_clusters_per_lane
+from offload.jobs import kinds, live_clusters_per_lane
 from offload.lib.redis_state import ping_both
 from offload.web.readonly import read_only
 

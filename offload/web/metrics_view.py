@@ -7,8 +7,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from offload.metrics import registry
+from offload.ratelimit import client_ip
 from offload.web.readonly import read_only
-from offload.web.throttle import client_ip
 
 
 def _bearer_token(request: HttpRequest) -> str:

@@ -6,7 +6,7 @@ import uuid
 from django.http import HttpRequest, HttpResponse
 
 from offload import logs
-from offload.web.throttle import is_trusted_proxy
+from offload.ratelimit import is_trusted_proxy
 
 HEADER = "X-Request-ID"
 # A proxy's id is taken as is when it is this plain; anything else is replaced, never echoed.

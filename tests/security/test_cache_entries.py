@@ -10,9 +10,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
 
-from offload.api.tokens import entry_key
 from offload.lib.redis_state import key as state_key
 from offload.lib.redis_state import state_redis
+from offload.tokens import entry_key
 from offload.web.sessions import SessionStore
 
 pytestmark = pytest.mark.django_db

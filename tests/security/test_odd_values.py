@@ -106,7 +106,7 @@ def test_the_admin_refuses_a_cap_beyond_the_column_with_a_message(admin_client):
     answer = admin_client.post(
         change, {"change": "cap", "kind": "media.probe", "concurrency": str(2**63), "confirmed": "yes"}, follow=True
     )
-    assert any("from 1 to 2147483647" in str(m) for m in answer.context["messages"])
+    assert any("at least 1 and at most 2147483647" in str(m) for m in answer.context["messages"])
     assert not QueueControl.objects.exists()
 
 

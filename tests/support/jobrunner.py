@@ -4,7 +4,7 @@ import pydoc
 
 from django_q.signing import SignedPackage
 
-from offload.jobs.queue import broker_for, job_lanes, lane_queue
+from offload.jobs.lanes import broker_for, job_lanes, lane_queue
 from offload.models import Job
 
 

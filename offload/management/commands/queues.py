@@ -4,8 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from offload import actions
 from offload.caps import CapError, parse_cap
-from offload.jobs import UnknownJobKind
-from offload.jobs.forecast import queue_rows
+from offload.jobs import UnknownJobKind, queue_rows
 
 
 def _seconds(value: float | None, none: str) -> str:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from offload.jobs.schedules import sync_schedules
+from offload.jobs import sync_schedules
 
 
 class Command(BaseCommand):

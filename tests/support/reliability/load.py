@@ -42,7 +42,7 @@ class LoadReport:
 
 
 # The job lanes' queues under the app's default names: the default lane, the media lane, and
-# the people queue of each (offload/jobs/broker.py).
+# the people queue of each (offload/jobs/lanes.py).
 JOB_QUEUES = ["offload", "offload:people", "media", "media:people"]
 
 

@@ -1,5 +1,7 @@
 """API tokens: who a `Token <key>` is, kept in Redis and invalidated exactly.
 
+A service the API's authentication, the rate limiter and the websocket consumer share.
+
 Every API request needs its token's user. An entry under a digest of the key (raw keys never
 become Redis keys) says who, as JSON (never a pickle: nothing read from Redis is executed),
 and is dropped the moment the token is deleted or its user saved (deactivated, made staff or
@@ -16,9 +18,7 @@ from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest
 from django.utils.crypto import salted_hmac
 from redis.exceptions import RedisError
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed
 
 from offload.lib.redis_state import key as state_key
 from offload.lib.redis_state import state_redis
@@ -104,7 +104,7 @@ def knows(request: HttpRequest, key: str, user) -> None:
 def user_for_request(request: HttpRequest):
     """The active user the request's `Authorization: Token <key>` names, or None; looked up once per request.
 
-    The rate limiter asks first (offload/web/throttle.py), then DRF's authentication: the
+    The rate limiter asks first (offload/ratelimit.py), then DRF's authentication: the
     second answer comes from the request, not from another cache round trip.
     """
     scheme, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
@@ -140,19 +140,3 @@ def connect() -> None:
         signal.connect(
             forget_users_tokens, sender=get_user_model(), dispatch_uid=f"offload.tokens.user.{signal is post_save}"
         )
-
-
-class CachedTokenAuthentication(TokenAuthentication):
-    """DRF's TokenAuthentication, answered from the token cache (or the request, when the limiter asked)."""
-
-    def authenticate(self, request):
-        # DRF makes an authenticator per request: the request it serves can be kept on it.
-        self.http_request = request._request
-        return super().authenticate(request)
-
-    def authenticate_credentials(self, key: str):
-        known = getattr(self.http_request, "offload_token_user", None)
-        user = known[1] if known is not None and known[0] == key else user_for_token(key)
-        if user is None:
-            raise AuthenticationFailed("Invalid token.")
-        return (user, None)
