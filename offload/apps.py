@@ -20,7 +20,7 @@ class OffloadConfig(AppConfig):
         from offload.admin import media as media_admin
         from offload.api import caching, tokens
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
-        from offload.jobs import events, job_event_committed, register, runner
+        from offload.jobs import events, holds_changed, job_event_committed, register, runner
         from offload.jobs.schedules import register_schedule
         from offload.metrics import database, registry
         from offload.metrics.disk import DiskCollector
@@ -38,6 +38,7 @@ class OffloadConfig(AppConfig):
         tokens.connect()
         # The cache first: a client that hears of an event and reads the job sees it changed.
         job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")
+        holds_changed.connect(caching.on_holds_changed, dispatch_uid="offload.api.caching.holds")
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
 
         database.connect()

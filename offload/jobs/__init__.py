@@ -11,7 +11,8 @@ the modules import each other directly:
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
 - `broker`: the lane broker, taking what people asked for before a pipeline's backlog;
-- `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
+- `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up, and the
+  `holds_changed` signal sent once one commits;
 - `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
 - `events`: the event log, the `job_event_recorded` signal (inside the change's transaction)
@@ -23,6 +24,7 @@ the modules import each other directly:
 - `errors`: the exceptions handlers raise and requests meet.
 """
 
+from offload.jobs.control import holds_changed
 from offload.jobs.errors import (
     IdempotencyKeyReused,
     JobCancelled,
@@ -83,6 +85,7 @@ __all__ = [
     "fail_or_retry",
     "get_kind",
     "heartbeat",
+    "holds_changed",
     "job_event_committed",
     "job_event_recorded",
     "job_payload",
