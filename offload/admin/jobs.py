@@ -21,7 +21,9 @@ from offload import actions
 from offload.admin import readable
 from offload.admin.widgets import (
     CappedCountPaginator,
+    FinishedWithinFilter,
     RegisteredKindFilter,
+    attempt_seconds,
     duration,
     heartbeat_cell,
     job_link,
@@ -36,7 +38,17 @@ from offload.admin.widgets import (
     when,
 )
 from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
-from offload.models import FINISHED_STATUSES, AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
+from offload.models import (
+    FINISHED_STATUSES,
+    AttemptOutcome,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobStatus,
+    Library,
+    MediaItem,
+    QueueControl,
+)
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -58,7 +70,7 @@ class JobAdmin(admin.ModelAdmin):
         "created_display",
         "finished_display",
     ]
-    list_filter = ["status", RegisteredKindFilter]
+    list_filter = ["status", RegisteredKindFilter, FinishedWithinFilter]
     list_select_related = ["requested_by"]
     # Also the target's title, file name and library (get_search_results).
     search_fields = ["=id", "kind", "error"]
@@ -121,6 +133,8 @@ class JobAdmin(admin.ModelAdmin):
         # And its target's name, read with the row too (readable.target_link).
         media = MediaItem.objects.filter(pk=OuterRef("target_id"))
         libraries = Library.objects.filter(pk=OuterRef("target_id"))
+        # And when its last attempt ended: "Ran" is that attempt's time (widgets.run_seconds).
+        last_attempt = JobAttempt.objects.filter(job_id=OuterRef("pk")).order_by("-number")
         return (
             super()
             .get_queryset(request)
@@ -134,6 +148,7 @@ class JobAdmin(admin.ModelAdmin):
                 ),
                 target_path=Case(When(target_type="media", then=Subquery(media.values("relative_path")[:1]))),
                 target_library=Case(When(target_type="media", then=Subquery(media.values("library__name")[:1]))),
+                last_attempt_ended_at=Subquery(last_attempt.values("finished_at")[:1]),
             )
         )
 
@@ -260,7 +275,7 @@ class JobAdmin(admin.ModelAdmin):
                     a.number,
                     when(a.started_at),
                     when(a.finished_at),
-                    duration(((a.finished_at or timezone.now()) - a.started_at).total_seconds()),
+                    duration(attempt_seconds(a.started_at, a.finished_at, timezone.now())),
                     a.worker or "—",
                     format_html('<span class="offload-outcome offload-outcome-{}">{}</span>', a.outcome, a.outcome),
                     format_html(

@@ -378,6 +378,19 @@ def _codec(name: str) -> str:
     return format_html('<span title="{}">{}</span>', name, readable.codec_name(name))
 
 
+def rendition_bitrate(rendition: Rendition) -> str:
+    """The rendition's bitrate; "" when it is not known.
+
+    An HLS playlist's probed bitrate is the playlist file's own few hundred bytes over the whole
+    duration ("0 kb/s"): its real one is its segments' size (the rendition's size) over the duration.
+    """
+    if rendition.path.endswith(".m3u8"):
+        if not rendition.size or not rendition.duration:
+            return ""
+        return bitrate(round(rendition.size * 8 / rendition.duration))
+    return bitrate(rendition.bitrate) if rendition.bitrate else ""
+
+
 def player(rendition: Rendition, poster: str = "") -> str:
     """An HTML5 player for one rendition (HLS where the browser plays it natively), with its facts."""
     url = url_for(rendition.path)
@@ -388,7 +401,7 @@ def player(rendition: Rendition, poster: str = "") -> str:
             duration(rendition.duration),
             f"{rendition.width}×{rendition.height}" if rendition.height else "audio only",
             " + ".join(readable.codec_name(c) for c in (rendition.video_codec, rendition.audio_codec) if c),
-            bitrate(rendition.bitrate) if rendition.bitrate else "",
+            rendition_bitrate(rendition),
         )
         if part
     )

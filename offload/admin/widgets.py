@@ -1,6 +1,6 @@
 """What the admin's pages share: job status badges and progress bars, and the actions of the registered kinds."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -162,11 +162,13 @@ def size(n: int | None) -> str:
 
 
 def bitrate(bits_per_second: int | None) -> str:
-    """A bitrate with its unit: "128 kb/s", "4.5 Mb/s"."""
+    """A bitrate with its unit: "600 b/s", "128 kb/s", "4.5 Mb/s"; "—" when unknown."""
     if not bits_per_second:
         return "—"
     if bits_per_second >= 1_000_000:
         return f"{bits_per_second / 1_000_000:.3g} Mb/s"
+    if bits_per_second < 1000:
+        return f"{bits_per_second} b/s"  # never "0 kb/s"
     return f"{bits_per_second / 1000:.0f} kb/s"
 
 
@@ -180,15 +182,29 @@ def wait_seconds(job: Job, now: datetime) -> float | None:
     return None
 
 
+def attempt_seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> float:
+    """How long one attempt ran: from its start to its end, or until now while it runs.
+
+    The one definition of a run's time: an attempt's "Took" and its job's "Ran" both come from it.
+    """
+    return max(0.0, ((ended_at or now) - started_at).total_seconds())
+
+
 def run_seconds(job: Job, now: datetime) -> float | None:
-    """How long the last attempt ran: to its finish, or until now while it runs."""
-    if job.started_at is None:
+    """How long the job's last attempt ran (that attempt's "Took"): to its end, or until now while it runs.
+
+    Not simply finished_at - started_at: a job deferred or in a backoff keeps its last start, so
+    cancelling it later would count the wait as running. The job list and page read the last
+    attempt's end with the row (`last_attempt_ended_at`, JobAdmin.get_queryset).
+    """
+    if job.started_at is None or job.status == "queued":
         return None
     if job.status == "running":
-        return (now - job.started_at).total_seconds()
-    if job.finished_at is not None and job.finished_at >= job.started_at:
-        return (job.finished_at - job.started_at).total_seconds()
-    return None
+        return attempt_seconds(job.started_at, None, now)
+    ended = getattr(job, "last_attempt_ended_at", None) or job.finished_at
+    if ended is None or ended < job.started_at:
+        return None
+    return attempt_seconds(job.started_at, ended, now)
 
 
 class JobActionsMixin:
@@ -278,3 +294,20 @@ class RegisteredKindFilter(SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class FinishedWithinFilter(SimpleListFilter):
+    """Jobs that finished within a recent window: the dashboard's counts of finished jobs link here."""
+
+    title = "finished"
+    parameter_name = "finished"
+    WINDOWS = {"hour": ("in the last hour", 1), "day": ("in the last 24 hours", 24)}
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
+
+    def queryset(self, request, queryset):
+        window = self.WINDOWS.get(self.value() or "")
+        if window is None:
+            return queryset
+        return queryset.filter(finished_at__gte=timezone.now() - timedelta(hours=window[1]))

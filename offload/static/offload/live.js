@@ -57,6 +57,8 @@
     }
     return whole + " s";
   }
+  // The Queues page (queues.js) writes its durations with the same function.
+  window.offloadDuration = formatDuration;
 
   function setTime(el, iso) {
     el.textContent = "";
@@ -99,11 +101,14 @@
       } else if (field === "started_at" || field === "finished_at") {
         setTime(el, job[field]);
       } else if (field === "run") {
+        // Only an attempt seen running ran to this finish; a job cancelled while it waited
+        // keeps the server's figure (its last attempt's time, offload/admin/widgets.py run_seconds).
+        var ranToFinish = el.getAttribute("data-running") === "1";
         el.setAttribute("data-started-at", job.started_at || "");
         el.setAttribute("data-running", job.status === "running" ? "1" : "");
-        if (job.started_at && job.finished_at) {
+        if (job.status !== "running" && job.started_at && job.finished_at && ranToFinish) {
           el.textContent = formatDuration((new Date(job.finished_at) - new Date(job.started_at)) / 1000);
-        } else if (job.status !== "running") {
+        } else if (job.status === "queued") {
           el.textContent = "\u2014";
         }
       } else if (field === "wait") {
