@@ -267,6 +267,8 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Attempts")
     def attempt_history_display(self, obj: Job) -> str:
+        history = list(obj.attempt_history.all())
+        last = history[-1].number if history else None
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -280,7 +282,7 @@ class JobAdmin(admin.ModelAdmin):
                     format_html('<span class="offload-outcome offload-outcome-{}">{}</span>', a.outcome, a.outcome),
                     format_html(
                         "{}{}",
-                        a.error or "",
+                        _once(obj, a.error) if a.number == last else a.error or "",
                         format_html(
                             '<details><summary>Last lines of its log</summary><pre class="offload-pre">{}</pre>'
                             "</details>",
@@ -291,7 +293,7 @@ class JobAdmin(admin.ModelAdmin):
                     )
                     or "—",
                 )
-                for a in obj.attempt_history.all()
+                for a in history
             ),
         )
         if not rows:
@@ -340,7 +342,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Error")
     def error_text(self, obj: Job) -> str:
-        return format_html('<pre class="offload-pre">{}</pre>', obj.error) if obj.error else "—"
+        return format_html('<pre class="offload-pre" id="job-error">{}</pre>', obj.error) if obj.error else "—"
 
     @admin.display(description="Last lines of ffmpeg's stderr")
     def log_display(self, obj: Job) -> str:
@@ -356,7 +358,7 @@ class JobAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (when(row.at), row.event, row.status, row.progress, row.note, row.seqs)
+                (when(row.at), row.event, row.status, row.progress, _once(obj, row.note), row.seqs)
                 for row in timeline(
                     obj.events.order_by("seq")[:TIMELINE_EVENTS],
                     obj.attempt_history.filter(outcome=AttemptOutcome.LOST, error=attempts.LOST_ERROR),
@@ -540,6 +542,13 @@ class TimelineRow:
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} %"
+
+
+def _once(job: Job, text: str) -> str:
+    """The failure message where the page prints it in full (Outcome › Error); a pointer there elsewhere."""
+    if job.status == JobStatus.FAILED and text and text == job.error:
+        return format_html('<a href="#job-error">{}</a>', "the Error below")
+    return text
 
 
 def timeline(events, taken_over=()) -> list[TimelineRow]:

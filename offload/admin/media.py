@@ -410,7 +410,7 @@ def player(rendition: Rendition, poster: str = "") -> str:
     elif rendition.path.endswith(".m3u8"):
         element = format_html(
             '<video controls preload="none" poster="{}"><source src="{}" type="application/vnd.apple.mpegurl">'
-            "</video><p class='help'>HLS plays where the browser plays it natively (Safari, iOS, Android); "
+            "</video><p class='offload-caption'>HLS plays where the browser plays it natively (Safari, iOS, Android); "
             "elsewhere, open the playlist in a player.</p>",
             poster,
             url,
@@ -418,7 +418,9 @@ def player(rendition: Rendition, poster: str = "") -> str:
     else:
         element = format_html('<video controls preload="none" poster="{}" src="{}"></video>', poster, url)
     return format_html(
-        '<div class="offload-player"><p><strong><a href="{}">{}</a></strong></p>{}<p class="help">{}</p></div>',
+        # Not Django's "help" class: inside the form's aligned rows it is indented past the label column.
+        '<div class="offload-player"><p><strong><a href="{}">{}</a></strong></p>{}'
+        '<p class="offload-caption">{}</p></div>',
         url,
         rendition.profile,
         element,

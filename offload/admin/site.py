@@ -50,6 +50,8 @@ class OffloadAdminSite(admin.AdminSite):
     site_header = "Offload"
     site_title = "Offload admin"
     index_title = "Media library operations"
+    # One mark for an empty value on every page: the em dash the pages' own cells write, not Django's "-".
+    empty_value_display = "—"
     # There is no public site to view: "/" answers 404, so the header offers no "View site" link.
     site_url = None
     # The operations bar under the header takes the sidebar's place, and the job list its width.
