@@ -28,7 +28,7 @@ from redis.exceptions import RedisError
 from offload.admin import charts, failures, readable
 from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
-from offload.jobs import rollups, waiting
+from offload.jobs import quiet, rollups, waiting
 from offload.jobs.forecast import queue_rows
 from offload.jobs.lanes import lane_of
 from offload.models import (
@@ -383,6 +383,8 @@ def _clusters() -> dict[str, Any]:
                 "lane": lane_of_queue.get(queue, queue),
                 "host": stat.host,
                 "pid": stat.pid,
+                # The quiet flag's name (offload.jobs.quiet): the pusher's parent.
+                "sentinel": stat.sentinel,
                 "status": stat.status,
                 "workers": len(stat.workers),
                 "worker_rows": workers,
@@ -392,6 +394,9 @@ def _clusters() -> dict[str, Any]:
                 "reported_at": stat.timestamp,
             }
         )
+    quiet_ones = quiet.quieted([(c["host"], c["sentinel"]) for c in clusters])
+    for c in clusters:
+        c["quiet"] = (c["host"], c["sentinel"]) in quiet_ones
     clusters.sort(key=lambda c: (c["lane"], c["host"], c["pid"]))
     live = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED}
     return {
@@ -418,6 +423,11 @@ def _redis() -> dict[str, Any]:
         "memory": info.get("used_memory_human"),
         "peak_memory": info.get("used_memory_peak_human"),
     }
+
+
+def forget_snapshot() -> None:
+    """Drop the cached snapshot: an operator's change shows on their next look, not after the cache's seconds."""
+    cache.delete(CACHE_KEY)
 
 
 def latest_seq() -> int:

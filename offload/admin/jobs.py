@@ -37,7 +37,7 @@ from offload.admin.widgets import (
     waiting_note,
     when,
 )
-from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
+from offload.jobs import IdempotencyKeyReused, JobConflict, UnknownJobKind, attempts, get_kind, waiting
 from offload.models import (
     FINISHED_STATUSES,
     AttemptOutcome,
@@ -60,6 +60,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "kind",
+        "lane_display",
         "status_display",
         "progress_display",
         "target_link",
@@ -171,6 +172,14 @@ class JobAdmin(admin.ModelAdmin):
         return found | by_target, may_have_duplicates
 
     # --- The list's columns (also the page's fields) --------------------------------
+
+    @admin.display(description="Lane")
+    def lane_display(self, obj: Job) -> str:
+        # The worker pool that runs the kind (the Workers panel's first column); "—" for a kind no longer registered.
+        try:
+            return get_kind(obj.kind).lane
+        except UnknownJobKind:
+            return "—"
 
     @admin.display(description="Progress")
     def progress_display(self, obj: Job) -> str:

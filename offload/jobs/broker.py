@@ -20,6 +20,8 @@ from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
+from offload.jobs import quiet
+
 _TABLE = OrmQ._meta.db_table
 
 PEOPLE_SUFFIX = ":people"
@@ -46,6 +48,9 @@ class LaneBroker(ORM):
         return self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
 
     def dequeue(self):
+        if quiet.this_cluster_is_quiet():
+            sleep(Conf.POLL)  # quieted by an operator: its workers finish what they hold
+            return None
         backlog, people = self._keys()
         self.get_connection()  # django-q2's step before each use: stale connections closed
         if connections[Conf.ORM].vendor == "postgresql":

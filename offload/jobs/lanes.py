@@ -6,12 +6,15 @@ same short expiry, the lane of the cluster that saved it, so workers can be coun
 lane and a dead lane beside a live one shows as 0.
 """
 
+from time import sleep
+
 from django.conf import settings
 from django_q.brokers import get_broker
 from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.status import Stat
 
+from offload.jobs import quiet
 from offload.jobs.broker import LaneBroker
 
 
@@ -30,7 +33,13 @@ class LaneORMBroker(LaneBroker):
 
 
 class LaneRedisBroker(Redis):
-    """The Redis broker; its cluster stats carry their lane."""
+    """The Redis broker; its cluster stats carry their lane, and a quiet cluster takes nothing (offload.jobs.quiet)."""
+
+    def dequeue(self):
+        if quiet.this_cluster_is_quiet():
+            sleep(Conf.POLL)
+            return None
+        return super().dequeue()
 
     def set_stat(self, key: str, value: str, timeout: int):
         saved = super().set_stat(key, value, timeout)
@@ -60,3 +69,8 @@ def live_clusters_per_lane() -> dict[str, list[Stat]]:
             queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
             per_lane.setdefault(lane_of_queue.get(queue, queue), []).append(stat)
     return per_lane
+
+
+def cluster_stat(cluster_id: str) -> Stat | None:
+    """The stat of the reporting cluster with this id (django-q2's cluster UUID), or None."""
+    return next((stat for stat in Stat.get_all(get_broker()) if str(stat.cluster_id) == cluster_id), None)
