@@ -286,6 +286,39 @@
     }
   }
 
+  // --- A library's page: after one of its scans changes state, re-read its read-only fields ---
+  // (the scans' Took and Result, the item count, "Last scanned"); the form's inputs are the
+  // operator's and stay as they are.
+
+  var libraryPage = document.querySelector("body.model-library.change-form #content-main");
+  var libraryPageId = libraryPage ? (window.location.pathname.match(/\/library\/(\d+)\/change\//) || [])[1] : null;
+  var libraryPageTimer = null;
+
+  function refreshLibraryPage() {
+    libraryPageTimer = null;
+    fetch(window.location.href, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) { return; }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        Array.prototype.forEach.call(fresh.querySelectorAll("#content-main .form-row"), function (row) {
+          var field = Array.prototype.filter.call(row.classList, function (c) { return c.indexOf("field-") === 0; })[0];
+          var news = row.querySelector(".readonly");
+          var mine = field ? libraryPage.querySelector(".form-row." + field + " .readonly") : null;
+          if (news && mine && mine.innerHTML !== news.innerHTML) { mine.innerHTML = news.innerHTML; }
+        });
+        document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
+      })
+      .catch(function () { /* the next event tries again */ });
+  }
+
+  function scheduleLibraryPageRefresh(job) {
+    var target = job.target || {};
+    if (libraryPage && target.type === "library" && String(target.id) === libraryPageId && libraryPageTimer === null) {
+      libraryPageTimer = setTimeout(refreshLibraryPage, REFRESH_DELAY);
+    }
+  }
+
   // --- The dashboard: its live part, re-read at the seq the page has seen --------------------
 
   var dashboard = document.getElementById("ops-live");
@@ -322,6 +355,7 @@
       scheduleListRefresh();
       scheduleDashboardRefresh();
       scheduleJobPageRefresh(message.job.id);
+      scheduleLibraryPageRefresh(message.job);
     }
     document.documentElement.setAttribute("data-offload-seq", String(lastSeq));
   }
