@@ -267,17 +267,24 @@
   var jobPageId = jobPageBadge ? jobPageBadge.getAttribute("data-job") : null;
   var jobPageTimer = null;
 
-  function refreshJobPage() {
-    jobPageTimer = null;
+  // Re-read this page and hand the fresh document to take(); the page says when it is done.
+  function rereadPage(take) {
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#content-main");
-        if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+        take(new DOMParser().parseFromString(html, "text/html"));
         document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event tries again */ });
+  }
+
+  function refreshJobPage() {
+    jobPageTimer = null;
+    rereadPage(function (doc) {
+      var fresh = doc.querySelector("#content-main");
+      if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+    });
   }
 
   function scheduleJobPageRefresh(jobId) {
@@ -296,20 +303,14 @@
 
   function refreshLibraryPage() {
     libraryPageTimer = null;
-    fetch(window.location.href, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html");
-        Array.prototype.forEach.call(fresh.querySelectorAll("#content-main .form-row"), function (row) {
-          var field = Array.prototype.filter.call(row.classList, function (c) { return c.indexOf("field-") === 0; })[0];
-          var news = row.querySelector(".readonly");
-          var mine = field ? libraryPage.querySelector(".form-row." + field + " .readonly") : null;
-          if (news && mine && mine.innerHTML !== news.innerHTML) { mine.innerHTML = news.innerHTML; }
-        });
-        document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
-      })
-      .catch(function () { /* the next event tries again */ });
+    rereadPage(function (doc) {
+      Array.prototype.forEach.call(doc.querySelectorAll("#content-main .form-row"), function (row) {
+        var field = Array.prototype.filter.call(row.classList, function (c) { return c.indexOf("field-") === 0; })[0];
+        var news = row.querySelector(".readonly");
+        var mine = field ? libraryPage.querySelector(".form-row." + field + " .readonly") : null;
+        if (news && mine && mine.innerHTML !== news.innerHTML) { mine.innerHTML = news.innerHTML; }
+      });
+    });
   }
 
   function scheduleLibraryPageRefresh(job) {
