@@ -13,7 +13,7 @@ class OffloadConfig(AppConfig):
     def ready(self) -> None:
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
         from offload import checks, logs, signals
         from offload.admin import jobs as jobs_admin
@@ -21,7 +21,7 @@ class OffloadConfig(AppConfig):
         from offload.api import caching, tokens
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
         from offload.jobs import events, holds_changed, job_event_committed, register, runner
-        from offload.jobs.schedules import register_schedule
+        from offload.jobs.schedules import note_start, record_run, register_schedule
         from offload.metrics import database, registry
         from offload.metrics.disk import DiskCollector
         from offload.metrics.jobs import QueueCollector
@@ -45,6 +45,9 @@ class OffloadConfig(AppConfig):
         events.connect()
         # Each worker process beats from its start: an idle worker takes over a lost job too.
         post_spawn.connect(runner.on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
+        # A schedule's last run, which django-q2 does not keep (no task results are stored).
+        pre_execute.connect(note_start, dispatch_uid="offload.jobs.schedules.note_start")
+        post_execute_in_worker.connect(record_run, dispatch_uid="offload.jobs.schedules.record_run")
         request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())

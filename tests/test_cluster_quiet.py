@@ -7,7 +7,6 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -20,7 +19,7 @@ from offload.jobs import quiet
 from offload.jobs.queue import broker_for, lane_queue
 from offload.models import Job, JobStatus
 from tests.support.cluster import wait_for
-from tests.support.people import make_user
+from tests.support.people import staff_client_with
 
 pytestmark = pytest.mark.django_db
 
@@ -54,17 +53,9 @@ def reporting_cluster():
     quiet.set_quiet(stat.host, stat.sentinel, False)
 
 
-def steerer() -> Client:
+def steerer():
     """Staff allowed to steer the queues (and so to quiet clusters)."""
-    user = make_user("steerer", staff=False)
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    user.user_permissions.add(
-        *Permission.objects.filter(codename__in=["view_job", "change_queuecontrol"], content_type__app_label="offload")
-    )
-    client = Client()
-    client.force_login(user)
-    return client
+    return staff_client_with("steerer", "view_job", "change_queuecontrol")
 
 
 def test_a_quiet_cluster_takes_no_task_and_a_woken_one_takes_it_again(alice):
@@ -105,12 +96,7 @@ def test_quieting_another_hosts_cluster_asks_first_then_sets_its_flag(reporting_
 
 
 def test_staff_who_may_not_steer_queues_can_neither_quiet_nor_see_the_button(reporting_cluster):
-    user = make_user("watcher")
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    user.user_permissions.add(Permission.objects.get(codename="view_job", content_type__app_label="offload"))
-    client = Client()
-    client.force_login(user)
+    client = staff_client_with("watcher", "view_job")
     cluster = str(reporting_cluster.cluster_id)
     assert client.post(QUIET, {"change": "quiet", "cluster": cluster, "confirmed": "yes"}).status_code == 403
     assert quiet.quieted([("worker-host-2", 40002)]) == set()

@@ -504,6 +504,7 @@ def failures_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("offload.view_job"):
         return HttpResponseForbidden("You may not view jobs.")
     groups = failures.failure_groups()
+    failures.name_samples(groups)
     context = {
         **_context(site, request, "Failed jobs by cause"),
         "groups": groups,
@@ -598,6 +599,7 @@ def app_list_entry(site: AdminSite) -> dict[str, Any]:
             ("Dashboard", "offload_operations"),
             ("Queues", "offload_queues"),
             ("Failures", "offload_failures"),
+            ("Schedules", "offload_schedules"),
         )
     ]
     models = [{**page, "add_url": None, "view_only": True, "perms": {"view": True}} for page in pages]

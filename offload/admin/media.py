@@ -242,6 +242,7 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
         "updated_at",
     ]
     exclude = ["probe"]
+    change_form_template = "admin/offload/mediaitem/change_form.html"
     fieldsets = [
         (None, {"fields": ["library", "relative_path", "kind", "status", "status_reason"]}),
         ("Descriptive", {"fields": [*list(MediaItem.DESCRIPTIVE_FIELDS), "provenance_table"]}),
@@ -268,6 +269,8 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         item = self.get_object(request, object_id)
         context = {"title": str(item), "subtitle": None} if item is not None else {}
+        # Probe, Enrich, Thumbnails, Transcode…: the list's actions, for this one item.
+        context["job_buttons"] = self.job_buttons(request)
         return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
 
     @admin.display(description="Resolution")

@@ -7,11 +7,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import SimpleListFilter, helpers
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from offload import actions, audit
@@ -222,6 +224,16 @@ class JobActionsMixin:
     def job_action_names(self) -> list[str]:
         return [kind.action for kind in kinds.requestable(self.model.JOB_TARGET_TYPE)]
 
+    def job_buttons(self, request) -> list[dict[str, Any]]:
+        """The kinds this user may ask for on one object's page, as buttons (the same actions as the list's)."""
+        if not request.user.has_perm(rules.REQUEST_JOB.permission):
+            return []
+        return [
+            {"action": kind.action, "label": kind.label or kind.name, "asks": bool(kind.params)}
+            for kind in kinds.requestable(self.model.JOB_TARGET_TYPE)
+            if kind.may_request(request.user)
+        ]
+
 
 def _job_action(kind: kinds.JobKind):
     def action(modeladmin, request, queryset):
@@ -236,10 +248,18 @@ def _job_action(kind: kinds.JobKind):
                 modeladmin.message_user(request, f"{target}: {exc}", messages.ERROR)
         if outcomes:
             report_queued(modeladmin, request, outcomes)
-        return None
+        return _back_to_page(request)
 
     action.__name__ = kind.action
     return action
+
+
+def _back_to_page(request) -> HttpResponseRedirect | None:
+    """Back to the page a button was pressed on (an object's page, `next`); None: the list, as Django does."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return HttpResponseRedirect(back)
+    return None
 
 
 def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
@@ -265,6 +285,7 @@ def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
             "count": queryset.count(),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "opts": modeladmin.model._meta,
+            "next": request.POST.get("next", ""),
         },
     )
 
