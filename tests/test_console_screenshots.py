@@ -6,6 +6,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from offload import jobs
 from offload.jobs.schedules import record_run, sync_schedules
@@ -75,6 +77,16 @@ def test_the_changed_pages_fit_at_1280_and_800_px(asgi_server, busy_console, sta
             log_in(browser, server.url, "staff", "staff-password")
             for name, path in pages.items():
                 browser.get(server.url + path)
+                wide[(name, width)] = overflow(browser)
+                screenshot(browser, f"console-{name}-{width}")
+            # The pages a button leads to: quieting a cluster asks first; Transcode… asks for its profile.
+            for name, path, button in (
+                ("quiet-confirm", pages["dashboard"], 'button[value="quiet"]'),
+                ("transcode-form", pages["item-page"], 'input[name="action"][value="transcode"] ~ button'),
+            ):
+                browser.get(server.url + path)
+                browser.find_element(By.CSS_SELECTOR, button).click()
+                WebDriverWait(browser, 20).until(lambda d: "Are you sure?" in d.title or "Transcode" in d.title)
                 wide[(name, width)] = overflow(browser)
                 screenshot(browser, f"console-{name}-{width}")
         finally:

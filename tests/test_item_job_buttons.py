@@ -52,6 +52,7 @@ def test_transcode_asks_for_its_profile_first_then_queues_it(admin_client, item)
     form = asked.content.decode()
     assert '<select name="profile" id="id_profile" required>' in form
     assert f'<input type="hidden" name="next" value="/admin/offload/mediaitem/{item.pk}/change/">' in form
+    assert "This will queue a <strong>transcode</strong> job of <strong>Long Feature</strong>" in form
     assert not Job.objects.exists()
     done = press(admin_client, item, "transcode", confirm="yes", profile="h264-480p")
     assert done["Location"] == f"/admin/offload/mediaitem/{item.pk}/change/"
