@@ -4,12 +4,13 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
 from offload.jobs.queue import broker_for
-from offload.jobs.schedules import note_start, record_run, sync_schedules
+from offload.jobs.schedules import last_runs, note_start, record_run, sync_schedules
 from offload.lib.redis_state import key, state_redis
 from tests.support.people import staff_client_with
 
@@ -88,3 +89,20 @@ def test_the_operations_bar_links_the_schedules(admin_client):
     html = admin_client.get("/admin/").content.decode()
     nav = html[html.index('<nav id="offload-nav"') :]
     assert f'href="{PAGE}"' in nav[: nav.index("</nav>")]
+
+
+@pytest.mark.slow
+def test_a_real_worker_records_the_run_that_run_now_asked_for(qcluster, staff):
+    from tests.support.cluster import wait_for
+
+    state_redis().delete(key("schedule-runs"))
+    sync_schedules()
+    reaper = Schedule.objects.get(name=REAPER)
+    cluster = qcluster()
+    client = Client()
+    client.force_login(staff)
+    client.post(RUN, {"schedule": reaper.pk})
+    wait_for(lambda: REAPER in last_runs(), what="the worker to record the run", cluster=cluster)
+    run = last_runs()[REAPER]
+    assert run["success"] is True and run["started"] <= run["stopped"]
+    assert "succeeded" in row_of(client.get(PAGE).content.decode(), reaper)
