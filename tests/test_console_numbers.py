@@ -141,3 +141,12 @@ def test_last_enriched_reads_like_every_other_time(admin_client, alice, library_
     html = admin_client.get(reverse("admin:offload_mediaitem_change", args=[item.pk])).content.decode()
     enriched = re.search(r"Last enriched: (.*?)</p>", html).group(1)
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>$", enriched), enriched
+
+
+def test_every_row_of_the_dashboards_panels_says_what_it_counts(admin_client):
+    make_job(status=JobStatus.QUEUED)
+    page = admin_client.get(DASHBOARD).content.decode()
+    for panel in ("ops-queue", "ops-redis", "ops-search"):
+        html = re.search(rf'<div class="module" id="{panel}">(.*?)</div>', page, re.S).group(1)
+        headed = re.findall(r"<tr><th( title=\"[^\"]+\")?>", html)
+        assert headed and all(headed), panel
