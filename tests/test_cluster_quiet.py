@@ -56,9 +56,12 @@ def test_quieting_another_hosts_cluster_asks_first_then_sets_its_flag(reporting_
     assert quiet.quieted([("worker-host-2", 40002)]) == {("worker-host-2", 40002)}
     page = client.get(DASHBOARD).content.decode()
     assert ">quiet</span>" in page and 'value="wake">Wake…</button>' in page
+    # Its lane has no other cluster: the dashboard says its jobs wait.
+    assert "Every cluster of lane default is quiet: its new jobs wait until one is woken" in page
 
     client.post(QUIET, {"change": "wake", "cluster": cluster, "confirmed": "yes"})
     assert quiet.quieted([("worker-host-2", 40002)]) == set()
+    assert "is quiet:" not in client.get(DASHBOARD).content.decode()
     assert (
         'value="quiet" title="Finish its running jobs and take no more">Quiet…</button>'
         in client.get(DASHBOARD).content.decode()

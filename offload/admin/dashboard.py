@@ -399,11 +399,14 @@ def _clusters() -> dict[str, Any]:
         c["quiet"] = (c["host"], c["sentinel"]) in quiet_ones
     clusters.sort(key=lambda c: (c["lane"], c["host"], c["pid"]))
     live = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED}
+    awake = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED and not c["quiet"]}
     return {
         "clusters": clusters,
         "workers": sum(c["workers"] for c in clusters),
         # A lane with no cluster reporting: its jobs wait for ever.
         "dead_lanes": [lane for lane in settings.OFFLOAD_LANES if lane not in live],
+        # A lane whose every cluster was quieted: its new jobs wait until one is woken.
+        "quiet_lanes": sorted(live - awake),
     }
 
 
