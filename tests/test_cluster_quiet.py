@@ -112,3 +112,11 @@ def test_the_job_list_names_each_jobs_lane(admin_client, alice):
     assert '<th scope="col" class="column-lane_display">' in page
     lanes = {kind.name: kind.lane for kind in jobs.kinds.all_kinds()}
     assert page.count(f'<td class="field-lane_display">{lanes["system.noop"]}</td>') == 2
+
+
+def test_with_redis_away_a_cluster_goes_on_taking_jobs_and_says_so_once(settings, caplog):
+    settings.REDIS_URL = "redis://127.0.0.1:9/0"
+    with caplog.at_level("WARNING", logger="offload.jobs.quiet"):
+        assert quiet.this_cluster_is_quiet() is False
+        assert quiet.this_cluster_is_quiet() is False
+    assert len([r for r in caplog.records if "quiet" in r.getMessage()]) == 1

@@ -45,13 +45,22 @@ def quieted(clusters: list[tuple[str, int]]) -> set[tuple[str, int]]:
     return {cluster for cluster, flag in zip(clusters, found, strict=True) if flag is not None}
 
 
+# Whether the last read failed: the pusher asks before every poll, so an outage is logged once.
+_unreadable = False
+
+
 def this_cluster_is_quiet() -> bool:
     """Whether the cluster this pusher belongs to (its parent, the sentinel) was quieted.
 
     With Redis away the cluster keeps working: a lost flag must not stop every lane.
     """
+    global _unreadable
     try:
-        return state_redis().exists(_flag(socket.gethostname(), os.getppid())) > 0
+        quiet = state_redis().exists(_flag(socket.gethostname(), os.getppid())) > 0
     except (RedisError, OSError) as exc:
-        log.warning("could not read whether this cluster is quiet: %s", exc)
+        if not _unreadable:
+            log.warning("could not read whether this cluster is quiet (it goes on taking jobs): %s", exc)
+        _unreadable = True
         return False
+    _unreadable = False
+    return quiet
