@@ -1,17 +1,30 @@
 """What users do, as plain functions shared by the API and the admin."""
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django_q.models import Schedule
 
 from offload import access, audit, jobs
 from offload import permissions as rules
-from offload.jobs import accept, control, get_kind, params_hash, stored_idempotency_key
+from offload.jobs import (
+    accept,
+    cluster_stat,
+    control,
+    get_kind,
+    params_hash,
+    quiet,
+    run_schedule,
+    stored_idempotency_key,
+)
 from offload.lib.paths import InvalidPath, library_path_as_given, library_roots, resolve_library_path
 from offload.models import FINISHED_STATUSES, Job, JobPriority, JobStatus, Library, MediaItem, QueueControl
+
+log = logging.getLogger(__name__)
 
 
 def may_create_libraries(user) -> bool:
@@ -226,3 +239,30 @@ def cap_kind(user, kind: str, concurrency: int | None) -> QueueControl:
         cap = "no cap" if concurrency is None else f"at most {concurrency} at a time"
         audit.log_queue_action(user, done, f"Set {kind} to {cap}.")
     return done
+
+
+def quiet_cluster(user, cluster_id: str, *, quiet_it: bool = True) -> tuple[str, int]:
+    """Quiet a worker cluster on whatever host it runs (it finishes its jobs and takes no more), or wake it.
+
+    Answers the cluster's (host, pid). ValueError when no cluster with that id reports in.
+    """
+    if not rules.STEER_QUEUES.allows(user):
+        raise PermissionDenied("You may not quiet or wake worker clusters.")
+    stat = cluster_stat(cluster_id)
+    if stat is None:
+        raise ValueError("No cluster with that id is reporting: it may have stopped.")
+    quiet.set_quiet(stat.host, stat.sentinel, quiet_it)
+    log.info("%s %s cluster %s on %s/%s", user, "quieted" if quiet_it else "woke", cluster_id, stat.host, stat.pid)
+    return stat.host, stat.pid
+
+
+def run_schedule_now(user, schedule_id: int) -> str:
+    """Run a periodic task now, outside its schedule (staff who steer the queues). Answers its task's name."""
+    if not rules.STEER_QUEUES.allows(user):
+        raise PermissionDenied("You may not run schedules.")
+    schedule = Schedule.objects.filter(pk=schedule_id).first()
+    if schedule is None:
+        raise ValueError("No such schedule.")
+    run_schedule(schedule)
+    log.info("%s ran schedule %r now", user, schedule.name)
+    return schedule.name

@@ -13,7 +13,7 @@ class OffloadConfig(AppConfig):
     def ready(self) -> None:
         # Everything is wired here, nothing at import: each piece has one place to connect.
         from django_q.models import Schedule
-        from django_q.signals import post_spawn
+        from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 
         from offload import checks, logs, signals, tokens
         from offload.admin import jobs as jobs_admin
@@ -21,9 +21,12 @@ class OffloadConfig(AppConfig):
         from offload.api import caching
         from offload.handlers import enrich, probe, scan, system, thumbnail, transcode
         from offload.jobs import (
+            holds_changed,
             job_event_committed,
             listen_for_event_numbers,
+            note_schedule_start,
             on_worker_spawned,
+            record_schedule_run,
             register,
             register_schedule,
         )
@@ -46,6 +49,7 @@ class OffloadConfig(AppConfig):
         tokens.connect()
         # The cache first: a client that hears of an event and reads the job sees it changed.
         job_event_committed.connect(caching.on_job_event, dispatch_uid="offload.api.caching")
+        holds_changed.connect(caching.on_holds_changed, dispatch_uid="offload.api.caching.holds")
         job_event_committed.connect(publisher.on_job_event, dispatch_uid="offload.notifications.publisher")
         # Jobs are counted and timed at the same seam, never inside a transition.
         job_event_committed.connect(job_metrics.on_job_event, dispatch_uid="offload.metrics.jobs")
@@ -56,6 +60,9 @@ class OffloadConfig(AppConfig):
         listen_for_event_numbers()
         # Each worker process beats from its start: an idle worker takes over a lost job too.
         post_spawn.connect(on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
+        # A schedule's last run, which django-q2 does not keep (no task results are stored).
+        pre_execute.connect(note_schedule_start, dispatch_uid="offload.jobs.schedules.note_start")
+        post_execute_in_worker.connect(record_schedule_run, dispatch_uid="offload.jobs.schedules.record_run")
         request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()
         registry.register_collector(QueueCollector())

@@ -207,6 +207,8 @@ def _text_match(term: str) -> Q:
         | Q(overview__icontains=term)
         | Q(people__icontains=term)
         | Q(tags__icontains=term)
+        | Q(genres__icontains=term)
+        | Q(kind__iexact=term)
         | Q(relative_path__icontains=term)
     )
 

@@ -165,3 +165,39 @@ def events_numbered_at_insert(request):
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS offload_jobevent_number IMMEDIATE")
     yield
+
+
+@pytest.fixture
+def reporting_cluster():
+    """A cluster's stat as django-q2's sentinel saves it (host, cluster pid, sentinel pid), on another host."""
+    from types import SimpleNamespace
+
+    from django.utils import timezone
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.signing import SignedPackage
+    from django_q.status import Stat
+
+    from offload.jobs import quiet
+
+    sentinel = SimpleNamespace(
+        pid=40002,
+        parent_pid=40001,
+        cluster_id=uuid.uuid4(),
+        broker=get_broker(),
+        tob=timezone.now(),
+        reincarnations=0,
+        status=lambda: Conf.IDLE,
+        result_queue=SimpleNamespace(qsize=lambda: 0),
+        task_queue=SimpleNamespace(qsize=lambda: 0),
+        monitor=None,
+        pusher=None,
+        pool=[],
+    )
+    stat = Stat(sentinel)
+    stat.host = "worker-host-2"
+    broker = get_broker()
+    broker.set_stat(stat.key, SignedPackage.dumps(stat, True), 300)
+    yield stat
+    broker.cache.delete(stat.key)
+    quiet.set_quiet(stat.host, stat.sentinel, False)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from offload.admin import dashboard, failures
 from offload.models import Job, JobStatus, Library, MediaItem
 from tests.support.cluster import wait_for
+from tests.support.jobrows import make_job
 from tests.support.people import make_user
 
 pytestmark = pytest.mark.django_db
@@ -20,22 +21,6 @@ pytestmark = pytest.mark.django_db
 DASHBOARD = "/admin/operations/dashboard/"
 FAILURES = "/admin/operations/failures/"
 RETRY_GROUP = "/admin/operations/failures/retry/"
-
-
-def make_job(kind: str = "system.noop", status: str = JobStatus.SUCCEEDED, **fields) -> Job:
-    """A job row as the spine leaves it, written directly (no queue row, no worker)."""
-    now = timezone.now()
-    defaults = {
-        "params_hash": uuid.uuid4().hex,
-        "created_at": now - timedelta(minutes=2),
-        "started_at": now - timedelta(minutes=1) if status != JobStatus.QUEUED else None,
-        "finished_at": now if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED) else None,
-        "attempts": 0 if status == JobStatus.QUEUED else 1,
-    }
-    fields = {**defaults, **fields}
-    # Queued when it was made, unless the test says otherwise.
-    fields.setdefault("queued_at", fields["created_at"])
-    return Job.objects.create(kind=kind, status=status, **fields)
 
 
 @pytest.fixture

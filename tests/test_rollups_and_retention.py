@@ -59,8 +59,11 @@ def test_the_dashboard_counts_rolled_up_and_live_finishes_alike(db, monkeypatch)
     data = dashboard.snapshot()
     assert data["throughput"]["hour"]["totals"]["succeeded"] == 2
     assert data["throughput"]["day"]["totals"]["succeeded"] == 2
+    # Jobs by kind counts job rows, as the job list shows them (its tooltip says so): the pruned
+    # job is in the charts' finishes, not in the table or the list.
     probe = next(row for row in data["jobs"]["rows"] if row["kind"] == "media.probe")
-    assert dict(probe["cells"])["succeeded"] == 2
+    listed = Job.objects.filter(kind="media.probe", status=JobStatus.SUCCEEDED).count()
+    assert dict(probe["cells"])["succeeded"] == listed == 1
     (latency,) = data["latency"]["hour"]["rows"]
     assert latency["kind"] == "media.probe" and latency["count"] == 2
 

@@ -220,3 +220,32 @@ def test_script_in_a_title_is_escaped_in_highlights(
     hit = search(alice_api, q="zebra")["hits"][0]
     assert hit["title"] == 'Zebra <script>alert("x")</script>'  # data, as stored
     assert hit["highlight"]["title"] == "<mark>Zebra</mark> &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+
+
+def test_genres_and_the_other_text_facets_are_searched(alice_api, catalogue):
+    assert sorted(titles(search(alice_api, q="Drama"))) == ["Heat", "Pilot"]
+    assert titles(search(alice_api, q="Jazz")) == ["Blue in Green"]
+    assert titles(search(alice_api, q="episode")) == ["Pilot"]
+
+
+def admin_search(staff, term: str) -> list[str]:
+    """The titles the media changelist's search finds for a term, sorted."""
+    request = RequestFactory().get("/admin/offload/mediaitem/", {"q": term})
+    request.user = staff
+    request._messages = CookieStorage(request)
+    fallback = admin_site._registry[MediaItem].get_search_results
+    found, _ = changelist_search(request, MediaItem.objects.all(), term, fallback=fallback)
+    return sorted(found.values_list("title", flat=True))
+
+
+def test_the_admin_finds_items_by_genre_through_typesense_and_the_database(catalogue, staff, settings):
+    assert admin_search(staff, "Drama") == ["Heat", "Pilot"]
+    settings.TYPESENSE_URL = "http://127.0.0.1:9"
+    assert admin_search(staff, "Drama") == ["Heat", "Pilot"]
+
+
+def test_the_database_fallback_searches_genres_too(alice_api, catalogue, settings):
+    settings.TYPESENSE_URL = "http://127.0.0.1:9"
+    answer = search(alice_api, q="Drama")
+    assert answer["degraded"] is True
+    assert sorted(titles(answer)) == ["Heat", "Pilot"]

@@ -64,7 +64,12 @@ def test_a_crashed_child_is_reported_then_restarted_with_its_command_and_log(sup
     assert "run: restarting flaky in 1 s (crash 1 in a row)." in err
     wait_for(lambda: sup.supervise() or child.proc.pid != first, timeout=10, what="the restart")
     assert f"run: flaky restarted (pid {child.proc.pid})." in capsys.readouterr().out
-    wait_for(lambda: child.log_path.read_text().count("started") == 2, timeout=10, what="the second run's output")
+    # Lines, not substrings: the restart's own marker says "restarted".
+    wait_for(
+        lambda: child.log_path.read_text().splitlines().count("started") == 2,
+        timeout=10,
+        what="the second run's output",
+    )
     assert "--- run: restarted after a crash (restart 1) ---" in child.log_path.read_text()
 
 

@@ -71,3 +71,32 @@ def test_the_job_list_reads_the_holds_once_whatever_its_length(alice, alice_api,
     three, more = listed()
     assert [job["waiting_reason"] for job in three] == ["paused: an operator paused media.probe"] * 3
     assert more == few
+
+
+def test_pausing_and_resuming_a_kind_shows_at_once_in_the_jobs_cached_answer(alice, alice_api, staff_api, alices_items):
+    job, _ = jobs.enqueue("media.probe", target=alices_items[0], user=alice)
+    url = f"/api/v1/jobs/{job.pk}/"
+    assert alice_api.get(url).json()["waiting_reason"] is None
+    assert alice_api.get(url)["X-Cache"] == "hit"  # the answer below would be stale without invalidation
+    assert staff_api.get(url).json()["waiting_reason"] is None
+
+    assert staff_api.post("/api/v1/queues/media.probe/pause/").status_code == 200
+    assert alice_api.get(url).json()["waiting_reason"] == "paused: an operator paused media.probe"
+    assert staff_api.get(url).json()["waiting_reason"] == "paused: an operator paused media.probe"
+    listed = alice_api.get("/api/v1/jobs/").json()["results"]
+    assert [j["waiting_reason"] for j in listed] == ["paused: an operator paused media.probe"]
+
+    assert staff_api.post("/api/v1/queues/media.probe/resume/").status_code == 200
+    assert alice_api.get(url).json()["waiting_reason"] is None
+
+
+def test_a_cap_set_after_a_read_shows_at_once_in_the_jobs_cached_answer(alice, alice_api, alices_items):
+    running, _ = jobs.enqueue("media.probe", target=alices_items[0], user=alice)
+    jobs.claim(running.pk)
+    waiting, _ = jobs.enqueue("media.probe", target=alices_items[1], user=alice)
+    url = f"/api/v1/jobs/{waiting.pk}/"
+    assert alice_api.get(url).json()["waiting_reason"] is None
+    control.set_concurrency("media.probe", 1)
+    assert alice_api.get(url).json()["waiting_reason"] == "capped: 1 of at most 1 media.probe running"
+    control.set_concurrency("media.probe", None)
+    assert alice_api.get(url).json()["waiting_reason"] is None

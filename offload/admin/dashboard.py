@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.cache import cache
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -28,8 +28,18 @@ from redis.exceptions import RedisError
 from offload.admin import charts, failures, readable
 from offload.admin.widgets import heartbeat_cell
 from offload.jobs import kinds as job_kinds
-from offload.jobs import lane_of, queue_rows, rollups, waiting
-from offload.models import ACTIVE_STATUSES, Job, JobAttempt, JobEvent, JobRollup, JobStatus, QueueSample, RollupSpan
+from offload.jobs import lane_of, queue_rows, quiet, rollups, waiting
+from offload.models import (
+    ACTIVE_STATUSES,
+    FINISHED_STATUSES,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobRollup,
+    JobStatus,
+    QueueSample,
+    RollupSpan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,22 +129,30 @@ def _by_key(rows: list[tuple]) -> dict[tuple[str, str], dict[datetime, tuple]]:
     return found
 
 
-def _active_counts() -> dict[tuple[str, str], int]:
-    """Queued and running jobs per kind: the (status, kind) index, never the finished history."""
+# The Jobs-by-kind table's window for finished jobs; the job list's "finished: in the last 24 hours" filter.
+JOB_TABLE_WINDOW = timedelta(hours=24)
+
+
+def _job_counts(now: datetime) -> dict[tuple[str, str], int]:
+    """Jobs per (kind, status): queued and running now, and finished in the last 24 hours.
+
+    One query on the (status, kind) and finished_at indexes, never the whole history. Finished
+    jobs are job rows, once each by their status now (not the rollups' finishes, where a job
+    that failed and was retried counts twice): the job list, filtered to the kind, the status
+    and "finished: in the last 24 hours", shows the same jobs.
+    """
+    recent = Q(status__in=FINISHED_STATUSES, finished_at__gte=now - JOB_TABLE_WINDOW)
     return {
         (kind, status): n
-        for kind, status, n in Job.objects.filter(status__in=ACTIVE_STATUSES)
+        for kind, status, n in Job.objects.filter(Q(status__in=ACTIVE_STATUSES) | recent)
         .values_list("kind", "status")
         .annotate(n=Count("pk"))
         .order_by()
     }
 
 
-def _job_table(active: dict[tuple[str, str], int], finishes: dict[str, Any]) -> dict[str, Any]:
-    """Jobs per kind: queued and running now, and finished in the last 24 hours, per status."""
-    counts = dict(active)
-    for (_, kind, status), (n, _, _) in finishes["hours"].items():
-        counts[(kind, status)] = counts.get((kind, status), 0) + n
+def _job_table(counts: dict[tuple[str, str], int]) -> dict[str, Any]:
+    """Jobs per kind and status, with the totals (from _job_counts)."""
     statuses = list(JobStatus.values)
     kinds = sorted(set(job_kinds.names()) | {kind for kind, _ in counts})
     rows = [
@@ -363,6 +381,8 @@ def _clusters() -> dict[str, Any]:
                 "lane": lane_of_queue.get(queue, queue),
                 "host": stat.host,
                 "pid": stat.pid,
+                # The quiet flag's name (offload.jobs.quiet): the pusher's parent.
+                "sentinel": stat.sentinel,
                 "status": stat.status,
                 "workers": len(stat.workers),
                 "worker_rows": workers,
@@ -372,13 +392,19 @@ def _clusters() -> dict[str, Any]:
                 "reported_at": stat.timestamp,
             }
         )
+    quiet_ones = quiet.quieted([(c["host"], c["sentinel"]) for c in clusters])
+    for c in clusters:
+        c["quiet"] = (c["host"], c["sentinel"]) in quiet_ones
     clusters.sort(key=lambda c: (c["lane"], c["host"], c["pid"]))
     live = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED}
+    awake = {c["lane"] for c in clusters if c["status"] != Conf.STOPPED and not c["quiet"]}
     return {
         "clusters": clusters,
         "workers": sum(c["workers"] for c in clusters),
         # A lane with no cluster reporting: its jobs wait for ever.
         "dead_lanes": [lane for lane in settings.OFFLOAD_LANES if lane not in live],
+        # A lane whose every cluster was quieted: its new jobs wait until one is woken.
+        "quiet_lanes": sorted(live - awake),
     }
 
 
@@ -398,6 +424,11 @@ def _redis() -> dict[str, Any]:
         "memory": info.get("used_memory_human"),
         "peak_memory": info.get("used_memory_peak_human"),
     }
+
+
+def forget_snapshot() -> None:
+    """Drop the cached snapshot: an operator's change shows on their next look, not after the cache's seconds."""
+    cache.delete(CACHE_KEY)
 
 
 def latest_seq() -> int:
@@ -423,9 +454,9 @@ def snapshot(min_seq: int = 0) -> dict[str, Any]:
             "generated_at": now,
         }
         finishes = _finishes(now)
-        active = _active_counts()
+        active = _job_counts(now)
         data.update(
-            jobs=_job_table(active, finishes),
+            jobs=_job_table(active),
             throughput=_throughput(finishes),
             latency=_latency(finishes),
             queue_depth=_queue_depth(now, active),
@@ -474,6 +505,7 @@ def failures_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm("offload.view_job"):
         return HttpResponseForbidden("You may not view jobs.")
     groups = failures.failure_groups()
+    failures.name_samples(groups)
     context = {
         **_context(site, request, "Failed jobs by cause"),
         "groups": groups,
@@ -568,6 +600,7 @@ def app_list_entry(site: AdminSite) -> dict[str, Any]:
             ("Dashboard", "offload_operations"),
             ("Queues", "offload_queues"),
             ("Failures", "offload_failures"),
+            ("Schedules", "offload_schedules"),
         )
     ]
     models = [{**page, "add_url": None, "view_only": True, "perms": {"view": True}} for page in pages]

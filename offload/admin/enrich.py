@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from offload import actions, audit
+from offload.admin.widgets import when
 from offload.models import Job, MediaItem
 
 
@@ -57,7 +58,7 @@ class EnrichAdminMixin:
                 for field in MediaItem.DESCRIPTIVE_FIELDS
             ),
         )
-        enriched = obj.enriched_at.isoformat(timespec="seconds") if obj.enriched_at else "never"
+        enriched = when(obj.enriched_at) if obj.enriched_at else "never"
         return format_html(
             "<table class='offload-provenance'><thead><tr><th>Field</th><th>Set by</th><th>Locked</th></tr>"
             "</thead><tbody>{}</tbody></table><p>Last enriched: {}</p>",

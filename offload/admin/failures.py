@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Count, Max, Min
+from django.utils.html import format_html_join
 
 from offload import actions
+from offload.admin import readable
+from offload.admin.widgets import job_link
 from offload.jobs import IdempotencyKeyReused, JobConflict, classify, fingerprint
 from offload.models import Job, JobStatus
 
@@ -50,6 +53,8 @@ class FailureGroup:
     first_failed_at: datetime | None
     count: int = 0
     sample_ids: list[int] = field(default_factory=list)
+    # The sample jobs' targets, (type, id), in the same order.
+    sample_targets: list[tuple[str, int]] = field(default_factory=list)
 
     def job_ids(self, limit: int) -> list[int]:
         """The group's newest failed jobs, at most limit (the (status, failure_group) index)."""
@@ -108,16 +113,31 @@ def failure_groups() -> list[FailureGroup]:
     # Examples and a few ids per group, from the newest failures (the (status, finished_at) index):
     # a group with none among them is an old one, shown without.
     by_key = {g.fingerprint: g for g in groups}
-    for pk, key, error in (
+    for pk, key, error, target_type, target_id in (
         Job.objects.filter(status=JobStatus.FAILED)
         .order_by("-finished_at", "-id")
-        .values_list("pk", "failure_group", "error")[:SAMPLE_SCAN]
+        .values_list("pk", "failure_group", "error", "target_type", "target_id")[:SAMPLE_SCAN]
     ):
         group = by_key.get(key)
         if group is not None and len(group.sample_ids) < SAMPLE:
             group.sample_ids.append(pk)
+            group.sample_targets.append((target_type, target_id))
             group.example = group.example or error or ""
     return groups
+
+
+def name_samples(groups: list[FailureGroup]) -> None:
+    """Give each group `examples_html`: its sample jobs, each with its target by name (two queries for all)."""
+    names = readable.target_names(target for g in groups for target in g.sample_targets)
+    for g in groups:
+        g.examples_html = format_html_join(
+            "<br>",
+            "{} {}",
+            (
+                (job_link(Job(pk=pk)), readable.target_link(*target, names) if target[0] else "")
+                for pk, target in zip(g.sample_ids, g.sample_targets, strict=True)
+            ),
+        )
 
 
 @dataclass

@@ -21,7 +21,9 @@ from offload import actions
 from offload.admin import readable
 from offload.admin.widgets import (
     CappedCountPaginator,
+    FinishedWithinFilter,
     RegisteredKindFilter,
+    attempt_seconds,
     duration,
     heartbeat_cell,
     job_link,
@@ -35,8 +37,18 @@ from offload.admin.widgets import (
     waiting_note,
     when,
 )
-from offload.jobs import IdempotencyKeyReused, JobConflict, attempts, waiting
-from offload.models import FINISHED_STATUSES, AttemptOutcome, Job, JobEvent, JobStatus, Library, MediaItem, QueueControl
+from offload.jobs import IdempotencyKeyReused, JobConflict, UnknownJobKind, attempts, get_kind, waiting
+from offload.models import (
+    FINISHED_STATUSES,
+    AttemptOutcome,
+    Job,
+    JobAttempt,
+    JobEvent,
+    JobStatus,
+    Library,
+    MediaItem,
+    QueueControl,
+)
 
 # Rows a bulk confirmation page lists by name; the count says how many more there are.
 PREVIEW_ROWS = 20
@@ -48,6 +60,7 @@ class JobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "kind",
+        "lane_display",
         "status_display",
         "progress_display",
         "target_link",
@@ -58,7 +71,7 @@ class JobAdmin(admin.ModelAdmin):
         "created_display",
         "finished_display",
     ]
-    list_filter = ["status", RegisteredKindFilter]
+    list_filter = ["status", RegisteredKindFilter, FinishedWithinFilter]
     list_select_related = ["requested_by"]
     # Also the target's title, file name and library (get_search_results).
     search_fields = ["=id", "kind", "error"]
@@ -121,6 +134,8 @@ class JobAdmin(admin.ModelAdmin):
         # And its target's name, read with the row too (readable.target_link).
         media = MediaItem.objects.filter(pk=OuterRef("target_id"))
         libraries = Library.objects.filter(pk=OuterRef("target_id"))
+        # And when its last attempt ended: "Ran" is that attempt's time (widgets.run_seconds).
+        last_attempt = JobAttempt.objects.filter(job_id=OuterRef("pk")).order_by("-number")
         return (
             super()
             .get_queryset(request)
@@ -134,6 +149,7 @@ class JobAdmin(admin.ModelAdmin):
                 ),
                 target_path=Case(When(target_type="media", then=Subquery(media.values("relative_path")[:1]))),
                 target_library=Case(When(target_type="media", then=Subquery(media.values("library__name")[:1]))),
+                last_attempt_ended_at=Subquery(last_attempt.values("finished_at")[:1]),
             )
         )
 
@@ -156,6 +172,14 @@ class JobAdmin(admin.ModelAdmin):
         return found | by_target, may_have_duplicates
 
     # --- The list's columns (also the page's fields) --------------------------------
+
+    @admin.display(description="Lane")
+    def lane_display(self, obj: Job) -> str:
+        # The worker pool that runs the kind (the Workers panel's first column); "—" for a kind no longer registered.
+        try:
+            return get_kind(obj.kind).lane
+        except UnknownJobKind:
+            return "—"
 
     @admin.display(description="Progress")
     def progress_display(self, obj: Job) -> str:
@@ -252,6 +276,8 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Attempts")
     def attempt_history_display(self, obj: Job) -> str:
+        history = list(obj.attempt_history.all())
+        last = history[-1].number if history else None
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -260,12 +286,12 @@ class JobAdmin(admin.ModelAdmin):
                     a.number,
                     when(a.started_at),
                     when(a.finished_at),
-                    duration(((a.finished_at or timezone.now()) - a.started_at).total_seconds()),
+                    duration(attempt_seconds(a.started_at, a.finished_at, timezone.now())),
                     a.worker or "—",
                     format_html('<span class="offload-outcome offload-outcome-{}">{}</span>', a.outcome, a.outcome),
                     format_html(
                         "{}{}",
-                        a.error or "",
+                        _once(obj, a.error) if a.number == last else a.error or "",
                         format_html(
                             '<details><summary>Last lines of its log</summary><pre class="offload-pre">{}</pre>'
                             "</details>",
@@ -276,7 +302,7 @@ class JobAdmin(admin.ModelAdmin):
                     )
                     or "—",
                 )
-                for a in obj.attempt_history.all()
+                for a in history
             ),
         )
         if not rows:
@@ -325,7 +351,7 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="Error")
     def error_text(self, obj: Job) -> str:
-        return format_html('<pre class="offload-pre">{}</pre>', obj.error) if obj.error else "—"
+        return format_html('<pre class="offload-pre" id="job-error">{}</pre>', obj.error) if obj.error else "—"
 
     @admin.display(description="Last lines of ffmpeg's stderr")
     def log_display(self, obj: Job) -> str:
@@ -341,7 +367,7 @@ class JobAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (when(row.at), row.event, row.status, row.progress, row.note, row.seqs)
+                (when(row.at), row.event, row.status, row.progress, _once(obj, row.note), row.seqs)
                 for row in timeline(
                     obj.events.order_by("seq")[:TIMELINE_EVENTS],
                     obj.attempt_history.filter(outcome=AttemptOutcome.LOST, error=attempts.LOST_ERROR),
@@ -525,6 +551,13 @@ class TimelineRow:
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} %"
+
+
+def _once(job: Job, text: str) -> str:
+    """The failure message where the page prints it in full (Outcome › Error); a pointer there elsewhere."""
+    if job.status == JobStatus.FAILED and text and text == job.error:
+        return format_html('<a href="#job-error">{}</a>', "the Error below")
+    return text
 
 
 def timeline(events, taken_over=()) -> list[TimelineRow]:

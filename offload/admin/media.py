@@ -242,6 +242,7 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
         "updated_at",
     ]
     exclude = ["probe"]
+    change_form_template = "admin/offload/mediaitem/change_form.html"
     fieldsets = [
         (None, {"fields": ["library", "relative_path", "kind", "status", "status_reason"]}),
         ("Descriptive", {"fields": [*list(MediaItem.DESCRIPTIVE_FIELDS), "provenance_table"]}),
@@ -268,6 +269,8 @@ class MediaItemAdmin(JobActionsMixin, EnrichAdminMixin, admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         item = self.get_object(request, object_id)
         context = {"title": str(item), "subtitle": None} if item is not None else {}
+        # Probe, Enrich, Thumbnails, Transcode…: the list's actions, for this one item.
+        context["job_buttons"] = self.job_buttons(request)
         return super().change_view(request, object_id, form_url, {**context, **(extra_context or {})})
 
     @admin.display(description="Resolution")
@@ -378,6 +381,19 @@ def _codec(name: str) -> str:
     return format_html('<span title="{}">{}</span>', name, readable.codec_name(name))
 
 
+def rendition_bitrate(rendition: Rendition) -> str:
+    """The rendition's bitrate; "" when it is not known.
+
+    An HLS playlist's probed bitrate is the playlist file's own few hundred bytes over the whole
+    duration ("0 kb/s"): its real one is its segments' size (the rendition's size) over the duration.
+    """
+    if rendition.path.endswith(".m3u8"):
+        if not rendition.size or not rendition.duration:
+            return ""
+        return bitrate(round(rendition.size * 8 / rendition.duration))
+    return bitrate(rendition.bitrate) if rendition.bitrate else ""
+
+
 def player(rendition: Rendition, poster: str = "") -> str:
     """An HTML5 player for one rendition (HLS where the browser plays it natively), with its facts."""
     url = url_for(rendition.path)
@@ -388,7 +404,7 @@ def player(rendition: Rendition, poster: str = "") -> str:
             duration(rendition.duration),
             f"{rendition.width}×{rendition.height}" if rendition.height else "audio only",
             " + ".join(readable.codec_name(c) for c in (rendition.video_codec, rendition.audio_codec) if c),
-            bitrate(rendition.bitrate) if rendition.bitrate else "",
+            rendition_bitrate(rendition),
         )
         if part
     )
@@ -397,7 +413,7 @@ def player(rendition: Rendition, poster: str = "") -> str:
     elif rendition.path.endswith(".m3u8"):
         element = format_html(
             '<video controls preload="none" poster="{}"><source src="{}" type="application/vnd.apple.mpegurl">'
-            "</video><p class='help'>HLS plays where the browser plays it natively (Safari, iOS, Android); "
+            "</video><p class='offload-caption'>HLS plays where the browser plays it natively (Safari, iOS, Android); "
             "elsewhere, open the playlist in a player.</p>",
             poster,
             url,
@@ -405,7 +421,9 @@ def player(rendition: Rendition, poster: str = "") -> str:
     else:
         element = format_html('<video controls preload="none" poster="{}" src="{}"></video>', poster, url)
     return format_html(
-        '<div class="offload-player"><p><strong><a href="{}">{}</a></strong></p>{}<p class="help">{}</p></div>',
+        # Not Django's "help" class: inside the form's aligned rows it is indented past the label column.
+        '<div class="offload-player"><p><strong><a href="{}">{}</a></strong></p>{}'
+        '<p class="offload-caption">{}</p></div>',
         url,
         rendition.profile,
         element,

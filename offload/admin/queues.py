@@ -1,9 +1,11 @@
-"""The admin's Queues page: one row per job kind, with pause, resume and cap controls.
+"""The admin's steering: the Queues page (one row per job kind, with pause, resume and cap
+controls) and quieting or waking a worker cluster from the dashboard's Workers panel.
 
-Each control asks for confirmation on a page of its own and is written to the admin log
-(offload/actions.py). The figures and forecast are those of GET /api/v1/queues/.
+Each control asks for confirmation on a page of its own (offload/actions.py applies it; queue
+changes are written to the admin log). The figures and forecast are those of GET /api/v1/queues/.
 """
 
+import functools
 from typing import Any
 
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from offload import actions
 from offload import permissions as rules
+from offload.admin import dashboard
 from offload.caps import CapError, parse_cap
 from offload.jobs import UnknownJobKind, queue_rows
 
@@ -41,15 +44,30 @@ def queues_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     return TemplateResponse(request, "admin/offload/queues.html", context)
 
 
-def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+def steering(changes: dict[str, str], back_page: str, refusal: str):
+    """A steering view's checks: the user may steer and asked a known change. The view gets (change, back)."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+            if not rules.STEER_QUEUES.allows(request.user):
+                return HttpResponseForbidden(refusal)
+            back = HttpResponseRedirect(reverse(back_page, current_app=site.name))
+            change = request.POST.get("change", "")
+            if change not in changes:
+                messages.error(request, "Unknown change.")
+                return back
+            return fn(site, request, change, back)
+
+        return view
+
+    return wrap
+
+
+@steering(CHANGES, "admin:offload_queues", "You may not steer the queues.")
+def change_view(site: AdminSite, request: HttpRequest, change: str, back: HttpResponse) -> HttpResponse:
     """Ask for confirmation of a pause, resume or cap; apply it once confirmed."""
-    if not rules.STEER_QUEUES.allows(request.user):
-        return HttpResponseForbidden("You may not steer the queues.")
-    back = HttpResponseRedirect(reverse("admin:offload_queues", current_app=site.name))
-    change, kind = request.POST.get("change", ""), request.POST.get("kind", "")
-    if change not in CHANGES:
-        messages.error(request, "Unknown change.")
-        return back
+    kind = request.POST.get("kind", "")
     try:
         cap = parse_cap(request.POST.get("concurrency", "")) if change == "cap" else None
     except CapError as exc:
@@ -81,6 +99,38 @@ def change_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
     return back
 
 
+QUIET_CHANGES = {"quiet": "Quiet", "wake": "Wake"}
+
+
+@steering(QUIET_CHANGES, "admin:offload_operations", "You may not quiet or wake worker clusters.")
+def quiet_view(site: AdminSite, request: HttpRequest, change: str, back: HttpResponse) -> HttpResponse:
+    """Ask for confirmation of quieting (or waking) a worker cluster; apply it once confirmed."""
+    cluster = request.POST.get("cluster", "")
+    if request.POST.get("confirmed") != "yes":
+        context = {
+            **_context(site, request, "Are you sure?"),
+            "change": change,
+            "verb": QUIET_CHANGES[change],
+            "cluster": cluster,
+            "where": request.POST.get("where", ""),
+        }
+        return TemplateResponse(request, "admin/offload/cluster_confirm.html", context)
+    try:
+        host, pid = actions.quiet_cluster(request.user, cluster, quiet_it=change == "quiet")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+        return back
+    # The dashboard's cached snapshot says what the cluster was: the next look reads it afresh.
+    dashboard.forget_snapshot()
+    if change == "quiet":
+        messages.success(
+            request, f"Quieted the cluster on {host}/{pid}: it finishes its running jobs and takes no more."
+        )
+    else:
+        messages.success(request, f"Woke the cluster on {host}/{pid}: it takes jobs again.")
+    return back
+
+
 def urls(site: AdminSite) -> list[URLPattern]:
     """The Queues page and its change form, as admin views (login, staff and CSRF checks included)."""
 
@@ -94,4 +144,5 @@ def urls(site: AdminSite) -> list[URLPattern]:
     return [
         path("operations/queues/", view(queues_view), name="offload_queues"),
         path("operations/queues/change/", view(change_view, post_only=True), name="offload_queues_change"),
+        path("operations/workers/quiet/", view(quiet_view, post_only=True), name="offload_workers_quiet"),
     ]

@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.common import no_append_slash
 
 from offload.admin import cache as admin_cache
-from offload.admin import dashboard, queues
+from offload.admin import dashboard, queues, schedules
 from offload.notifications.streams import latest_seq, recent_events
 
 # The operations pages every admin page links to, in the navigation bar: (label, URL name).
@@ -22,6 +22,7 @@ OPERATIONS_NAV = (
     ("Jobs", "offload_job_changelist"),
     ("Queues", "offload_queues"),
     ("Failures", "offload_failures"),
+    ("Schedules", "offload_schedules"),
     ("Cache and rate limits", "offload_cache"),
     ("Search index", "search_indexbuild_changelist"),
 )
@@ -50,6 +51,8 @@ class OffloadAdminSite(admin.AdminSite):
     site_header = "Offload"
     site_title = "Offload admin"
     index_title = "Media library operations"
+    # One mark for an empty value on every page: the em dash the pages' own cells write, not Django's "-".
+    empty_value_display = "—"
     # There is no public site to view: "/" answers 404, so the header offers no "View site" link.
     site_url = None
     # The operations bar under the header takes the sidebar's place, and the job list its width.
@@ -103,7 +106,13 @@ class OffloadAdminSite(admin.AdminSite):
         return super().index(request, extra_context=context)
 
     def get_urls(self):
-        return dashboard.urls(self) + queues.urls(self) + admin_cache.urls(self) + super().get_urls()
+        return (
+            dashboard.urls(self)
+            + queues.urls(self)
+            + schedules.urls(self)
+            + admin_cache.urls(self)
+            + super().get_urls()
+        )
 
     @no_append_slash
     def catch_all_view(self, request, url):

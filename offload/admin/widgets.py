@@ -1,17 +1,19 @@
 """What the admin's pages share: job status badges and progress bars, and the actions of the registered kinds."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import SimpleListFilter, helpers
 from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from offload import actions, audit
@@ -162,11 +164,13 @@ def size(n: int | None) -> str:
 
 
 def bitrate(bits_per_second: int | None) -> str:
-    """A bitrate with its unit: "128 kb/s", "4.5 Mb/s"."""
+    """A bitrate with its unit: "600 b/s", "128 kb/s", "4.5 Mb/s"; "—" when unknown."""
     if not bits_per_second:
         return "—"
     if bits_per_second >= 1_000_000:
         return f"{bits_per_second / 1_000_000:.3g} Mb/s"
+    if bits_per_second < 1000:
+        return f"{bits_per_second} b/s"  # never "0 kb/s"
     return f"{bits_per_second / 1000:.0f} kb/s"
 
 
@@ -180,15 +184,29 @@ def wait_seconds(job: Job, now: datetime) -> float | None:
     return None
 
 
+def attempt_seconds(started_at: datetime, ended_at: datetime | None, now: datetime) -> float:
+    """How long one attempt ran: from its start to its end, or until now while it runs.
+
+    The one definition of a run's time: an attempt's "Took" and its job's "Ran" both come from it.
+    """
+    return max(0.0, ((ended_at or now) - started_at).total_seconds())
+
+
 def run_seconds(job: Job, now: datetime) -> float | None:
-    """How long the last attempt ran: to its finish, or until now while it runs."""
-    if job.started_at is None:
+    """How long the job's last attempt ran (that attempt's "Took"): to its end, or until now while it runs.
+
+    Not simply finished_at - started_at: a job deferred or in a backoff keeps its last start, so
+    cancelling it later would count the wait as running. The job list and page read the last
+    attempt's end with the row (`last_attempt_ended_at`, JobAdmin.get_queryset).
+    """
+    if job.started_at is None or job.status == "queued":
         return None
     if job.status == "running":
-        return (now - job.started_at).total_seconds()
-    if job.finished_at is not None and job.finished_at >= job.started_at:
-        return (job.finished_at - job.started_at).total_seconds()
-    return None
+        return attempt_seconds(job.started_at, None, now)
+    ended = getattr(job, "last_attempt_ended_at", None) or job.finished_at
+    if ended is None or ended < job.started_at:
+        return None
+    return attempt_seconds(job.started_at, ended, now)
 
 
 class JobActionsMixin:
@@ -206,6 +224,16 @@ class JobActionsMixin:
     def job_action_names(self) -> list[str]:
         return [kind.action for kind in kinds.requestable(self.model.JOB_TARGET_TYPE)]
 
+    def job_buttons(self, request) -> list[dict[str, Any]]:
+        """The kinds this user may ask for on one object's page, as buttons (the same actions as the list's)."""
+        if not request.user.has_perm(rules.REQUEST_JOB.permission):
+            return []
+        return [
+            {"action": kind.action, "label": kind.label or kind.name, "asks": bool(kind.params)}
+            for kind in kinds.requestable(self.model.JOB_TARGET_TYPE)
+            if kind.may_request(request.user)
+        ]
+
 
 def _job_action(kind: kinds.JobKind):
     def action(modeladmin, request, queryset):
@@ -220,10 +248,18 @@ def _job_action(kind: kinds.JobKind):
                 modeladmin.message_user(request, f"{target}: {exc}", messages.ERROR)
         if outcomes:
             report_queued(modeladmin, request, outcomes)
-        return None
+        return _back_to_page(request)
 
     action.__name__ = kind.action
     return action
+
+
+def _back_to_page(request) -> HttpResponseRedirect | None:
+    """Back to the page a button was pressed on (an object's page, `next`); None: the list, as Django does."""
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        return HttpResponseRedirect(back)
+    return None
 
 
 def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
@@ -249,6 +285,7 @@ def _ask_for_params(modeladmin, request, queryset, kind: kinds.JobKind):
             "count": queryset.count(),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "opts": modeladmin.model._meta,
+            "next": request.POST.get("next", ""),
         },
     )
 
@@ -278,3 +315,20 @@ class RegisteredKindFilter(SimpleListFilter):
 
     def queryset(self, request, queryset):
         return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class FinishedWithinFilter(SimpleListFilter):
+    """Jobs that finished within a recent window: the dashboard's counts of finished jobs link here."""
+
+    title = "finished"
+    parameter_name = "finished"
+    WINDOWS = {"hour": ("in the last hour", 1), "day": ("in the last 24 hours", 24)}
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
+
+    def queryset(self, request, queryset):
+        window = self.WINDOWS.get(self.value() or "")
+        if window is None:
+            return queryset
+        return queryset.filter(finished_at__gte=timezone.now() - timedelta(hours=window[1]))

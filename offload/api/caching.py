@@ -26,6 +26,7 @@ from rest_framework.response import Response
 from offload.access import event_recipients
 from offload.lib import gate
 from offload.lib.redis_state import state_redis
+from offload.models import Job, JobMember, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,15 @@ def on_job_event(sender, event, **kwargs) -> None:
     if all(("jobs", audience) in done for audience in [*audiences, STAFF]):
         return  # this request's gate moved them on before its write (offload/lib/gate.py)
     bump("jobs", audiences)
+
+
+def on_holds_changed(sender, kind: str, **kwargs) -> None:
+    """Subscriber to offload.jobs' holds_changed: a pause, resume or cap changes the waiting_reason
+    of the kind's queued jobs, so the job answers of everyone who sees one of them (and staff's) are stale."""
+    waiting = Job.objects.filter(kind=kind, status=JobStatus.QUEUED)
+    requesters = waiting.exclude(requested_by=None).values_list("requested_by_id", flat=True).distinct()
+    joined = JobMember.objects.filter(job__in=waiting).values_list("user_id", flat=True).distinct()
+    bump("jobs", {str(user_id) for user_id in (*requesters, *joined)})
 
 
 def etag_for(data: Any) -> str:

@@ -3,7 +3,7 @@
 Code outside the spine (handlers, the API, the admin, metrics, search) imports from here, and
 only what `__all__` lists (tests/test_architecture.py holds it): names, and a few modules whole
 where their readers use many of their names (`kinds`, `waiting`, `rollups`, `attempts`,
-`control`, `payload`, `accept`). Inside, the modules import each other directly:
+`control`, `payload`, `accept`, `quiet`). Inside, the modules import each other directly:
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
@@ -20,7 +20,9 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
 - `lanes`: the lanes, their queues (people's first) and the brokers their clusters run;
-- `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up;
+- `quiet`: a cluster an operator quieted finishes what it holds and takes nothing new;
+- `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up, and the
+  `holds_changed` signal sent once one commits;
 - `forecast`: the queue's figures per kind and when it empties (the drain forecast);
 - `runner`: what a worker runs: claim, call the kind's handler, record the outcome;
 - `events`: the event log, the `job_event_recorded` signal (inside the change's transaction)
@@ -32,9 +34,9 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 - `errors`: the exceptions handlers raise and requests meet.
 """
 
-from offload.jobs import accept, attempts, control, kinds, payload, rollups, waiting
+from offload.jobs import accept, attempts, control, kinds, payload, quiet, rollups, waiting
 from offload.jobs.cancel_flags import cancel_flagged
-from offload.jobs.control import max_concurrency
+from offload.jobs.control import holds_changed, max_concurrency
 from offload.jobs.errors import (
     IdempotencyKeyReused,
     JobCancelled,
@@ -62,10 +64,14 @@ from offload.jobs.forecast import queue_row, queue_rows
 from offload.jobs.idempotency import stored_idempotency_key
 from offload.jobs.identity import params_hash
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
-from offload.jobs.lanes import LaneBroker, broker_for, lane_of, lane_queue, live_clusters_per_lane
+from offload.jobs.lanes import LaneBroker, broker_for, cluster_stat, lane_of, lane_queue, live_clusters_per_lane
 from offload.jobs.payload import job_payload
 from offload.jobs.runner import JobRun, on_worker_spawned
+from offload.jobs.schedules import last_runs as last_schedule_runs
+from offload.jobs.schedules import note_start as note_schedule_start
+from offload.jobs.schedules import record_run as record_schedule_run
 from offload.jobs.schedules import register_schedule, sync_schedules
+from offload.jobs.schedules import run_now as run_schedule
 from offload.jobs.transitions import (
     cancel,
     cancel_requested,
@@ -108,6 +114,7 @@ __all__ = [
     "cancel_requested",
     "claim",
     "classify",
+    "cluster_stat",
     "control",
     "defer",
     "enqueue",
@@ -116,27 +123,33 @@ __all__ = [
     "fingerprint",
     "get_kind",
     "heartbeat",
+    "holds_changed",
     "job_event_committed",
     "job_event_recorded",
     "job_payload",
     "kinds",
     "lane_of",
     "lane_queue",
+    "last_schedule_runs",
     "listen_for_event_numbers",
     "live_clusters_per_lane",
     "mark_cancelled",
     "max_concurrency",
+    "note_schedule_start",
     "on_worker_spawned",
     "params_hash",
     "payload",
     "queue_row",
     "queue_rows",
+    "quiet",
     "record_event",
     "record_in_transaction_when",
+    "record_schedule_run",
     "register",
     "register_schedule",
     "retry",
     "rollups",
+    "run_schedule",
     "stored_idempotency_key",
     "succeed",
     "sync_schedules",

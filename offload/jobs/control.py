@@ -17,6 +17,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
+from django.dispatch import Signal
 from django.utils import timezone
 
 # max_concurrency stays importable from here: the API's queue serializer reads it as control.max_concurrency().
@@ -32,6 +33,15 @@ from offload.models import Job, JobStatus, QueueControl
 NOT_CLAIMED = "not claimed"
 PARKED_OUTCOME = "paused"
 HELD_OUTCOME = "at its kind's cap"
+
+# Sent once a pause, resume or cap has committed: the waiting_reason of the kind's queued jobs
+# changed without an event of theirs, so whoever keeps their answers (the API cache) drops them.
+# Arguments: kind.
+holds_changed = Signal()
+
+
+def _announce_on_commit(kind: str) -> None:
+    transaction.on_commit(lambda: holds_changed.send_robust(sender=QueueControl, kind=kind), robust=True)
 
 
 def _claimed(job_id: int) -> tuple[Job | None, str]:
@@ -102,6 +112,7 @@ def pause(kind: str) -> QueueControl:
         control.paused = True
         control.updated_at = timezone.now()
         control.save(update_fields=["paused", "updated_at"])
+        _announce_on_commit(kind)
     return control
 
 
@@ -116,6 +127,7 @@ def resume(kind: str) -> QueueControl:
         control.paused = False
         control.updated_at = now
         control.save(update_fields=["paused", "updated_at"])
+        _announce_on_commit(kind)
         parked = Job.objects.filter(kind=kind, status=JobStatus.QUEUED, task_id=PARKED_TASK)
         for job in parked.order_by("-priority", "queued_at", "id"):
             push(job, not_before=job.queued_at if job.queued_at > now else None)
@@ -131,4 +143,5 @@ def set_concurrency(kind: str, concurrency: int | None) -> QueueControl:
         control.concurrency = concurrency
         control.updated_at = timezone.now()
         control.save(update_fields=["concurrency", "updated_at"])
+        _announce_on_commit(kind)
     return control

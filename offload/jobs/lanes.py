@@ -32,6 +32,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
 
+from offload.jobs import quiet
 from offload.jobs.kinds import all_kinds, get_kind
 from offload.models import Job, JobPriority
 
@@ -61,6 +62,9 @@ class LaneBroker(ORM):
         return self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
 
     def dequeue(self):
+        if quiet.this_cluster_is_quiet():
+            sleep(Conf.POLL)  # quieted by an operator: its workers finish what they hold
+            return None
         backlog, people = self._keys()
         self.get_connection()  # django-q2's step before each use: stale connections closed
         if connections[Conf.ORM].vendor == "postgresql":
@@ -170,7 +174,13 @@ class LaneORMBroker(LaneBroker):
 
 
 class LaneRedisBroker(Redis):
-    """The Redis broker; its cluster stats carry their lane."""
+    """The Redis broker; its cluster stats carry their lane, and a quiet cluster takes nothing (offload.jobs.quiet)."""
+
+    def dequeue(self):
+        if quiet.this_cluster_is_quiet():
+            sleep(Conf.POLL)
+            return None
+        return super().dequeue()
 
     def set_stat(self, key: str, value: str, timeout: int):
         saved = super().set_stat(key, value, timeout)
@@ -200,3 +210,8 @@ def live_clusters_per_lane() -> dict[str, list[Stat]]:
             queue = lane_of(stat, broker, default=settings.Q_CLUSTER["name"])
             per_lane.setdefault(lane_of_queue.get(queue, queue), []).append(stat)
     return per_lane
+
+
+def cluster_stat(cluster_id: str) -> Stat | None:
+    """The stat of the reporting cluster with this id (django-q2's cluster UUID), or None."""
+    return next((stat for stat in Stat.get_all(get_broker()) if str(stat.cluster_id) == cluster_id), None)

@@ -29,3 +29,17 @@ def api_client_for(user: User | None) -> APIClient:
         token, _ = Token.objects.get_or_create(user=user)
         client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
+
+
+def staff_client_with(username: str, *codenames: str):
+    """A logged-in Django test client for a staff member (not a superuser) with only these offload permissions."""
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    user = make_user(username)
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames, content_type__app_label="offload"))
+    client = Client()
+    client.force_login(user)
+    return client

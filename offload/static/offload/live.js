@@ -57,6 +57,8 @@
     }
     return whole + " s";
   }
+  // The Queues page (queues.js) writes its durations with the same function.
+  window.offloadDuration = formatDuration;
 
   function setTime(el, iso) {
     el.textContent = "";
@@ -99,11 +101,14 @@
       } else if (field === "started_at" || field === "finished_at") {
         setTime(el, job[field]);
       } else if (field === "run") {
+        // Only an attempt seen running ran to this finish; a job cancelled while it waited
+        // keeps the server's figure (its last attempt's time, offload/admin/widgets.py run_seconds).
+        var ranToFinish = el.getAttribute("data-running") === "1";
         el.setAttribute("data-started-at", job.started_at || "");
         el.setAttribute("data-running", job.status === "running" ? "1" : "");
-        if (job.started_at && job.finished_at) {
+        if (job.status !== "running" && job.started_at && job.finished_at && ranToFinish) {
           el.textContent = formatDuration((new Date(job.finished_at) - new Date(job.started_at)) / 1000);
-        } else if (job.status !== "running") {
+        } else if (job.status === "queued") {
           el.textContent = "\u2014";
         }
       } else if (field === "wait") {
@@ -262,22 +267,56 @@
   var jobPageId = jobPageBadge ? jobPageBadge.getAttribute("data-job") : null;
   var jobPageTimer = null;
 
-  function refreshJobPage() {
-    jobPageTimer = null;
+  // Re-read this page and hand the fresh document to take(); the page says when it is done.
+  function rereadPage(take) {
     fetch(window.location.href, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("#content-main");
-        if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+        take(new DOMParser().parseFromString(html, "text/html"));
         document.documentElement.setAttribute("data-offload-page-refreshed", String(Date.now()));
       })
       .catch(function () { /* the next event tries again */ });
   }
 
+  function refreshJobPage() {
+    jobPageTimer = null;
+    rereadPage(function (doc) {
+      var fresh = doc.querySelector("#content-main");
+      if (fresh) { jobPage.innerHTML = fresh.innerHTML; }
+    });
+  }
+
   function scheduleJobPageRefresh(jobId) {
     if (jobPage && String(jobId) === jobPageId && jobPageTimer === null) {
       jobPageTimer = setTimeout(refreshJobPage, REFRESH_DELAY);
+    }
+  }
+
+  // --- A library's page: after one of its scans changes state, re-read its read-only fields ---
+  // (the scans' Took and Result, the item count, "Last scanned"); the form's inputs are the
+  // operator's and stay as they are.
+
+  var libraryPage = document.querySelector("body.model-library.change-form #content-main");
+  var libraryPageId = libraryPage ? (window.location.pathname.match(/\/library\/(\d+)\/change\//) || [])[1] : null;
+  var libraryPageTimer = null;
+
+  function refreshLibraryPage() {
+    libraryPageTimer = null;
+    rereadPage(function (doc) {
+      Array.prototype.forEach.call(doc.querySelectorAll("#content-main .form-row"), function (row) {
+        var field = Array.prototype.filter.call(row.classList, function (c) { return c.indexOf("field-") === 0; })[0];
+        var news = row.querySelector(".readonly");
+        var mine = field ? libraryPage.querySelector(".form-row." + field + " .readonly") : null;
+        if (news && mine && mine.innerHTML !== news.innerHTML) { mine.innerHTML = news.innerHTML; }
+      });
+    });
+  }
+
+  function scheduleLibraryPageRefresh(job) {
+    var target = job.target || {};
+    if (libraryPage && target.type === "library" && String(target.id) === libraryPageId && libraryPageTimer === null) {
+      libraryPageTimer = setTimeout(refreshLibraryPage, REFRESH_DELAY);
     }
   }
 
@@ -317,6 +356,7 @@
       scheduleListRefresh();
       scheduleDashboardRefresh();
       scheduleJobPageRefresh(message.job.id);
+      scheduleLibraryPageRefresh(message.job);
     }
     document.documentElement.setAttribute("data-offload-seq", String(lastSeq));
   }

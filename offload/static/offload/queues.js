@@ -11,7 +11,9 @@
   function seconds(value, none, zero) {
     if (value === null) { return none; }
     if (zero && value === 0) { return zero; }
-    return (zero ? "about " : "") + Math.round(value) + " s";
+    // As the server writes durations (live.js's formatDuration, loaded on every admin page).
+    var text = window.offloadDuration ? window.offloadDuration(value) : Math.round(value) + " s";
+    return (zero ? "about " : "") + text;
   }
 
   function set(row, field, text) {

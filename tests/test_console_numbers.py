@@ -1,0 +1,152 @@
+"""The console's numbers agree and read as a person reads them: human durations, one definition
+of a run's time, a tooltip with each dashboard number's definition, a forecast from run times."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from offload import jobs
+from offload.admin import media as media_admin
+from offload.jobs.forecast import drain_seconds, queue_rows
+from offload.models import Job, JobAttempt, JobStatus, Library, MediaItem, Rendition
+from tests.support.jobrows import make_job
+
+pytestmark = pytest.mark.django_db
+
+DASHBOARD = "/admin/operations/dashboard/"
+
+
+def field_of(html: str, name: str) -> str:
+    """The text of one read-only field on an admin page, tags stripped."""
+    found = re.search(rf'field-{name}">.*?<div class="readonly">(.*?)</div>', html, re.S)
+    assert found, name
+    return re.sub(r"<[^>]+>", "", found.group(1)).strip()
+
+
+def test_the_dashboard_says_a_short_wait_in_seconds_not_zero_minutes(admin_client):
+    now = timezone.now()
+    make_job(status=JobStatus.QUEUED, queued_at=now - timedelta(seconds=15))
+    make_job("media.transcode", JobStatus.RUNNING, started_at=now - timedelta(seconds=95), heartbeat_at=now)
+    page = admin_client.get(DASHBOARD).content.decode()
+    waiting = re.search(r"waiting for ([^\n<]+)", page).group(1).strip()
+    assert re.fullmatch(r"1[5-9] s", waiting), waiting
+    # Django's timesince writes "0\xa0minutes"; none is left on the page.
+    assert not re.search(r"\b0\s+minutes", page) and "\xa0minute" not in page
+    assert re.search(r"<td>1 min 3[5-9] s</td>", page)
+
+
+def test_the_job_pages_ran_is_its_last_attempts_took(admin_client, alice):
+    # An attempt deferred after 1.7 s, then cancelled while it waited: the attempt ran 1.7 s,
+    # not the 4.8 s from its start to the cancel.
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    claimed = jobs.claim(job.pk)
+    jobs.defer(claimed, "the scanner is busy", delay=30)
+    jobs.cancel(Job.objects.get(pk=job.pk), alice)
+    start = timezone.now() - timedelta(seconds=10)
+    JobAttempt.objects.filter(job=job).update(started_at=start, finished_at=start + timedelta(seconds=1.7))
+    Job.objects.filter(pk=job.pk).update(started_at=start, finished_at=start + timedelta(seconds=4.8))
+    html = admin_client.get(reverse("admin:offload_job_change", args=[job.pk])).content.decode()
+    took = re.search(r'<table class="offload-attempts">.*?<tbody><tr>(.*?)</tr>', html, re.S).group(1)
+    assert "<td>1.7 s</td>" in took
+    assert field_of(html, "run_display") == "1.7 s"
+    listing = admin_client.get(reverse("admin:offload_job_changelist")).content.decode()
+    run_cell = re.search(rf'data-job="{job.pk}" data-field="run"[^>]*>([^<]*)<', listing).group(1)
+    assert run_cell == "1.7 s"
+
+
+def test_a_job_that_ran_to_its_finish_ran_as_long_as_its_attempt_took(admin_client, alice):
+    job, _ = jobs.enqueue("system.sleep", params={"seconds": 1}, user=alice)
+    jobs.succeed(jobs.claim(job.pk), {})
+    start = timezone.now() - timedelta(seconds=10)
+    JobAttempt.objects.filter(job=job).update(started_at=start, finished_at=start + timedelta(seconds=4.8))
+    Job.objects.filter(pk=job.pk).update(started_at=start, finished_at=start + timedelta(seconds=4.8))
+    html = admin_client.get(reverse("admin:offload_job_change", args=[job.pk])).content.decode()
+    assert field_of(html, "run_display") == "4.8 s"
+
+
+def test_each_dashboard_number_says_its_definition_and_window(admin_client):
+    make_job(status=JobStatus.FAILED, error="boom")
+    page = admin_client.get(DASHBOARD).content.decode()
+    failures = re.search(r'<div class="module" id="ops-failures">\s*<h2 title="([^"]+)"', page)
+    assert failures and "the Failures page" in failures.group(1) and "any age" in failures.group(1)
+    rate = re.search(r'<th title="([^"]+)">Failure rate, last hour</th>', page)
+    assert rate and "finish" in rate.group(1) and "last 60 minutes" in rate.group(1)
+    assert re.search(r'<h2 title="[^"]*last 24 hours[^"]*">Jobs by kind', page)
+    assert re.search(r'<th class="ops-count" title="[^"]+">Finished, 15 min</th>', page)
+
+
+def test_the_dashboards_failed_jobs_agree_with_the_failures_page_and_the_job_list(admin_client):
+    old = timezone.now() - timedelta(days=3)
+    make_job(status=JobStatus.FAILED, error="boom", finished_at=old)
+    make_job(status=JobStatus.FAILED, error="boom")
+    # Failed once, then retried and succeeded: no longer a failed job anywhere.
+    make_job(status=JobStatus.SUCCEEDED)
+    page = admin_client.get(DASHBOARD).content.decode()
+    dashboard = int(re.search(r"Failures: (\d+) failed job", page).group(1))
+    failures_page = admin_client.get("/admin/operations/failures/").content.decode()
+    listed = admin_client.get(reverse("admin:offload_job_changelist") + "?status__exact=failed")
+    assert dashboard == 2
+    assert re.search(r"\b2 failed jobs?\b", failures_page)
+    assert listed.context["cl"].result_count == 2
+    # The dashboard's count links the same list.
+    assert "?status__exact=failed" in page
+
+
+def test_the_drain_forecast_uses_run_times_when_few_jobs_finished_lately(alice):
+    now = timezone.now()
+    make_job(started_at=now - timedelta(minutes=3, seconds=5), finished_at=now - timedelta(minutes=3))
+    for n in range(3):
+        jobs.enqueue("system.noop", params={"n": n}, user=alice)
+    row = next(r for r in queue_rows() if r["kind"] == "system.noop")
+    assert row["finished_last_15m"] == 1
+    # Three 5 s jobs, one at a time: about 15 s, not 3 × 900 s.
+    assert row["drain_seconds"] == 15.0
+
+
+def test_drain_seconds_from_run_times_honour_the_cap():
+    assert drain_seconds(queued=4, running=0, finished=1, paused=False, run_seconds=5.0) == 20.0
+    assert drain_seconds(queued=4, running=0, finished=1, paused=False, run_seconds=5.0, concurrency=2) == 10.0
+    assert drain_seconds(queued=4, running=2, finished=0, paused=False, run_seconds=5.0) == 15.0
+    # Many finishes lately: the rate holds, as before.
+    assert drain_seconds(queued=5, running=1, finished=60, paused=False, run_seconds=5.0) == 90.0
+    assert drain_seconds(queued=5, running=1, finished=0, paused=True, run_seconds=5.0) is None
+
+
+def test_the_dashboard_says_the_forecast_in_human_units(admin_client, alice):
+    now = timezone.now()
+    make_job(started_at=now - timedelta(minutes=4, seconds=10), finished_at=now - timedelta(minutes=3))
+    for n in range(3):
+        jobs.enqueue("system.noop", params={"n": n}, user=alice)
+    page = admin_client.get(DASHBOARD).content.decode()
+    assert "about 3 min 30 s" in page
+
+
+def test_an_hls_rendition_shows_its_real_bitrate_never_zero(alice, library_root):
+    library = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4")
+    # ffprobe reads a playlist's own few hundred bytes: 300 b/s.
+    hls = Rendition(item=item, profile="hls", path="x/index.m3u8", size=2_500_000, duration=10.0, bitrate=300)
+    assert "2 Mb/s" in media_admin.player(hls)
+    assert "0 kb/s" not in media_admin.player(hls)
+    unknown = Rendition(item=item, profile="hls", path="x/index.m3u8", size=0, duration=None, bitrate=300)
+    assert "kb/s" not in media_admin.player(unknown)
+
+
+def test_last_enriched_reads_like_every_other_time(admin_client, alice, library_root):
+    library = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
+    item = MediaItem.objects.create(library=library, relative_path="a.mp4", enriched_at=timezone.now())
+    html = admin_client.get(reverse("admin:offload_mediaitem_change", args=[item.pk])).content.decode()
+    enriched = re.search(r"Last enriched: (.*?)</p>", html).group(1)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</time>$", enriched), enriched
+
+
+def test_every_row_of_the_dashboards_panels_says_what_it_counts(admin_client):
+    make_job(status=JobStatus.QUEUED)
+    page = admin_client.get(DASHBOARD).content.decode()
+    for panel in ("ops-queue", "ops-redis", "ops-search"):
+        html = re.search(rf'<div class="module" id="{panel}">(.*?)</div>', page, re.S).group(1)
+        headed = re.findall(r"<tr><th( title=\"[^\"]+\")?>", html)
+        assert headed and all(headed), panel
