@@ -4,6 +4,7 @@
 sees their own endpoints, and nobody else's (404, as for a missing one).
 """
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,17 @@ ROTATION_GRACE = timedelta(hours=24)
 # The agents whose secret a person gives (a token); a webhook's is made here.
 TOKEN_AGENTS = (Agent.GOTIFY, Agent.NTFY)
 SECRET_MASK = "••••••••"  # noqa: S105 (what is shown instead of a secret)
+# What an endpoint's URL may look like: http(s), a host name, an IPv4 address or a bracketed
+# IPv6 one, a port the URL can hold, then printable ASCII. The API's schema publishes it as the
+# url's pattern; the address rules (offload.lib.outbound) apply on top.
+PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = re.compile(
+    rf"\Ahttps?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?)(:{PORT})?([/?#][!-~]*)?\Z"
+)
+# Each agent's options, and the priorities its service accepts.
+OPTIONS = {Agent.NTFY: ("priority", "tags"), Agent.GOTIFY: ("priority",)}
+PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+TAG_LENGTH = 64
 
 
 class EndpointNotFound(ObjectDoesNotExist):
@@ -73,16 +85,13 @@ def clean(user, fields: dict[str, Any], endpoint: Endpoint | None = None) -> dic
         if missing:
             raise ValueError(f"libraries: no library {missing[0]}.")
     if agent == Agent.EMAIL:
-        if not (fields.get("to") or (endpoint and endpoint.to)):
+        if not (fields["to"] if "to" in fields else endpoint and endpoint.to):
             raise ValueError("to: an email endpoint needs an address.")
-    else:
-        url = fields.get("url", endpoint.url if endpoint else "")
-        if not url:
-            raise ValueError("url: this agent needs a URL.")
-        try:
-            outbound.check_url(url, settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
-        except outbound.Refused as exc:
-            raise ValueError(f"url: {exc}") from None
+    elif endpoint is None or "url" in fields:
+        # A change that leaves the URL alone is not refused for it: an owner can still pause or
+        # rename an endpoint whose address the rules refuse since (OFFLOAD_NOTIFY_ALLOW_PRIVATE
+        # turned off); its attempts are refused anyway.
+        _check_url(fields.get("url") or "")
     if agent == Agent.GOTIFY and not (fields.get("secret") or (endpoint and endpoint.secret)):
         raise ValueError("token: a Gotify endpoint needs its application's token.")
     if fields.get("secret") and agent not in TOKEN_AGENTS:
@@ -91,13 +100,19 @@ def clean(user, fields: dict[str, Any], endpoint: Endpoint | None = None) -> dic
     return cleaned
 
 
-# Each agent's options and the priorities its service accepts.
-PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+def _check_url(url: str) -> None:
+    if not url:
+        raise ValueError("url: this agent needs a URL.")
+    if not URL_PATTERN.match(url):
+        raise ValueError("url: an http or https URL with a host name or address, without spaces or credentials.")
+    try:
+        outbound.check_url(url, settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
+    except outbound.Refused as exc:
+        raise ValueError(f"url: {exc}") from None
 
 
 def _check_options(agent: str, options: dict[str, Any]) -> None:
-    allowed = {Agent.NTFY: {"priority", "tags"}, Agent.GOTIFY: {"priority"}}.get(agent, set())
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(set(options) - set(OPTIONS.get(agent, ())))
     if unknown:
         raise ValueError(f"options: {agent} takes no {unknown[0]!r}.")
     if "priority" in options:
@@ -106,8 +121,11 @@ def _check_options(agent: str, options: dict[str, Any]) -> None:
             span = PRIORITIES[agent]
             raise ValueError(f"options: priority must be a whole number from {span.start} to {span.stop - 1}.")
     tags = options.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 64 for tag in tags):
-        raise ValueError("options: tags must be a list of short strings.")
+    # PostgreSQL's jsonb holds no NUL character.
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, str) and 0 < len(tag) <= TAG_LENGTH and "\x00" not in tag for tag in tags
+    ):
+        raise ValueError(f"options: tags must be a list of strings of 1 to {TAG_LENGTH} characters.")
 
 
 def create_endpoint(user, fields: dict[str, Any]) -> tuple[Endpoint, str]:
