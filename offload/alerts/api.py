@@ -1,5 +1,6 @@
 """The notifications API: a person's endpoints, a test, their deliveries, a redelivery. Thin views."""
 
+import re
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -27,18 +28,38 @@ URL_HELP = (
     "at every attempt instead."
 )
 LIBRARIES_HELP = "Ids of libraries you can see; [] for all."
+SMTP_PASSWORD_HELP = "Write only: an email endpoint's SMTP password, for its own smtp_host. Other agents take none."  # noqa: S105 (help text)
 TOKEN_HELP = "Write only: the Gotify application token (required) or an ntfy access token. Other agents take none."  # noqa: S105 (help text, not a secret)
+
+
+def ecma(pattern: re.Pattern) -> str:
+    """A Python pattern anchored with \\A and \\Z, in ECMA-262's spelling (the schema's)."""
+    return pattern.pattern.replace("\\A", "^").replace("\\Z", "$")
 
 
 def options_schema(agent: str) -> dict[str, Any]:
     """An agent's options as JSON Schema, from the rules endpoints.clean applies."""
-    properties: dict[str, Any] = {}
-    if "priority" in endpoints.OPTIONS.get(agent, ()):
+    shapes: dict[str, dict[str, Any]] = {
+        "tags": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": endpoints.TAG_LENGTH, "pattern": "^[^\\u0000]*$"},
+        },
+        "smtp_host": {
+            "type": "string",
+            "maxLength": 253,
+            "pattern": ecma(endpoints.SMTP_HOST_PATTERN),
+            "description": "The endpoint's own SMTP server (a host name or an IPv4 address, under the url's "
+            "address rules); without it the server's EMAIL_HOST… settings apply and the other smtp_ options "
+            "are not used.",
+        },
+        "smtp_port": {"type": "integer", "minimum": 1, "maximum": 65535},
+        "smtp_username": {"type": "string", "maxLength": endpoints.SMTP_USERNAME_LENGTH, "pattern": "^[^\\u0000]*$"},
+        "smtp_tls": {"type": "string", "enum": list(endpoints.SMTP_TLS)},
+    }
+    if agent in endpoints.PRIORITIES:
         span = endpoints.PRIORITIES[agent]
-        properties["priority"] = {"type": "integer", "minimum": span.start, "maximum": span.stop - 1}
-    if "tags" in endpoints.OPTIONS.get(agent, ()):
-        tag = {"type": "string", "minLength": 1, "maxLength": endpoints.TAG_LENGTH, "pattern": "^[^\\u0000]*$"}
-        properties["tags"] = {"type": "array", "items": tag}
+        shapes["priority"] = {"type": "integer", "minimum": span.start, "maximum": span.stop - 1}
+    properties = {name: shapes[name] for name in endpoints.OPTIONS.get(agent, ())}
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
@@ -46,8 +67,7 @@ def options_schema(agent: str) -> dict[str, Any]:
     {
         "type": "string",
         "maxLength": 2048,
-        # The same rule in ECMA-262's spelling.
-        "pattern": endpoints.URL_PATTERN.pattern.replace("\\A", "^").replace("\\Z", "$"),
+        "pattern": ecma(endpoints.URL_PATTERN),
         "description": URL_HELP,
     }
 )
@@ -62,7 +82,8 @@ class EndpointURLField(serializers.CharField):
     {
         "anyOf": [options_schema(agent) for agent in Agent.values if agent in endpoints.OPTIONS],
         "description": "The endpoint's agent's own settings: ntfy `priority` (1–5) and `tags`, Gotify "
-        "`priority` (0–10); the other agents take none.",
+        "`priority` (0–10), email `smtp_host`, `smtp_port`, `smtp_username` and `smtp_tls`; the other agents "
+        "take none.",
     }
 )
 class OptionsField(serializers.DictField):
@@ -82,6 +103,10 @@ class EndpointSerializer(serializers.ModelSerializer):
     token = serializers.CharField(
         write_only=True, required=False, allow_blank=True, max_length=512, help_text=TOKEN_HELP
     )
+    # An email endpoint's SMTP password (used with its own smtp_host); stored as its secret.
+    smtp_password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=512, help_text=SMTP_PASSWORD_HELP
+    )
     secret = serializers.SerializerMethodField()
     # Empty for an email endpoint.
     url = serializers.CharField(max_length=2048, required=False)
@@ -89,8 +114,8 @@ class EndpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = Endpoint
         fields = [
-            "id", "agent", "name", "url", "to", "events", "kinds", "libraries", "options", "token", "secret",
-            "paused", "paused_reason", "failing_since", "created_at",
+            "id", "agent", "name", "url", "to", "events", "kinds", "libraries", "options", "token", "smtp_password",
+            "secret", "paused", "paused_reason", "failing_since", "created_at",
         ]  # fmt: skip
         read_only_fields = ["id", "paused_reason", "failing_since", "created_at"]
 
@@ -100,10 +125,11 @@ class EndpointSerializer(serializers.ModelSerializer):
 
     def to_fields(self) -> dict:
         data = dict(self.validated_data)
-        # An empty token keeps the one stored.
-        token = data.pop("token", "")
-        if token:
-            data["secret"] = token
+        # An empty token or password keeps the one stored.
+        secret = data.pop("token", "") or data.pop("smtp_password", "")
+        data.pop("smtp_password", None)
+        if secret:
+            data["secret"] = secret
         return data
 
 
@@ -147,6 +173,15 @@ class EndpointChangeSerializer(EndpointSerializer):
             if wrong:
                 raise ValidationError(wrong)
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Both become the endpoint's secret: each is taken only by the agents it is for.
+        agent = attrs.get("agent", self.instance.agent if self.instance else None)
+        if attrs.get("token") and agent == Agent.EMAIL:
+            raise ValidationError({"token": ["An email endpoint takes an smtp_password, not a token."]})
+        if attrs.get("smtp_password") and agent != Agent.EMAIL:
+            raise ValidationError({"smtp_password": ["Only an email endpoint takes an SMTP password."]})
+        return attrs
 
 
 # The body of POST …/endpoints/, one shape per agent (the schema's oneOf on `agent`). They
@@ -193,7 +228,16 @@ AGENT_REQUESTS = {
         },
     ),
     Agent.DISCORD: _agent_request(Agent.DISCORD, {"url": EndpointURLField()}),
-    Agent.EMAIL: _agent_request(Agent.EMAIL, {"to": serializers.EmailField()}),
+    Agent.EMAIL: _agent_request(
+        Agent.EMAIL,
+        {
+            "to": serializers.EmailField(),
+            "smtp_password": serializers.CharField(
+                required=False, allow_blank=True, max_length=512, help_text=SMTP_PASSWORD_HELP
+            ),
+            "options": _options(Agent.EMAIL),
+        },
+    ),
 }
 NEW_ENDPOINT = PolymorphicProxySerializer(
     component_name="NewEndpoint",
