@@ -46,7 +46,7 @@ def options_schema(agent: str) -> dict[str, Any]:
         },
         "smtp_host": {
             "type": "string",
-            "maxLength": 253,
+            "maxLength": endpoints.SMTP_HOST_LENGTH,
             "pattern": ecma(endpoints.SMTP_HOST_PATTERN),
             "description": "The endpoint's own SMTP server (a host name or an IPv4 address, under the url's "
             "address rules); without it the server's EMAIL_HOST… settings apply and the other smtp_ options "

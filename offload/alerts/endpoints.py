@@ -45,6 +45,7 @@ TAG_LENGTH = 64
 # none: plain SMTP (port 25); starttls: upgraded after connecting (587); ssl: TLS from the start (465).
 SMTP_TLS = ("none", "starttls", "ssl")
 SMTP_HOST_PATTERN = re.compile(r"\A[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?\Z")
+SMTP_HOST_LENGTH = 253
 SMTP_USERNAME_LENGTH = 254
 
 
@@ -142,7 +143,7 @@ def _check_options(agent: str, options: dict[str, Any]) -> None:
 def _check_smtp(options: dict[str, Any]) -> None:
     if "smtp_host" in options:
         host = options["smtp_host"]
-        if not (isinstance(host, str) and len(host) <= 253 and SMTP_HOST_PATTERN.match(host)):
+        if not (isinstance(host, str) and len(host) <= SMTP_HOST_LENGTH and SMTP_HOST_PATTERN.match(host)):
             raise ValueError("options: smtp_host must be a host name or an IPv4 address.")
         # The address rules of a URL's host: the worker connects to it from inside the network.
         try:
