@@ -6,14 +6,19 @@
        latency = time the receiver read the request - the job's `finished_at` (in the body)
    `finished_at` is taken in the worker just before the finishing transaction, which also
    writes the delivery row and its notify-lane task; so the figure holds that commit, the
-   notify lane's poll, the claim, the signing, the HTTP request and the attempt's record.
-   Every body is checked afterwards with the Standard Webhooks verifier.
-2. A slow endpoint. M test deliveries go to a second receiver that answers after 1 s, which
-   keeps every notify worker busy for M / workers seconds. Meanwhile P no-op jobs run paced in
-   the default lane (standing in for probes): their wait from queued to started is compared
-   with the same P jobs run before the backlog.
+   notify lane's wake-up, the claim, the signing and the HTTP request.
+   Every body is checked afterwards with the Standard Webhooks verifier. The figure is split at
+   the attempt's start in a notify worker (its DeliveryAttempt's `at`): before it, the commit,
+   the lane's wake-up (a NOTIFY at commit, or its poll) and django-q2's hand-off; after it, the
+   attempt.
+2. A slow endpoint. M test deliveries (1,000 by default) go to a second receiver that answers
+   after 1 s, which keeps every notify worker busy for M / workers seconds (the notify lane's
+   workers are its bounded concurrency: OFFLOAD_LANE_NOTIFY_WORKERS). Meanwhile P no-op jobs
+   run paced in the default lane (standing in for probes): their wait from queued to started
+   is compared with the same P jobs run before the backlog. The script does not wait for the
+   backlog to drain (M / workers seconds): it measures the probes while it is there.
 3. One attempt's own cost: delivery.attempt() run in this process for 50 test deliveries, with
-   the clusters stopped (what is left of 1. is the commit, the notify lane's poll and hand-off).
+   the clusters stopped (what is left of 1. is the commit, the notify lane's wake-up and hand-off).
 
     .venv/bin/python bench/notify_agents.py [--jobs 200] [--rate 20] [--slow 1000] [--probes 200]
 """
@@ -87,6 +92,14 @@ def waits_ms(ids: list[int]) -> list[float]:
     return [(started - queued).total_seconds() * 1000 for queued, started in rows]
 
 
+def attempt_starts(webhook_ids: list[str]) -> dict[str, float]:
+    """webhook-id → when its first attempt started in a worker (epoch seconds)."""
+    from offload.alerts.models import DeliveryAttempt
+
+    rows = DeliveryAttempt.objects.filter(delivery__webhook_id__in=webhook_ids, number=1)
+    return {webhook_id: at.timestamp() for webhook_id, at in rows.values_list("delivery__webhook_id", "at")}
+
+
 def attempt_costs(endpoint, n: int = 50) -> list[float]:
     """Milliseconds of delivery.attempt() run inline for n test deliveries (no queue, no poll)."""
     from offload.alerts import delivery, outbox
@@ -146,13 +159,19 @@ def main() -> None:
 
         ids = paced_noops(user, args.jobs, args.rate)
         wait_until("every webhook", lambda: len(fast_got) >= args.jobs, 120)
-        latencies = []
+        latencies, to_attempt, attempt_to_received = [], [], []
+        started_at = attempt_starts([headers["webhook-id"] for _, _, headers in fast_got])
         for received, body, headers in fast_got:
             document = Webhook(secret).verify(body, headers)
             finished = datetime.fromisoformat(document["data"]["job"]["finished_at"].replace("Z", "+00:00"))
             latencies.append((received - finished.timestamp()) * 1000)
+            attempt = started_at[headers["webhook-id"]]
+            to_attempt.append((attempt - finished.timestamp()) * 1000)
+            attempt_to_received.append((received - attempt) * 1000)
         assert {json.loads(b)["data"]["job"]["id"] for _, b, _ in fast_got} == set(ids)
         print(f"1. finish → webhook received, {args.jobs} jobs at {args.rate:g}/s: {figures(latencies)}")
+        print(f"   of which finish → the attempt starts in a notify worker: {figures(to_attempt)}")
+        print(f"   and the attempt's start → received (claim, read, sign, POST): {figures(attempt_to_received)}")
 
         before = waits_ms(paced_noops(user, args.probes, args.rate))
         endpoints.update_endpoint(user, hook, {"paused": True})

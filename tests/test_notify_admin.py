@@ -47,6 +47,21 @@ def test_adding_a_webhook_in_the_admin_shows_its_secret_once(admin_client, staff
     assert endpoint.secret not in again and "••••••••" in again
 
 
+def test_an_email_endpoints_smtp_password_set_in_the_admin_is_stored_and_never_shown(admin_client, staff):
+    options = '{"smtp_host": "smtp.example.com", "smtp_port": 587, "smtp_username": "ops", "smtp_tls": "starttls"}'
+    admin_client.post(
+        reverse("admin:alerts_endpoint_add"),
+        {"name": "ops mail", "agent": "email", "url": "", "to": "ops@example.com", "events": ["job.failed"],
+         "kinds": "[]", "libraries": "[]", "options": options, "token": "smtp-Pass-123",
+         "deliveries-TOTAL_FORMS": "0", "deliveries-INITIAL_FORMS": "0"},
+        follow=True,
+    )  # fmt: skip
+    endpoint = Endpoint.objects.get(owner=staff)
+    assert endpoint.secret == "smtp-Pass-123" and endpoint.options["smtp_host"] == "smtp.example.com"
+    page = admin_client.get(reverse("admin:alerts_endpoint_change", args=[endpoint.pk])).content.decode()
+    assert "smtp-Pass-123" not in page and "••••••••" in page
+
+
 def test_the_admin_refuses_a_metadata_address(admin_client, staff):
     page = admin_client.post(
         reverse("admin:alerts_endpoint_add"),

@@ -151,3 +151,88 @@ def test_options_and_tokens_an_agent_cannot_use_answer_400(alice_api, fields):
     body = {"name": "n", "url": "http://127.0.0.1:9/t", "events": ["job.failed"], **fields}
     assert alice_api.post(ENDPOINTS, body, format="json").status_code == 400
     assert not Endpoint.objects.exists()
+
+
+def test_alice_can_pause_an_endpoint_whose_address_is_refused_since(alice_api, settings):
+    made = make_webhook(alice_api, url="http://192.168.1.20/hook").json()
+    settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE = False
+    url = f"{ENDPOINTS}{made['id']}/"
+    assert alice_api.patch(url, {"paused": True, "name": "old ntfy"}, format="json").status_code == 200
+    assert Endpoint.objects.get(pk=made["id"]).paused is True
+    # Setting the address again is checked, as when it was made.
+    assert alice_api.patch(url, {"url": "http://192.168.1.20/hook"}, format="json").status_code == 400
+
+
+def test_an_email_endpoint_keeps_an_address(alice_api):
+    made = alice_api.post(
+        ENDPOINTS, {"agent": "email", "name": "me", "to": "alice@example.com", "events": ["job.failed"]}, format="json"
+    ).json()
+    assert alice_api.patch(f"{ENDPOINTS}{made['id']}/", {"to": ""}, format="json").status_code == 400
+    assert Endpoint.objects.get(pk=made["id"]).to == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": 7},
+        {"paused": 0},
+        {"paused": "yes"},
+        {"url": "http://exa_mple.com/hook"},
+        {"url": "http://example.com/a hook"},
+        {"url": "http://example.com:99999/"},
+        {"url": "https://"},
+    ],
+)
+def test_a_value_of_another_type_or_shape_than_the_schema_says_answers_400(alice_api, fields):
+    assert make_webhook(alice_api, **fields).status_code == 400
+    assert not Endpoint.objects.exists()
+
+
+def test_a_library_id_given_as_text_answers_400(alice_api, alice, library_root):
+    from offload.models import Library
+
+    library = Library.objects.create(name="Films", path=str(library_root), owner=alice)
+    assert make_webhook(alice_api, libraries=[str(library.pk)]).status_code == 400
+    assert make_webhook(alice_api, libraries=[library.pk]).status_code == 201
+
+
+def test_an_ntfy_tag_with_a_nul_answers_400(alice_api):
+    body = {"agent": "ntfy", "name": "n", "url": "https://ntfy.example/t", "events": ["job.failed"]}
+    assert alice_api.post(ENDPOINTS, {**body, "options": {"tags": ["a\x00b"]}}, format="json").status_code == 400
+    assert alice_api.post(ENDPOINTS, {**body, "options": {"tags": ["tv"]}}, format="json").status_code == 201
+
+
+def test_rotating_the_secret_of_an_endpoint_that_has_none_answers_409(alice_api):
+    body = {"agent": "discord", "name": "d", "url": "https://discord.example/api/webhooks/1", "events": ["job.failed"]}
+    made = alice_api.post(ENDPOINTS, body, format="json").json()
+    answer = alice_api.post(f"{ENDPOINTS}{made['id']}/rotate-secret/")
+    assert answer.status_code == 409 and "webhook" in answer.json()["detail"]
+
+
+def test_the_schema_states_each_agents_body(alice_api):
+    """The rules the API applies, as the schema says them (tests/fuzz/ checks the two agree)."""
+    import re
+
+    from offload.alerts.models import Agent
+    from offload.jobs import kinds
+
+    schema = alice_api.get("/api/v1/schema/?format=json").json()
+    post = schema["paths"]["/api/v1/notifications/endpoints/"]["post"]["requestBody"]
+    assert post["required"] is True
+    new = schema["components"]["schemas"]["NewEndpointRequest"]
+    assert new["discriminator"]["propertyName"] == "agent"
+    assert set(new["discriminator"]["mapping"]) == set(Agent.values)
+    shapes = {agent: schema["components"]["schemas"][f"{agent.capitalize()}EndpointRequest"] for agent in Agent.values}
+    assert "to" in shapes["email"]["required"] and "url" not in shapes["email"]["properties"]
+    assert {"url", "token"} <= set(shapes["gotify"]["required"])
+    assert "token" not in shapes["webhook"]["properties"] and "options" not in shapes["discord"]["properties"]
+    assert shapes["ntfy"]["properties"]["options"]["properties"]["priority"] == {
+        "type": "integer", "minimum": 1, "maximum": 5,
+    }  # fmt: skip
+    pattern = shapes["webhook"]["properties"]["url"]["pattern"]
+    for url in ("https://hooks.example/offload?x=1", "http://10.0.0.5:8080/", "http://[fd00::1]/t"):
+        assert re.search(pattern, url), url
+    for url in ("ftp://example.com/", "http://exa_mple.com/", "http://a b/", "http://example.com:65536/", "http://"):
+        assert not re.search(pattern, url), url
+    enum = schema["components"]["schemas"][shapes["webhook"]["properties"]["kinds"]["items"]["$ref"].split("/")[-1]]
+    assert enum["enum"] == kinds.names()

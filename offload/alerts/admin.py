@@ -54,12 +54,17 @@ class EndpointForm(forms.ModelForm):
         required=False, initial=list, widget=SMALL_JSON, help_text="Library ids, e.g. [1, 2]; empty: all."
     )
     options = forms.JSONField(
-        required=False, initial=dict, widget=SMALL_JSON, help_text='ntfy/Gotify: {"priority": 4, "tags": ["tv"]}.'
+        required=False,
+        initial=dict,
+        widget=SMALL_JSON,
+        help_text='ntfy/Gotify: {"priority": 4, "tags": ["tv"]}. Email, its own SMTP server: {"smtp_host": '
+        '"smtp.example.com", "smtp_port": 587, "smtp_username": "me", "smtp_tls": "starttls"}.',
     )
     token = forms.CharField(
         required=False,
         widget=forms.PasswordInput,
-        help_text="Gotify's application token or an ntfy access token. Stored, never shown again; "
+        help_text="Gotify's application token, an ntfy access token or an email endpoint's SMTP password. "
+        "Stored, never shown again; "
         "leave empty to keep the current one.",
     )
 

@@ -4,6 +4,7 @@
 sees their own endpoints, and nobody else's (404, as for a missing one).
 """
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -21,9 +22,31 @@ from offload.lib import outbound
 
 # How long a rotated-out signing secret still signs.
 ROTATION_GRACE = timedelta(hours=24)
-# The agents whose secret a person gives (a token); a webhook's is made here.
+# The agents whose secret a person gives (a token, or email's SMTP password); a webhook's is made here.
 TOKEN_AGENTS = (Agent.GOTIFY, Agent.NTFY)
+SECRET_AGENTS = (*TOKEN_AGENTS, Agent.EMAIL)
 SECRET_MASK = "••••••••"  # noqa: S105 (what is shown instead of a secret)
+# What an endpoint's URL may look like: http(s), a host name, an IPv4 address or a bracketed
+# IPv6 one, a port the URL can hold, then printable ASCII. The API's schema publishes it as the
+# url's pattern; the address rules (offload.lib.outbound) apply on top.
+PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = re.compile(
+    rf"\Ahttps?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?)(:{PORT})?([/?#][!-~]*)?\Z"
+)
+# Each agent's options, and the priorities its service accepts.
+OPTIONS = {
+    Agent.NTFY: ("priority", "tags"),
+    Agent.GOTIFY: ("priority",),
+    # An email endpoint's own SMTP server; without smtp_host the environment's (EMAIL_HOST…) is used.
+    Agent.EMAIL: ("smtp_host", "smtp_port", "smtp_username", "smtp_tls"),
+}
+PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+TAG_LENGTH = 64
+# none: plain SMTP (port 25); starttls: upgraded after connecting (587); ssl: TLS from the start (465).
+SMTP_TLS = ("none", "starttls", "ssl")
+SMTP_HOST_PATTERN = re.compile(r"\A[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?\Z")
+SMTP_HOST_LENGTH = 253
+SMTP_USERNAME_LENGTH = 254
 
 
 class EndpointNotFound(ObjectDoesNotExist):
@@ -73,31 +96,34 @@ def clean(user, fields: dict[str, Any], endpoint: Endpoint | None = None) -> dic
         if missing:
             raise ValueError(f"libraries: no library {missing[0]}.")
     if agent == Agent.EMAIL:
-        if not (fields.get("to") or (endpoint and endpoint.to)):
+        if not (fields["to"] if "to" in fields else endpoint and endpoint.to):
             raise ValueError("to: an email endpoint needs an address.")
-    else:
-        url = fields.get("url", endpoint.url if endpoint else "")
-        if not url:
-            raise ValueError("url: this agent needs a URL.")
-        try:
-            outbound.check_url(url, settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
-        except outbound.Refused as exc:
-            raise ValueError(f"url: {exc}") from None
+    elif endpoint is None or "url" in fields:
+        # A change that leaves the URL alone is not refused for it: an owner can still pause or
+        # rename an endpoint whose address the rules refuse since (OFFLOAD_NOTIFY_ALLOW_PRIVATE
+        # turned off); its attempts are refused anyway.
+        _check_url(fields.get("url") or "")
     if agent == Agent.GOTIFY and not (fields.get("secret") or (endpoint and endpoint.secret)):
         raise ValueError("token: a Gotify endpoint needs its application's token.")
-    if fields.get("secret") and agent not in TOKEN_AGENTS:
+    if fields.get("secret") and agent not in SECRET_AGENTS:
         raise ValueError("token: only Gotify and ntfy endpoints take a token (a webhook's secret is made here).")
     _check_options(agent, fields.get("options") or {})
     return cleaned
 
 
-# Each agent's options and the priorities its service accepts.
-PRIORITIES = {Agent.NTFY: range(1, 6), Agent.GOTIFY: range(0, 11)}
+def _check_url(url: str) -> None:
+    if not url:
+        raise ValueError("url: this agent needs a URL.")
+    if not URL_PATTERN.match(url):
+        raise ValueError("url: an http or https URL with a host name or address, without spaces or credentials.")
+    try:
+        outbound.check_url(url, settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
+    except outbound.Refused as exc:
+        raise ValueError(f"url: {exc}") from None
 
 
 def _check_options(agent: str, options: dict[str, Any]) -> None:
-    allowed = {Agent.NTFY: {"priority", "tags"}, Agent.GOTIFY: {"priority"}}.get(agent, set())
-    unknown = sorted(set(options) - allowed)
+    unknown = sorted(set(options) - set(OPTIONS.get(agent, ())))
     if unknown:
         raise ValueError(f"options: {agent} takes no {unknown[0]!r}.")
     if "priority" in options:
@@ -105,9 +131,35 @@ def _check_options(agent: str, options: dict[str, Any]) -> None:
         if not isinstance(priority, int) or isinstance(priority, bool) or priority not in PRIORITIES[agent]:
             span = PRIORITIES[agent]
             raise ValueError(f"options: priority must be a whole number from {span.start} to {span.stop - 1}.")
+    _check_smtp(options)
     tags = options.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) and 0 < len(tag) <= 64 for tag in tags):
-        raise ValueError("options: tags must be a list of short strings.")
+    # PostgreSQL's jsonb holds no NUL character.
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, str) and 0 < len(tag) <= TAG_LENGTH and "\x00" not in tag for tag in tags
+    ):
+        raise ValueError(f"options: tags must be a list of strings of 1 to {TAG_LENGTH} characters.")
+
+
+def _check_smtp(options: dict[str, Any]) -> None:
+    if "smtp_host" in options:
+        host = options["smtp_host"]
+        if not (isinstance(host, str) and len(host) <= SMTP_HOST_LENGTH and SMTP_HOST_PATTERN.match(host)):
+            raise ValueError("options: smtp_host must be a host name or an IPv4 address.")
+        # The address rules of a URL's host: the worker connects to it from inside the network.
+        try:
+            outbound.check_url(f"http://{host}/", settings.OFFLOAD_NOTIFY_ALLOW_PRIVATE)
+        except outbound.Refused as exc:
+            raise ValueError(f"options: smtp_host: {exc}") from None
+    if "smtp_port" in options:
+        port = options["smtp_port"]
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+            raise ValueError("options: smtp_port must be a whole number from 1 to 65535.")
+    if "smtp_username" in options:
+        username = options["smtp_username"]
+        if not (isinstance(username, str) and len(username) <= SMTP_USERNAME_LENGTH and "\x00" not in username):
+            raise ValueError(f"options: smtp_username must be a string of at most {SMTP_USERNAME_LENGTH} characters.")
+    if "smtp_tls" in options and options["smtp_tls"] not in SMTP_TLS:
+        raise ValueError(f"options: smtp_tls must be one of {', '.join(SMTP_TLS)}.")
 
 
 def create_endpoint(user, fields: dict[str, Any]) -> tuple[Endpoint, str]:

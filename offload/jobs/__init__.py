@@ -64,7 +64,15 @@ from offload.jobs.forecast import queue_row, queue_rows
 from offload.jobs.idempotency import stored_idempotency_key
 from offload.jobs.identity import params_hash
 from offload.jobs.kinds import STAFF, VIEWERS, Choice, JobKind, get_kind, register
-from offload.jobs.lanes import LaneBroker, broker_for, cluster_stat, lane_of, lane_queue, live_clusters_per_lane
+from offload.jobs.lanes import (
+    LaneBroker,
+    LaneORMBroker,
+    broker_for,
+    cluster_stat,
+    lane_of,
+    lane_queue,
+    live_clusters_per_lane,
+)
 from offload.jobs.payload import job_payload
 from offload.jobs.runner import JobRun, on_worker_spawned
 from offload.jobs.schedules import last_runs as last_schedule_runs
@@ -104,6 +112,7 @@ __all__ = [
     "JobLost",
     "JobRun",
     "LaneBroker",
+    "LaneORMBroker",
     "TransientJobError",
     "UnknownJobKind",
     "accept",

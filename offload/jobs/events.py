@@ -172,13 +172,18 @@ def listen_for_numbers(sender, connection, **kwargs) -> None:
     if getattr(raw, "offload_listening", False):
         return  # a pooled connection handed out again: already listening
 
+    channel = f"offload_seq_{raw.info.backend_pid}"
+
     def hear(notice) -> None:
+        # The session may listen on other channels too (the notify lane's wake-up).
+        if notice.channel != channel:
+            return
         event_id, _, seq = notice.payload.partition(" ")
         heard[int(event_id)] = int(seq)
 
     raw.add_notify_handler(hear)
     with connection.cursor() as cursor:
-        cursor.execute(f"LISTEN offload_seq_{raw.info.backend_pid}")
+        cursor.execute(f"LISTEN {channel}")
     raw.offload_listening = True
 
 

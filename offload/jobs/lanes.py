@@ -74,8 +74,13 @@ class LaneBroker(ORM):
         if taken:
             return taken
         # An empty queue: spare the CPU, as django-q2's own broker does.
-        sleep(Conf.POLL)
+        self.wait_for_work(Conf.POLL)
         return None
+
+    def wait_for_work(self, seconds: float) -> bool:
+        """The pause after an empty poll; a lane told of new work may end it early (answer True then)."""
+        sleep(seconds)
+        return False
 
     def _take_due(self, backlog: str, people: str) -> list[tuple[int, str]]:
         """The first due rows, people's first, locked until their retry time: one statement.

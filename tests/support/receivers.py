@@ -15,6 +15,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 @dataclass
@@ -87,6 +88,7 @@ class _Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.logins: _Login | None = None
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(message_from_bytes(envelope.original_content or envelope.content))
@@ -94,14 +96,36 @@ class _Mailbox:
         return "250 Message accepted for delivery"
 
 
+class _Login:
+    """aiosmtpd's authenticator: one user and password; every login tried is kept."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+        self.tried: list[tuple[str, bool]] = []
+
+    def __call__(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        ok = (login, password) == (self.username, self.password)
+        self.tried.append((login, ok))
+        return AuthResult(success=ok, handled=False)
+
+
 @contextmanager
-def smtp_server() -> Iterator[tuple[int, _Mailbox]]:
-    """A real SMTP server (aiosmtpd) on a free loopback port; answer (port, mailbox)."""
+def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[int, _Mailbox]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; answer (port, mailbox).
+
+    With `login` (user, password) it requires that login (AUTH PLAIN/LOGIN over plain SMTP, as a
+    test may) and keeps each login tried in `mailbox.logins`.
+    """
     mailbox = _Mailbox()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    auth = {}
+    if login is not None:
+        mailbox.logins = _Login(*login)
+        auth = {"authenticator": mailbox.logins, "auth_required": True, "auth_require_tls": False}
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **auth)
     controller.start()
     try:
         yield port, mailbox
