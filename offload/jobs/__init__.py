@@ -7,8 +7,10 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
-- `transitions`: every change of a job's status (enqueue, claim, finish, retry, cancel, a lost
-  attempt); their SQL is the job queryset's (offload/models.py, `JobQuerySet`);
+- `transitions`: the worker's changes of a job's status (enqueue, claim, finish, a retry after a
+  failure, defer, a lost attempt); their SQL is the job queryset's (offload/models.py, `JobQuerySet`);
+- `requests`: a person's requests on an existing job, cancel and retry;
+- `liveness`: a running attempt's heartbeat (progress, partial result) and its cancel check;
 - `identity`: what makes two requests the same job, and the row every way of creating one writes;
 - `idempotency`: the Idempotency-Key store (on the job row);
 - `pipeline`: a request meeting its active twin: a pipeline's later stages join it, a person's
@@ -73,7 +75,9 @@ from offload.jobs.lanes import (
     lane_queue,
     live_clusters_per_lane,
 )
+from offload.jobs.liveness import cancel_requested, heartbeat
 from offload.jobs.payload import job_payload
+from offload.jobs.requests import cancel, retry
 from offload.jobs.runner import JobRun, on_worker_spawned
 from offload.jobs.schedules import last_runs as last_schedule_runs
 from offload.jobs.schedules import note_start as note_schedule_start
@@ -81,16 +85,12 @@ from offload.jobs.schedules import record_run as record_schedule_run
 from offload.jobs.schedules import register_schedule, sync_schedules
 from offload.jobs.schedules import run_now as run_schedule
 from offload.jobs.transitions import (
-    cancel,
-    cancel_requested,
     claim,
     defer,
     enqueue,
     fail,
     fail_or_retry,
-    heartbeat,
     mark_cancelled,
-    retry,
     succeed,
 )
 

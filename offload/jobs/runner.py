@@ -12,7 +12,7 @@ from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import cancel_flags, control, reaper
+from offload.jobs import cancel_flags, control, liveness, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -56,9 +56,9 @@ class JobRun:
         )
         if announce:
             self._last_event = now
-        if not jobs.heartbeat(self.job, progress=value, partial_result=partial_result, announce=announce):
+        if not liveness.heartbeat(self.job, progress=value, partial_result=partial_result, announce=announce):
             raise JobLost(f"job {self.job.pk} was taken from this attempt")
-        if jobs.cancel_requested(self.job):
+        if liveness.cancel_requested(self.job):
             self.cancel_event.set()
             self.check_cancelled()
 
@@ -76,7 +76,7 @@ class JobRun:
             try:
                 # The flag is a fast hint; the row is the record (a flag left from an earlier
                 # attempt, before a retry, must not cancel this one).
-                if cancel_flags.cancel_flagged(self.job.pk) and jobs.cancel_requested(self.job):
+                if cancel_flags.cancel_flagged(self.job.pk) and liveness.cancel_requested(self.job):
                     self.cancel_event.set()
             except RedisError as exc:
                 # The heartbeat still sees the database's record of the request.
@@ -124,7 +124,7 @@ class _Heartbeat(threading.Thread):
             with self._lock:
                 run = self._run
             try:
-                if run is not None and jobs.heartbeat(run.job) and jobs.cancel_requested(run.job):
+                if run is not None and liveness.heartbeat(run.job) and liveness.cancel_requested(run.job):
                     run.cancel_event.set()
                 # Any live worker takes over a dead one's job within a beat of it going stale:
                 # the reaper's schedule runs only once a minute.

@@ -1,4 +1,7 @@
-"""The job spine: every change of a Job's status goes through a function here.
+"""The job spine's transitions: a job queued, claimed, finished, retried after a failure, deferred or lost.
+
+A person's cancel and retry of an existing job are in offload/jobs/requests.py; a running
+attempt's heartbeat and its cancel check, which change no status, in offload/jobs/liveness.py.
 
 Each transition is one transaction that changes the row with a conditional UPDATE,
 appends its JobEvent and, where work must run, writes the django-q2 queue row. So a
@@ -16,9 +19,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from offload.jobs import attempts, cancel_flags, fingerprints, idempotency, pipeline, statements
-from offload.jobs.errors import JobConflict
-from offload.jobs.events import record_event, wanted_in_transaction_sql
+from offload.jobs import attempts, fingerprints, idempotency, pipeline, statements
+from offload.jobs.events import record_event
 from offload.jobs.identity import new_job, params_hash, target_of
 from offload.jobs.kinds import get_kind
 from offload.jobs.queue import push
@@ -27,6 +29,7 @@ from offload.models import ACTIVE_STATUSES, AttemptOutcome, Job, JobAttempt, Job
 
 
 def _active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
+    """The active job with this identity, if any (a person's retry names it too, offload/jobs/requests.py)."""
     return Job.objects.filter(
         kind=kind, target_type=target_type, target_id=target_id, params_hash=phash, status__in=ACTIVE_STATUSES
     ).first()
@@ -276,96 +279,3 @@ def _requeue(job: Job, delay: float, outcome: str, **changes: Any) -> bool:
         record_event(job, JobStatus.QUEUED, nobody_joined=not job.has_members, requeue=True)
         push(job, not_before=due)
     return True
-
-
-def heartbeat(
-    job: Job, progress: float | None = None, partial_result: dict[str, Any] | None = None, *, announce: bool = True
-) -> bool:
-    """Record that the attempt is alive (and its progress, ETA …). False when it lost the job.
-
-    announce=False: the row takes the progress, the event log does not (offload/jobs/runner.py
-    logs progress every few seconds only).
-    """
-    changes: dict[str, Any] = {"heartbeat_at": timezone.now()}
-    if progress is not None:
-        changes["progress"] = progress
-    if partial_result is not None:
-        changes["result"] = partial_result
-    if progress is None or not announce:
-        # A bare heartbeat, or progress kept on the row alone, announces nothing: no need for the row back.
-        alive = Job.objects.for_attempt(job).update(**changes)
-    elif statements.supported() and wanted_in_transaction_sql(job, "progress") == "FALSE":
-        alive = statements.progress(job, changes) is not None
-    else:
-        with transaction.atomic():
-            row = Job.objects.for_attempt(job).update_returning(**changes)
-            if row is not None:
-                record_event(job, "progress", nobody_joined=not row.has_members)
-            alive = row is not None
-    if alive:
-        job.progress = progress if progress is not None else job.progress
-        job.result = partial_result if partial_result is not None else job.result
-    return bool(alive)
-
-
-def cancel_requested(job: Job) -> bool:
-    return Job.objects.filter(pk=job.pk, cancel_requested_at__isnull=False).exists()
-
-
-def cancel(job: Job, user) -> Job:
-    """Cancel a queued job at once, or ask a running job's worker to stop."""
-    now = timezone.now()
-    with transaction.atomic():
-        cancelled = Job.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update_returning(
-            into=job,
-            status=JobStatus.CANCELLED,
-            finished_at=now,
-            cancel_requested_at=now,
-            cancelled_by=user,
-            error="Cancelled before it started.",
-        )
-        if cancelled is not None:
-            record_event(job, JobStatus.CANCELLED, nobody_joined=not job.has_members)
-            return job
-        if Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, cancel_requested_at__isnull=True).update(
-            cancel_requested_at=now, cancelled_by=user
-        ):
-            job_id = job.pk
-            transaction.on_commit(lambda: cancel_flags.raise_flag(job_id))
-        job.refresh_from_db()
-    if job.is_finished:
-        raise JobConflict(f"Job {job.pk} already {job.status}; there is nothing to cancel.")
-    return job
-
-
-# What a person's retry resets: the job runs again from a fresh set of attempts, before the backlog.
-_FRESH_RUN = {
-    "status": JobStatus.QUEUED,
-    "attempts": 0,
-    "priority": JobPriority.PERSON,
-    **dict.fromkeys(("progress", "error", "result", "started_at", "finished_at", "heartbeat_at"), None),
-    **dict.fromkeys(("cancel_requested_at", "cancelled_by"), None),
-    **dict.fromkeys(("failure_group", "failure_exception", "failure_message"), ""),
-}
-
-
-def retry(job: Job, user) -> Job:
-    """Run a failed or cancelled job again, from a fresh set of attempts."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                again = Job.objects.filter(pk=job.pk, status__in=(JobStatus.FAILED, JobStatus.CANCELLED)).update(
-                    queued_at=timezone.now(), **_FRESH_RUN
-                )
-        except IntegrityError:
-            twin = _active_twin(job.kind, job.target_type, job.target_id, job.params_hash)
-            raise JobConflict(f"An identical job is already active (job {twin.pk if twin else '?'}).") from None
-        job.refresh_from_db()
-        if not again:
-            raise JobConflict(f"Job {job.pk} is {job.status}; only failed or cancelled jobs can be retried.")
-        record_event(job, JobStatus.QUEUED)
-        push(job)
-        # The last attempt's cancel flag must not cancel this one (the runner also checks the row).
-        job_id = job.pk
-        transaction.on_commit(lambda: cancel_flags.lower_flag(job_id), robust=True)
-    return job
