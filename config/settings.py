@@ -172,7 +172,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
-            # The admin's durations, as offload/admin/widgets.py writes them.
+            # The admin's durations, as offload/admin/formatting.py writes them.
             "libraries": {"offload_time": "offload.admin.timefilters"},
         },
     },

@@ -143,7 +143,7 @@ def test_every_admin_page_links_every_operations_page(admin_client):
 
 
 def test_a_long_job_list_is_counted_to_a_cap_not_over_the_table(admin_client, alice, monkeypatch):
-    from offload.admin.widgets import CappedCountPaginator
+    from offload.admin.pagination import CappedCountPaginator
 
     monkeypatch.setattr(CappedCountPaginator, "CAP", 3)
     for n in range(5):

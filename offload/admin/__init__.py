@@ -2,7 +2,10 @@
 
 - `site`: the admin site, its index and its navigation;
 - `media`: libraries and media items; `enrich`: their enrichment controls;
-- `jobs`: jobs and their events; `widgets`: the badges, progress bars and job actions they share;
+- `jobs`: jobs and their events;
+- what the pages share: `formatting` (times, durations, sizes), `badges` (a job's links, status,
+  progress and heartbeat cells), `job_actions` (the kinds as admin actions), `pagination` and
+  `filters` (the job list's);
 - `dashboard` and `failures`: the operations dashboard and the failure groups;
 - `cache`: Redis, the cache and the rate limits.
 

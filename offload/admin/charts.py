@@ -10,7 +10,7 @@ from typing import Any
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from offload.admin.widgets import duration
+from offload.admin.formatting import duration
 
 WIDTH, HEIGHT = 520, 170
 # Room for the axes' labels: left for values, bottom for times.

@@ -26,7 +26,7 @@ from django.views.generic import RedirectView
 from redis.exceptions import RedisError
 
 from offload.admin import charts, failures, readable
-from offload.admin.widgets import heartbeat_cell
+from offload.admin.badges import heartbeat_cell
 from offload.jobs import kinds as job_kinds
 from offload.jobs import lane_of, queue_rows, quiet, rollups, waiting
 from offload.models import (

@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from offload import actions, audit
-from offload.admin.widgets import when
+from offload.admin.formatting import when
 from offload.models import Job, MediaItem
 
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html_join
 
 from offload import actions
 from offload.admin import readable
-from offload.admin.widgets import job_link
+from offload.admin.badges import job_link
 from offload.jobs import IdempotencyKeyReused, JobConflict, classify, fingerprint
 from offload.models import Job, JobStatus
 

@@ -19,24 +19,19 @@ from django.utils.text import Truncator
 
 from offload import actions
 from offload.admin import readable
-from offload.admin.widgets import (
-    CappedCountPaginator,
-    FinishedWithinFilter,
-    RegisteredKindFilter,
-    attempt_seconds,
-    duration,
+from offload.admin.badges import (
     heartbeat_cell,
     job_link,
     job_links,
     live_field,
     live_time,
     progress_bar,
-    run_seconds,
     status_badge,
-    wait_seconds,
     waiting_note,
-    when,
 )
+from offload.admin.filters import FinishedWithinFilter, RegisteredKindFilter
+from offload.admin.formatting import attempt_seconds, duration, run_seconds, wait_seconds, when
+from offload.admin.pagination import CappedCountPaginator
 from offload.jobs import IdempotencyKeyReused, JobConflict, UnknownJobKind, attempts, get_kind, waiting
 from offload.models import (
     FINISHED_STATUSES,
@@ -134,7 +129,7 @@ class JobAdmin(admin.ModelAdmin):
         # And its target's name, read with the row too (readable.target_link).
         media = MediaItem.objects.filter(pk=OuterRef("target_id"))
         libraries = Library.objects.filter(pk=OuterRef("target_id"))
-        # And when its last attempt ended: "Ran" is that attempt's time (widgets.run_seconds).
+        # And when its last attempt ended: "Ran" is that attempt's time (formatting.run_seconds).
         last_attempt = JobAttempt.objects.filter(job_id=OuterRef("pk")).order_by("-number")
         return (
             super()

@@ -15,20 +15,12 @@ from django.utils.html import format_html, format_html_join
 from offload import actions
 from offload import permissions as rules
 from offload.admin import readable
+from offload.admin.badges import progress_bar, status_badge
 from offload.admin.enrich import EnrichAdminMixin
+from offload.admin.formatting import bitrate, duration, run_seconds, size, when
+from offload.admin.job_actions import JobActionsMixin, report_queued
+from offload.admin.pagination import CappedCountPaginator
 from offload.admin.tags import TagListField
-from offload.admin.widgets import (
-    CappedCountPaginator,
-    JobActionsMixin,
-    bitrate,
-    duration,
-    progress_bar,
-    report_queued,
-    run_seconds,
-    size,
-    status_badge,
-    when,
-)
 from offload.jobs import kinds
 from offload.lib.outputs import url_for
 from offload.lib.paths import InvalidPath, resolve_library_path

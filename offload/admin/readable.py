@@ -7,7 +7,7 @@ from typing import Any
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from offload.admin.widgets import bitrate, duration, size, when
+from offload.admin.formatting import bitrate, duration, size, when
 from offload.models import Library, MediaItem
 
 LABELS = {"eta_seconds": "ETA", "url": "URL", "path": "path"}

@@ -19,7 +19,7 @@ from django_q.models import Schedule
 
 from offload import actions
 from offload import permissions as rules
-from offload.admin.widgets import duration
+from offload.admin.formatting import duration
 from offload.jobs import last_schedule_runs
 
 

@@ -1,7 +1,7 @@
 """Template filters that write spans of time as the admin writes every duration ("15 s", "3 min 5 s").
 
 Django's `timesince` counts in whole minutes ("0 minutes" after 15 s); these use
-offload.admin.widgets.duration, as the job pages and live.js do. Loaded as `{% load offload_time %}`
+offload.admin.formatting.duration, as the job pages and live.js do. Loaded as `{% load offload_time %}`
 (the library is named in config/settings.py's TEMPLATES).
 """
 
@@ -10,7 +10,7 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
-from offload.admin.widgets import duration
+from offload.admin.formatting import duration
 
 register = template.Library()
 

@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 
 from offload.admin.enrich import EnrichAdminMixin
-from offload.admin.widgets import JobActionsMixin
+from offload.admin.job_actions import JobActionsMixin
 from offload.models import MediaItem
 
 site = admin.AdminSite(name="enrich_admin")

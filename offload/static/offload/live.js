@@ -40,7 +40,7 @@
       parts.second + " " + parts.timeZoneName;
   }
 
-  // Seconds as the server writes them (offload/admin/widgets.py duration()).
+  // Seconds as the server writes them (offload/admin/formatting.py duration()).
   function formatDuration(seconds) {
     if (seconds === null || isNaN(seconds)) { return "\u2014"; }
     if (seconds < 1) { return Math.round(seconds * 1000) + " ms"; }
@@ -102,7 +102,7 @@
         setTime(el, job[field]);
       } else if (field === "run") {
         // Only an attempt seen running ran to this finish; a job cancelled while it waited
-        // keeps the server's figure (its last attempt's time, offload/admin/widgets.py run_seconds).
+        // keeps the server's figure (its last attempt's time, offload/admin/formatting.py run_seconds).
         var ranToFinish = el.getAttribute("data-running") === "1";
         el.setAttribute("data-started-at", job.started_at || "");
         el.setAttribute("data-running", job.status === "running" ? "1" : "");
