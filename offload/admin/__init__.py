@@ -6,7 +6,9 @@
 - what the pages share: `formatting` (times, durations, sizes), `badges` (a job's links, status,
   progress and heartbeat cells), `job_actions` (the kinds as admin actions), `pagination` and
   `filters` (the job list's);
-- `dashboard` and `failures`: the operations dashboard and the failure groups;
+- `dashboard`: the operations dashboard, its cached snapshot (`snapshot_cache`: its key) and the
+  panels other apps add; `panels`: its own panels, from the spine's read side (offload.jobs.overview);
+- `failures`: the failure groups and their page; `queues`, `schedules`: the Operations section's others;
 - `cache`: Redis, the cache and the rate limits.
 
 The ModelAdmins register from OffloadConfig.ready(), not from this package's import: the

@@ -1,4 +1,4 @@
-"""Failed jobs grouped by what went wrong, and the operator's "retry this group".
+"""The Failures page: failed jobs grouped by what went wrong, and the operator's "retry this group".
 
 A group's fingerprint is (kind, exception type, normalised message): ids, numbers, paths
 and quoted names are blanked out of the reason, so "item 12 not found at /a/b.mkv" and
@@ -9,12 +9,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.contrib import messages
+from django.contrib.admin import AdminSite
 from django.db.models import Count, Max, Min
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html_join
 
 from offload import actions
 from offload.admin import readable
 from offload.admin.badges import job_link
+from offload.admin.snapshot_cache import forget_snapshot
 from offload.jobs import IdempotencyKeyReused, JobConflict, classify, fingerprint
 from offload.models import Job, JobStatus
 
@@ -36,6 +42,8 @@ RETRY_LIMIT = 500
 SAMPLE = 5
 # The newest failures read for each group's example and sample ids.
 SAMPLE_SCAN = 1000
+# Jobs a confirmation page names; the count says how many more.
+PREVIEW_ROWS = 20
 # Failed jobs stored before their group was (an upgrade, a row written by hand) are classified
 # this many at a time, once.
 CLASSIFY_BATCH = 2000
@@ -178,3 +186,75 @@ def retry_group(user, key: str) -> RetryOutcome:
         else:
             outcome.retried += 1
     return outcome
+
+
+# --- Views (routed with the Operations section, offload/admin/dashboard.py) ---------
+
+
+def failures_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """Failed jobs grouped by fingerprint, each group with a retry button."""
+    if not request.user.has_perm("offload.view_job"):
+        return HttpResponseForbidden("You may not view jobs.")
+    groups = failure_groups()
+    name_samples(groups)
+    context = {
+        **site.each_context(request),
+        "title": "Failed jobs by cause",
+        "groups": groups,
+        "failed_jobs": sum(g.count for g in groups),
+        "scan_limit": SCAN_LIMIT,
+        "retry_limit": RETRY_LIMIT,
+        "all_failed": ALL_FAILED,
+        "can_retry": request.user.has_perm("offload.change_job"),
+    }
+    return TemplateResponse(request, "admin/offload/failures.html", context)
+
+
+def retry_group_view(site: AdminSite, request: HttpRequest) -> HttpResponse:
+    """Retry the failed jobs of one group; every retry is written to the admin log."""
+    if not request.user.has_perm("offload.change_job"):
+        return HttpResponseForbidden("You may not retry jobs.")
+    key = request.POST.get("fingerprint", "")
+    if request.POST.get("post") != "yes":
+        return _confirm_retry_group(site, request, key)
+    outcome = retry_group(request.user, key)
+    if outcome.retried:
+        messages.success(request, f"{outcome.retried} job{'s' if outcome.retried != 1 else ''} queued again.")
+    else:
+        messages.warning(request, "No job of that group could be retried: it may have been retried already.")
+    if outcome.remaining:
+        messages.info(request, f"{outcome.remaining} more job(s) in the group: retry it again for the next batch.")
+    for reason in outcome.refused[:10]:
+        messages.warning(request, reason)
+    forget_snapshot()
+    return HttpResponseRedirect(reverse("admin:offload_failures"))
+
+
+def _confirm_retry_group(site: AdminSite, request: HttpRequest, key: str) -> HttpResponse:
+    """How many jobs of the group a retry queues again, and the first of them by name."""
+    chosen, total = chosen_for_retry(key)
+    if not chosen:
+        messages.warning(request, "No failed job is left there: it may have been retried already.")
+        return HttpResponseRedirect(reverse("admin:offload_failures"))
+    preview = list(Job.objects.filter(pk__in=chosen[:PREVIEW_ROWS]).order_by("-id"))
+    if key == ALL_FAILED:
+        question = "Queue every failed job again, whatever its cause?"
+    else:
+        group = next(g for g in failure_groups() if g.fingerprint == key)
+        question = f"Queue these failed {group.kind} jobs again? Their cause: {group.exception}: {group.message}"
+    if total > RETRY_LIMIT:
+        question += f" (the first {RETRY_LIMIT} of {total}; retry again for the next batch)"
+    context = {
+        **site.each_context(request),
+        "title": f"Retry {len(chosen)} job{'s' if len(chosen) != 1 else ''}?",
+        "question": question,
+        "count": len(chosen),
+        "more": max(0, len(chosen) - len(preview)),
+        "button": "Yes, retry them",
+        "back": reverse("admin:offload_failures"),
+        "back_label": "Failures",
+        "jobs": readable.name_targets(preview),
+        "hidden": [("fingerprint", key), ("post", "yes")],
+        "form_action": request.path,
+    }
+    return TemplateResponse(request, "admin/offload/confirm.html", context)

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from offload import actions
 from offload import permissions as rules
-from offload.admin import dashboard
+from offload.admin.snapshot_cache import forget_snapshot
 from offload.caps import CapError, parse_cap
 from offload.jobs import UnknownJobKind, queue_rows
 
@@ -121,7 +121,7 @@ def quiet_view(site: AdminSite, request: HttpRequest, change: str, back: HttpRes
         messages.error(request, str(exc))
         return back
     # The dashboard's cached snapshot says what the cluster was: the next look reads it afresh.
-    dashboard.forget_snapshot()
+    forget_snapshot()
     if change == "quiet":
         messages.success(
             request, f"Quieted the cluster on {host}/{pid}: it finishes its running jobs and takes no more."

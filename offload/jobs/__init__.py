@@ -3,7 +3,8 @@
 Code outside the spine (handlers, the API, the admin, metrics, search) imports from here, and
 only what `__all__` lists (tests/test_architecture.py holds it): names, and a few modules whole
 where their readers use many of their names (`kinds`, `waiting`, `rollups`, `attempts`,
-`control`, `payload`, `accept`, `quiet`). Inside, the modules import each other directly:
+`control`, `payload`, `accept`, `quiet`, `overview`). Inside, the modules import each other
+directly:
 
 - `kinds`: the registry of job kinds;
 - `accept`: a person's request for a job, accepted in one statement;
@@ -32,11 +33,13 @@ where their readers use many of their names (`kinds`, `waiting`, `rollups`, `att
 - `payload`: the job's JSON;
 - `reaper`: new deliveries for jobs whose worker was lost;
 - `rollups`, `retention`: the dashboard's rollups of finished jobs, and pruning past retention;
+- `overview`: the read side the operations pages show: counts per kind and status, finishes
+  (rolled up and live), queue samples, the oldest queued, held and lost jobs, what runs where;
 - `fingerprints`: a failure's group, stored as the job fails;
 - `errors`: the exceptions handlers raise and requests meet.
 """
 
-from offload.jobs import accept, attempts, control, kinds, payload, quiet, rollups, waiting
+from offload.jobs import accept, attempts, control, kinds, overview, payload, quiet, rollups, waiting
 from offload.jobs.cancel_flags import cancel_flagged
 from offload.jobs.control import holds_changed, max_concurrency
 from offload.jobs.errors import (
@@ -146,6 +149,7 @@ __all__ = [
     "max_concurrency",
     "note_schedule_start",
     "on_worker_spawned",
+    "overview",
     "params_hash",
     "payload",
     "queue_row",
