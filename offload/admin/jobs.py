@@ -1,8 +1,10 @@
-"""The job pages: the live list, each job's read-only page with its actions, and the events."""
+"""The job pages: the live list and each job's read-only page with its actions.
 
-from dataclasses import dataclass
+The page's timeline is timeline.py, the actions' confirmation page confirm.py, the event log's
+page event_log.py; this module registers both ModelAdmins.
+"""
+
 from pathlib import PurePosixPath
-from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -10,7 +12,6 @@ from django.db.models import Case, Count, OuterRef, Q, Subquery, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -29,9 +30,12 @@ from offload.admin.badges import (
     status_badge,
     waiting_note,
 )
+from offload.admin.confirm import confirmation
+from offload.admin.event_log import JobEventAdmin
 from offload.admin.filters import FinishedWithinFilter, RegisteredKindFilter
 from offload.admin.formatting import attempt_seconds, duration, run_seconds, wait_seconds, when
 from offload.admin.pagination import CappedCountPaginator
+from offload.admin.timeline import TIMELINE_EVENTS, timeline
 from offload.jobs import IdempotencyKeyReused, JobConflict, UnknownJobKind, attempts, get_kind, waiting
 from offload.models import (
     FINISHED_STATUSES,
@@ -530,161 +534,11 @@ def _holds(obj: Job) -> waiting.Holds | None:
     return waiting.Holds.known(obj.kind, hold)
 
 
-# The timeline reads at most this many events: progress runs fold into one row each.
-TIMELINE_EVENTS = 2000
-
-
-@dataclass
-class TimelineRow:
-    at: Any
-    event: str
-    status: str
-    progress: str
-    note: str
-    seqs: str
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f} %"
-
-
 def _once(job: Job, text: str) -> str:
     """The failure message where the page prints it in full (Outcome › Error); a pointer there elsewhere."""
     if job.status == JobStatus.FAILED and text and text == job.error:
         return format_html('<a href="#job-error">{}</a>', "the Error below")
     return text
-
-
-def timeline(events, taken_over=()) -> list[TimelineRow]:
-    """The job's events as the page lists them: a run of progress events folds into one row.
-
-    The row says the first and last progress and the rate between them, so a retry, a cancel
-    or a lost attempt is not buried under one row per second of a long transcode. taken_over:
-    lost attempts that a redelivered task took over (no event of their own says so), each
-    given its row.
-    """
-    rows: list[TimelineRow] = []
-    run: list[JobEvent] = []
-
-    def fold() -> None:
-        if not run:
-            return
-        first, last = run[0], run[-1]
-        if len(run) == 1:
-            rows.append(
-                TimelineRow(
-                    first.created_at, "progress", "running", _percent(first.payload.get("progress")), "", str(first.seq)
-                )
-            )
-        else:
-            start, end = first.payload.get("progress"), last.payload.get("progress")
-            seconds = (last.created_at - first.created_at).total_seconds()
-            rate = ""
-            if start is not None and end is not None and seconds > 0:
-                rate = f"{(end - start) / seconds:.2g} %/s over {duration(seconds)}"
-            rows.append(
-                TimelineRow(
-                    first.created_at,
-                    f"progress ×{len(run)}",
-                    "running",
-                    f"{_percent(start)} → {_percent(end)}",
-                    rate,
-                    f"{first.seq}–{last.seq}",
-                )
-            )
-        run.clear()
-
-    for event in events:
-        if event.event == "progress":
-            run.append(event)
-            continue
-        fold()
-        payload = event.payload
-        # A failure's, a cancel's or a lost attempt's reason; a start carries the last one's still.
-        note = (payload.get("error") or "") if event.event in ("queued", "failed", "cancelled") else ""
-        rows.append(
-            TimelineRow(
-                event.created_at,
-                event.event,
-                payload.get("status", ""),
-                _percent(payload.get("progress")),
-                note,
-                str(event.seq),
-            )
-        )
-    fold()
-    for attempt in taken_over:
-        where = f" on {attempt.worker}" if attempt.worker else ""
-        note = f"Attempt {attempt.number} lost{where} (its worker stopped beating); a new delivery took it over."
-        rows.append(TimelineRow(attempt.finished_at, "attempt lost", "running", "—", note, ""))
-    rows.sort(key=lambda row: row.at)
-    return rows
-
-
-def confirmation(
-    modeladmin,
-    request: HttpRequest,
-    *,
-    title: str,
-    question: str,
-    jobs: list[Job],
-    count: int,
-    button: str,
-    back: str,
-    hidden: list[tuple[str, Any]] | None = None,
-    form_action: str | None = None,
-) -> HttpResponse:
-    """An intermediate page, as Django's delete confirmation: how many, which ones, then one button."""
-    return TemplateResponse(
-        request,
-        "admin/offload/confirm.html",
-        {
-            **modeladmin.admin_site.each_context(request),
-            "title": title,
-            "question": question,
-            "jobs": readable.name_targets(jobs),
-            "count": count,
-            "more": max(0, count - len(jobs)),
-            "button": button,
-            "back": back,
-            # The breadcrumb back: a job's page, or the list the bulk action came from.
-            "back_label": f"{jobs[0].kind} #{jobs[0].pk}" if count == 1 and back.endswith("/change/") else "Jobs",
-            "hidden": hidden or [],
-            "form_action": form_action if form_action is not None else request.path,
-            "opts": Job._meta,
-        },
-    )
-
-
-class EventFilter(admin.SimpleListFilter):
-    """Filter by event, from docs/api.md's list (not a DISTINCT over the log)."""
-
-    title = "event"
-    parameter_name = "event"
-
-    def lookups(self, request, model_admin):
-        return [(name, name) for name in ("queued", "started", "progress", "succeeded", "failed", "cancelled")]
-
-    def queryset(self, request, queryset):
-        return queryset.filter(event=self.value()) if self.value() else queryset
-
-
-class JobEventAdmin(admin.ModelAdmin):
-    list_display = ["seq", "event", "job", "user", "created_display"]
-    list_filter = [EventFilter]
-    list_select_related = ["job", "user"]
-    show_full_result_count = False
-    paginator = CappedCountPaginator
-
-    @admin.display(description="At", ordering="created_at")
-    def created_display(self, obj: JobEvent) -> str:
-        return when(obj.created_at)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def register() -> None:
