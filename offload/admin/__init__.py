@@ -3,8 +3,8 @@
 - `site`: the admin site, its index and its navigation;
 - `media`: libraries and media items; `enrich`: their enrichment controls;
 - `jobs`: the job list and each job's page (`job_page`: the page's layout and own fields;
-  `timeline`: its events as rows; `confirm`: the actions'
-  confirmation page); `event_log`: the event log's page;
+  `timeline`: its events as rows; `confirm`: the actions' confirmation page); `event_log`: the
+  event log's page;
 - what the pages share: `formatting` (times, durations, sizes), `badges` (a job's links, status,
   progress and heartbeat cells), `job_actions` (the kinds as admin actions), `pagination` and
   `filters` (the job list's);
