@@ -211,6 +211,10 @@ def test_a_queue_that_emptied_is_sampled_as_zero_not_left_out(alice):
     assert noop == {at - timedelta(minutes=1): 1, at: 0}
     # Every registered kind has its row, so a missing row means a minute not sampled.
     assert QueueSample.objects.filter(at=at, kind="media.transcode", queued=0).exists()
+    # The same minute sampled again keeps the later count.
+    jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    rollups.sample_queues(at)
+    assert QueueSample.objects.get(at=at, kind="system.noop").queued == 1
 
 
 def test_each_kind_row_of_the_dashboards_tables_says_what_it_counts(admin_client):

@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from offload.alerts.models import Delivery, Endpoint, Outcome
+from offload.checks import check_notify_ca_file
 from tests.support.certs import self_signed
 from tests.support.jobrunner import run_next
 from tests.support.receivers import smtp_server
@@ -104,6 +105,14 @@ def test_a_trusted_certificate_for_another_name_is_refused(alice_api, settings, 
         row = send_a_test(alice_api, made.json()["id"])
     assert row.outcome == Outcome.FAILED and "certificate is not trusted" in row.error and "127.1" in row.error
     assert mailbox.messages == []
+
+
+def test_a_ca_file_that_cannot_be_read_stops_the_server_at_startup(settings, tmp_path, certificate):
+    settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(certificate.cert)
+    assert check_notify_ca_file() == []
+    for wrong in (tmp_path / "missing.pem", certificate.key):
+        settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(wrong)
+        assert [error.id for error in check_notify_ca_file()] == ["offload.E015"]
 
 
 def test_a_change_without_a_password_keeps_the_stored_one(alice_api):

@@ -106,11 +106,17 @@ def sample_queues(at: datetime) -> None:
         .annotate(queued=Count("pk", filter=Q(status="queued")), running=Count("pk", filter=Q(status="running")))
         .order_by()
     }
-    for kind in sorted(set(kind_names()) | set(counts)):
-        row = counts.get(kind, {"queued": 0, "running": 0})
-        QueueSample.objects.update_or_create(
-            at=at, kind=kind, defaults={"queued": row["queued"], "running": row["running"]}
-        )
+    empty = {"queued": 0, "running": 0}
+    QueueSample.objects.bulk_create(
+        [
+            QueueSample(at=at, kind=kind, **{field: counts.get(kind, empty)[field] for field in empty})
+            for kind in sorted(set(kind_names()) | set(counts))
+        ],
+        # A minute sampled again (the schedule ran twice in it) keeps the later count.
+        update_conflicts=True,
+        unique_fields=["at", "kind"],
+        update_fields=["queued", "running"],
+    )
 
 
 def roll_up(now: datetime | None = None) -> int:
