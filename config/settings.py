@@ -571,6 +571,9 @@ SILENCED_SYSTEM_CHECKS = ["security.W008", "security.W005", "security.W021"]
 # Loopback and private addresses are refused as endpoint targets unless this is on (a
 # self-hosted ntfy on the LAN); link-local and cloud metadata addresses are always refused.
 OFFLOAD_NOTIFY_ALLOW_PRIVATE = env_bool("OFFLOAD_NOTIFY_ALLOW_PRIVATE", False)
+# A PEM file of CAs trusted, besides the system's, for the SMTP servers email endpoints name
+# (a LAN mail server with a private CA). Certificates are always checked, against the name.
+OFFLOAD_NOTIFY_SMTP_CA_FILE = env_str("OFFLOAD_NOTIFY_SMTP_CA_FILE", "")
 # Seconds one delivery attempt may take, connect and answer together.
 OFFLOAD_NOTIFY_TIMEOUT = env_float("OFFLOAD_NOTIFY_TIMEOUT", 10.0)
 # Per user and hour: emails, and pushes (ntfy, Gotify, Discord); past them a notification is

@@ -1,5 +1,6 @@
 """System checks: django-q2 settings that would lose or duplicate work are refused at startup."""
 
+import ssl
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -8,6 +9,7 @@ from django.core.checks import Error, Warning, register
 from offload.handlers.enrich.providers import PROVIDERS
 from offload.jobs import kinds
 from offload.lib.limits import parse_rate
+from offload.lib.outbound import tls_context
 
 RETRY_MARGIN_SECONDS = 5
 
@@ -46,6 +48,24 @@ def check_enrich_providers(app_configs=None, **kwargs) -> list:
             id="offload.E007",
         )
     ]
+
+
+def check_notify_ca_file(app_configs=None, **kwargs) -> list:
+    """OFFLOAD_NOTIFY_SMTP_CA_FILE, when set, is read as CAs: a wrong path fails at startup, not at each email."""
+    path = settings.OFFLOAD_NOTIFY_SMTP_CA_FILE
+    if not path:
+        return []
+    try:
+        tls_context(path)
+    except (OSError, ssl.SSLError) as exc:
+        return [
+            Error(
+                f"OFFLOAD_NOTIFY_SMTP_CA_FILE={path!r} cannot be read as CA certificates: {exc}.",
+                hint="Name a PEM file of the CA certificates to trust, or leave it unset.",
+                id="offload.E015",
+            )
+        ]
+    return []
 
 
 def check_q_cluster(app_configs=None, **kwargs) -> list:
@@ -175,6 +195,6 @@ def check_deploy_secrets(app_configs=None, **kwargs) -> list:
 
 def register_all() -> None:
     """Register the checks above with Django (from OffloadConfig.ready())."""
-    for check in (check_rate_limits, check_enrich_providers, check_q_cluster):
+    for check in (check_rate_limits, check_enrich_providers, check_q_cluster, check_notify_ca_file):
         register(check)
     register(check_deploy_secrets, deploy=True)

@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from offload import jobs
 from offload.admin import media as media_admin
+from offload.jobs import rollups
 from offload.jobs.forecast import drain_seconds, queue_rows
-from offload.models import Job, JobAttempt, JobStatus, Library, MediaItem, Rendition
+from offload.models import Job, JobAttempt, JobStatus, Library, MediaItem, QueueSample, Rendition
 from tests.support.jobrows import make_job
 
 pytestmark = pytest.mark.django_db
@@ -150,3 +151,79 @@ def test_every_row_of_the_dashboards_panels_says_what_it_counts(admin_client):
         html = re.search(rf'<div class="module" id="{panel}">(.*?)</div>', page, re.S).group(1)
         headed = re.findall(r"<tr><th( title=\"[^\"]+\")?>", html)
         assert headed and all(headed), panel
+
+
+POINT = r"(\d\d:\d\d)(?:–\d\d:\d\d)? UTC: (?:at most )?(\d+) (\S+) queued"
+
+
+def depth_charts(page: str) -> list[dict]:
+    """The queue-depth charts as drawn: each point's tooltip per (minute, kind), each kind's colour and count now."""
+    module = re.search(r'<div class="module" id="ops-queue-depth">(.*?)\n</div>', page, re.S).group(1)
+    found = []
+    for box in module.split('<div class="ops-chart-box">')[1:]:
+        points, colours = {}, {}
+        for colour, title in re.findall(r'<circle [^>]*fill="(#\w+)"><title>([^<]+)</title>', box):
+            # "12:07 UTC: 9 media.transcode queued", or for 15 minutes "12:00–12:15 UTC: at most 9 …".
+            at, n, kind = re.fullmatch(POINT, title).groups()
+            points[(at, kind)] = int(n)
+            colours.setdefault(kind, set()).add(colour)
+        legend = re.findall(r'<span style="background: (#\w+)"></span>(\S+) \((\d+) now\)', box)
+        found.append({"points": points, "colours": colours, "legend": {k: (c, int(n)) for c, k, n in legend}})
+    return found
+
+
+def test_the_two_queue_depth_charts_agree_at_every_moment_and_with_the_count_now(admin_client):
+    this_minute = timezone.now().replace(second=0, microsecond=0)
+    # A quarter-hour wholly inside the last hour: 2 transcodes queued each minute of it, 9 at
+    # its seventh minute (between two quarter-hours), and probes queued only at that minute.
+    quarter = this_minute.replace(minute=this_minute.minute - this_minute.minute % 15) - timedelta(minutes=15)
+    for minute in range(15):
+        at = quarter + timedelta(minutes=minute)
+        QueueSample.objects.create(at=at, kind="media.transcode", queued=9 if minute == 7 else 2)
+        QueueSample.objects.create(at=at, kind="media.probe", queued=4 if minute == 7 else 0)
+    for _ in range(3):
+        make_job("media.transcode", JobStatus.QUEUED)
+    page = admin_client.get(DASHBOARD).content.decode()
+    hour, day = depth_charts(page)
+    assert set(hour["legend"]) == set(day["legend"]) == {"media.transcode", "media.probe"}
+    minutes = {(quarter + timedelta(minutes=m)).strftime("%H:%M") for m in range(15)}
+    for kind in hour["legend"]:
+        # One colour per kind, whichever chart an operator reads.
+        assert hour["legend"][kind][0] == day["legend"][kind][0] == hour["colours"][kind].pop()
+        # The day chart's point for the quarter is the hour chart's highest in it.
+        highest = max(n for (at, k), n in hour["points"].items() if k == kind and at in minutes)
+        assert day["points"].get((f"{quarter:%H:%M}", kind)) == highest
+    assert day["points"].get((f"{quarter:%H:%M}", "media.transcode")) == 9
+    # Both end with the count now: the Jobs by kind table's queued and the drain forecast's.
+    assert hour["legend"]["media.transcode"][1] == day["legend"]["media.transcode"][1] == 3
+    assert hour["legend"]["media.probe"][1] == day["legend"]["media.probe"][1] == 0
+    assert re.search(r'data-kind="media.transcode" data-status="queued"><a [^>]+>3</a>', page)
+    assert re.search(r"media\.transcode</th><td>\w+</td>\s*<td class=\"ops-count\">3</td>", page)
+
+
+def test_a_queue_that_emptied_is_sampled_as_zero_not_left_out(alice):
+    job, _ = jobs.enqueue("system.noop", params={"n": 1}, user=alice)
+    at = timezone.now().replace(second=0, microsecond=0)
+    rollups.sample_queues(at - timedelta(minutes=1))
+    Job.objects.filter(pk=job.pk).update(status=JobStatus.CANCELLED, finished_at=timezone.now())
+    rollups.sample_queues(at)
+    noop = dict(QueueSample.objects.filter(kind="system.noop").values_list("at", "queued"))
+    assert noop == {at - timedelta(minutes=1): 1, at: 0}
+    # Every registered kind has its row, so a missing row means a minute not sampled.
+    assert QueueSample.objects.filter(at=at, kind="media.transcode", queued=0).exists()
+    # The same minute sampled again keeps the later count.
+    jobs.enqueue("system.noop", params={"n": 2}, user=alice)
+    rollups.sample_queues(at)
+    assert QueueSample.objects.get(at=at, kind="system.noop").queued == 1
+
+
+def test_each_kind_row_of_the_dashboards_tables_says_what_it_counts(admin_client):
+    now = timezone.now()
+    make_job("media.probe", JobStatus.QUEUED)
+    make_job("media.probe", started_at=now - timedelta(seconds=30), finished_at=now - timedelta(seconds=10))
+    page = admin_client.get(DASHBOARD).content.decode()
+    for table in ("ops-drain", "ops-latency", "ops-jobs"):
+        html = re.search(rf'<div class="module" id="{table}">(.*?)</table>', page, re.S).group(1)
+        heads = re.findall(r"<tr><th( title=\"[^\"]*media\.probe[^\"]+\")?>(?:<a [^>]+>)?media\.probe", html)
+        assert heads and all(heads), table
+    assert re.search(r'<tfoot><tr><th title="[^"]+">All kinds</th>', page)

@@ -11,8 +11,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from offload import jobs
 from offload.jobs.schedules import record_run, sync_schedules
-from offload.models import Job, JobStatus, Library, MediaItem, Rendition
-from tests.support.browser import chromium, log_in, screenshot
+from offload.models import Job, JobStatus, Library, MediaItem, QueueSample, Rendition
+from tests.support.browser import SCREENSHOTS, chromium, log_in, screenshot
 from tests.support.jobrows import make_job
 
 pytestmark = pytest.mark.slow
@@ -49,6 +49,7 @@ def busy_console(alice, staff, library_root, reporting_cluster):
     jobs.defer(jobs.claim(waited.pk), "the thumbnailer is busy", delay=30)
     jobs.cancel(Job.objects.get(pk=waited.pk), staff)
     make_job("system.noop", JobStatus.QUEUED, queued_at=timezone.now() - timedelta(seconds=15))
+    queue_history()
     sync_schedules()
     now = timezone.now()
     record_run(
@@ -56,6 +57,16 @@ def busy_console(alice, staff, library_root, reporting_cluster):
         task={"group": "offload: re-queue jobs whose worker was lost", "ran_at": now, "stopped": now, "success": True},
     )
     return {"item": item, "failed": failed, "library": library}
+
+
+def queue_history() -> None:
+    """Two hours of per-minute queue samples for the queue-depth charts: a transcode backlog draining, probe bursts."""
+    this_minute = timezone.now().replace(second=0, microsecond=0)
+    for minutes_ago in range(120, 0, -1):
+        at = this_minute - timedelta(minutes=minutes_ago)
+        QueueSample.objects.create(at=at, kind="media.transcode", queued=max(0, minutes_ago - 60) // 4)
+        QueueSample.objects.create(at=at, kind="media.probe", queued=12 if minutes_ago % 23 == 0 else 0)
+        QueueSample.objects.create(at=at, kind="system.noop", queued=0)
 
 
 def test_the_changed_pages_fit_at_1280_and_800_px(asgi_server, busy_console, staff):
@@ -79,6 +90,10 @@ def test_the_changed_pages_fit_at_1280_and_800_px(asgi_server, busy_console, sta
                 browser.get(server.url + path)
                 wide[(name, width)] = overflow(browser)
                 screenshot(browser, f"console-{name}-{width}")
+            # The queue-depth charts side by side (or stacked at 800 px), for a closer look.
+            browser.get(server.url + pages["dashboard"])
+            charts = browser.find_element(By.ID, "ops-queue-depth")
+            charts.screenshot(str(SCREENSHOTS / f"console-queue-depth-{width}.png"))
             # The pages a button leads to: quieting a cluster asks first; Transcode… asks for its profile.
             for name, path, button in (
                 ("quiet-confirm", pages["dashboard"], 'button[value="quiet"]'),

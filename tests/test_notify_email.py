@@ -6,6 +6,8 @@ import socket
 import pytest
 
 from offload.alerts.models import Delivery, Endpoint, Outcome
+from offload.checks import check_notify_ca_file
+from tests.support.certs import self_signed
 from tests.support.jobrunner import run_next
 from tests.support.receivers import smtp_server
 
@@ -63,6 +65,54 @@ def test_a_wrong_smtp_password_fails_the_delivery_with_a_readable_reason(alice_a
     assert row.outcome == Outcome.FAILED and "refused the login" in row.error
     # smtplib tries each mechanism the server offers (PLAIN, then LOGIN).
     assert mailbox.messages == [] and mailbox.logins.tried and set(mailbox.logins.tried) == {("alice-mail", False)}
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    return self_signed(tmp_path / "smtp-tls")
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_alices_email_goes_over_tls_to_a_server_whose_ca_the_operator_trusts(alice_api, settings, certificate, tls):
+    settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(certificate.cert)
+    with smtp_server(login=("alice-mail", "s3cret-Pass"), tls=tls, certificate=certificate) as (port, mailbox):
+        made = make_email(alice_api, port, smtp_tls=tls)
+        row = send_a_test(alice_api, made.json()["id"])
+    assert row.outcome == Outcome.SENT, row.error
+    # The server takes a login only over TLS: the password never crossed in the clear.
+    assert mailbox.logins.tried == [("alice-mail", True)]
+    (mail,) = mailbox.messages
+    assert mail["X-Offload-Webhook-Id"] == row.webhook_id
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_a_server_whose_certificate_nobody_trusts_gets_no_password_and_no_mail(alice_api, certificate, tls):
+    # By default only the system's CAs are trusted: a self-signed certificate is refused.
+    with smtp_server(login=("alice-mail", "s3cret-Pass"), tls=tls, certificate=certificate) as (port, mailbox):
+        made = make_email(alice_api, port, smtp_tls=tls)
+        row = send_a_test(alice_api, made.json()["id"])
+    assert row.outcome == Outcome.FAILED
+    assert "certificate is not trusted (self-signed certificate)" in row.error
+    assert "OFFLOAD_NOTIFY_SMTP_CA_FILE" in row.error
+    assert mailbox.messages == [] and mailbox.logins.tried == []
+
+
+def test_a_trusted_certificate_for_another_name_is_refused(alice_api, settings, tmp_path, certificate):
+    settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(certificate.cert)
+    # The certificate names 127.0.0.1 and localhost; "127.1" reaches the same server by another name.
+    with smtp_server(tls="ssl", certificate=certificate) as (port, mailbox):
+        made = make_email(alice_api, port, smtp_tls="ssl", smtp_host="127.1")
+        row = send_a_test(alice_api, made.json()["id"])
+    assert row.outcome == Outcome.FAILED and "certificate is not trusted" in row.error and "127.1" in row.error
+    assert mailbox.messages == []
+
+
+def test_a_ca_file_that_cannot_be_read_stops_the_server_at_startup(settings, tmp_path, certificate):
+    settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(certificate.cert)
+    assert check_notify_ca_file() == []
+    for wrong in (tmp_path / "missing.pem", certificate.key):
+        settings.OFFLOAD_NOTIFY_SMTP_CA_FILE = str(wrong)
+        assert [error.id for error in check_notify_ca_file()] == ["offload.E015"]
 
 
 def test_a_change_without_a_password_keeps_the_stored_one(alice_api):

@@ -102,8 +102,13 @@ def lines(
     end: datetime,
     tick_step: timedelta,
     label_format: str,
+    step: timedelta | None = None,
 ) -> dict[str, Any]:
-    """One line per kind (queue depth over time), with axes and a legend."""
+    """One line per kind (queue depth over time), with axes and a legend.
+
+    With a step, each point but the last stands for the highest value from its time to a step
+    later, and its tooltip says so; the last point is the value at `end`.
+    """
     peak = max((v for points in series.values() for _, v in points), default=0)
     top = nice_ceiling(peak)
     span = (end - start).total_seconds() or 1
@@ -123,7 +128,9 @@ def lines(
                 "colour": colour,
                 "points": " ".join(f"{x(at)},{y(v)}" for at, v in points),
                 "marks": [
-                    {"x": x(at), "y": y(v), "title": f"{at:%H:%M} UTC: {v} {kind} queued"} for at, v in points if v
+                    {"x": x(at), "y": y(v), "title": _point_title(at, v, kind, step if at != end else None)}
+                    for at, v in points
+                    if v
                 ],
                 "now": points[-1][1] if points else 0,
             }
@@ -133,6 +140,12 @@ def lines(
         ticks.append({"x": x(at), "label": at.strftime(label_format)})
         at += tick_step
     return {"series": drawn, "peak": peak, **frame(top), "x_ticks": ticks}
+
+
+def _point_title(at: datetime, value: int, kind: str, step: timedelta | None) -> str:
+    if step is None:
+        return f"{at:%H:%M} UTC: {value} {kind} queued"
+    return f"{at:%H:%M}–{at + step:%H:%M} UTC: at most {value} {kind} queued"
 
 
 def latency_rows(by_kind: dict[str, dict[str, float | None]]) -> dict[str, Any]:

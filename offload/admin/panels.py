@@ -105,29 +105,51 @@ def latency(finishes: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
+# The day chart's step: each point is the most jobs queued at any sampled minute of its 15 minutes.
+DEPTH_DAY_STEP = timedelta(minutes=15)
+
+
 def queue_depth(now: datetime, active: dict[tuple[str, str], int]) -> dict[str, Any]:
-    """Queued jobs per kind over the last hour (every minute) and day (every 15 minutes), ending now."""
+    """Queued jobs per kind over the last hour and day, from the per-minute samples, ending with the count now.
+
+    One definition for both charts: the hour chart draws each minute's sample, the day chart
+    the highest sample of each 15 minutes (a burst between two quarter-hours shows in both),
+    and both end with the live count, the Jobs by kind table's "queued". Both draw the same
+    kinds in the same colours.
+    """
     this_minute = now.replace(second=0, microsecond=0)
     hour_start = this_minute - timedelta(hours=1)
-    day_start = this_minute - timedelta(days=1)
+    day_start = _quarter_of(this_minute - timedelta(days=1))
+    samples: dict[str, dict[datetime, int]] = {}
+    for at, kind, queued in overview.queue_samples(day_start):
+        samples.setdefault(kind, {})[at] = queued
+    queued_now = {kind: n for (kind, status), n in active.items() if status == JobStatus.QUEUED}
+    shown = {kind for kind, points in samples.items() if any(points.values())} | {k for k, n in queued_now.items() if n}
     hour: dict[str, list[tuple[datetime, int]]] = {}
     day: dict[str, list[tuple[datetime, int]]] = {}
-    for at, kind, queued in overview.queue_samples(day_start):
-        if at >= hour_start:
-            hour.setdefault(kind, []).append((at, queued))
-        if at.minute % 15 == 0:
-            day.setdefault(kind, []).append((at, queued))
-    # Now, from the live counts: the line ends at the present, not at the last sample.
-    for series in (hour, day):
-        for kind in set(series) | {k for (k, s) in active if s == JobStatus.QUEUED}:
-            series.setdefault(kind, []).append((now, active.get((kind, JobStatus.QUEUED), 0)))
+    for kind in shown:
+        points = samples.get(kind, {})
+        hour[kind] = [(at, n) for at, n in points.items() if at >= hour_start]
+        quarters: dict[datetime, int] = {}
+        for at, n in points.items():
+            quarter = _quarter_of(at)
+            quarters[quarter] = max(n, quarters.get(quarter, 0))
+        day[kind] = sorted(quarters.items())
+        # The line ends at the present, not at the last sample.
+        for series in (hour[kind], day[kind]):
+            series.append((now, queued_now.get(kind, 0)))
     found = {
         "hour": charts.lines(hour, hour_start, now, timedelta(minutes=10), "%H:%M"),
-        "day": charts.lines(day, day_start, now, timedelta(hours=3), "%H:00"),
+        "day": charts.lines(day, day_start, now, timedelta(hours=3), "%H:00", step=DEPTH_DAY_STEP),
     }
     for name, chart in found.items():
         chart["svg"] = charts.lines_svg(chart, f"Queued jobs by kind over the last {name}")
     return found
+
+
+def _quarter_of(at: datetime) -> datetime:
+    """The start of the 15 minutes holding `at` (:00, :15, :30 or :45)."""
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
 
 
 def retention(finishes: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from offload.jobs.kinds import names as kind_names
 from offload.models import ACTIVE_STATUSES, FINISHED_STATUSES, Job, JobRollup, QueueSample, RollupSpan, RollupWatermark
 
 # Upper bounds (seconds) of the wait and run time buckets; the last one catches the rest.
@@ -92,17 +93,30 @@ def _merge(span: str, start: datetime, folded: dict) -> None:
 
 
 def sample_queues(at: datetime) -> None:
-    """Each kind's queued and running jobs now, as the sample of minute `at` (the (status, kind) index)."""
-    counts = (
-        Job.objects.filter(status__in=ACTIVE_STATUSES)
+    """Each kind's queued and running jobs now, as the sample of minute `at` (the (status, kind) index).
+
+    Every registered kind gets a row, an empty queue too: the queue-depth charts read a missing
+    row as a minute not sampled, so without the zero a queue that emptied would be drawn as a
+    line sloping down to the next sample instead of dropping to 0.
+    """
+    counts = {
+        row["kind"]: row
+        for row in Job.objects.filter(status__in=ACTIVE_STATUSES)
         .values("kind")
         .annotate(queued=Count("pk", filter=Q(status="queued")), running=Count("pk", filter=Q(status="running")))
         .order_by()
+    }
+    empty = {"queued": 0, "running": 0}
+    QueueSample.objects.bulk_create(
+        [
+            QueueSample(at=at, kind=kind, **{field: counts.get(kind, empty)[field] for field in empty})
+            for kind in sorted(set(kind_names()) | set(counts))
+        ],
+        # A minute sampled again (the schedule ran twice in it) keeps the later count.
+        update_conflicts=True,
+        unique_fields=["at", "kind"],
+        update_fields=["queued", "running"],
     )
-    for row in counts:
-        QueueSample.objects.update_or_create(
-            at=at, kind=row["kind"], defaults={"queued": row["queued"], "running": row["running"]}
-        )
 
 
 def roll_up(now: datetime | None = None) -> int:

@@ -11,6 +11,7 @@ cannot point it elsewhere (DNS rebinding); redirects are never followed; only th
 
 import ipaddress
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -94,6 +95,14 @@ def resolve(target: Target, allow_private: bool) -> str:
     if not addresses:
         raise SendFailed(f"{target.host} resolves to no address.")
     return addresses[0]
+
+
+def tls_context(ca_file: str = "") -> ssl.SSLContext:
+    """A client TLS context that checks the certificate and the host name: the system's CAs, and ca_file's too."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def check_url(url: str, allow_private: bool) -> None:

@@ -6,6 +6,7 @@ on 127.0.0.1, so the agents talk to a real socket.
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+
+from tests.support.certs import Certificate
 
 
 @dataclass
@@ -111,21 +114,34 @@ class _Login:
 
 
 @contextmanager
-def smtp_server(login: tuple[str, str] | None = None) -> Iterator[tuple[int, _Mailbox]]:
+def smtp_server(
+    login: tuple[str, str] | None = None, tls: str = "none", certificate: Certificate | None = None
+) -> Iterator[tuple[int, _Mailbox]]:
     """A real SMTP server (aiosmtpd) on a free loopback port; answer (port, mailbox).
 
-    With `login` (user, password) it requires that login (AUTH PLAIN/LOGIN over plain SMTP, as a
-    test may) and keeps each login tried in `mailbox.logins`.
+    With `login` (user, password) it requires that login and keeps each login tried in
+    `mailbox.logins` (over plain SMTP as a test may; under STARTTLS only once TLS is up). With `tls`
+    "starttls" it requires STARTTLS before anything else, with "ssl" it speaks TLS from the
+    first byte; either with `certificate`.
     """
     mailbox = _Mailbox()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    auth = {}
+    options: dict = {}
     if login is not None:
         mailbox.logins = _Login(*login)
-        auth = {"authenticator": mailbox.logins, "auth_required": True, "auth_require_tls": False}
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **auth)
+        # aiosmtpd knows TLS only from STARTTLS: under "ssl" every byte is TLS already.
+        options = {"authenticator": mailbox.logins, "auth_required": True, "auth_require_tls": tls == "starttls"}
+    if tls != "none":
+        assert certificate is not None, "a TLS server needs a certificate"
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(certificate.cert, certificate.key)
+        if tls == "starttls":
+            options |= {"tls_context": context, "require_starttls": True}
+        else:
+            options["ssl_context"] = context
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield port, mailbox
