@@ -5,6 +5,7 @@
 #   promtool and prometheus (Debian's prometheus package): checks and runs deploy/prometheus/ (tests only)
 #   nginx: the shipped site in deploy/nginx/, in front of the real app servers (tests only)
 #   wrk: the load generator of bench/, whose scripts the suite smoke-runs (tests only)
+#   openssl: the certificates of the TLS mail servers the notification tests deliver to (tests only)
 #   python3-venv: `python3 -m venv` needs it on Debian (--venv: before .venv is created)
 set -euo pipefail
 want=()
@@ -20,6 +21,7 @@ if [ "$mode" = "--test" ]; then
   command -v promtool >/dev/null || want+=(prometheus)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx)
   command -v wrk >/dev/null || want+=(wrk)
+  command -v openssl >/dev/null || want+=(openssl)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
