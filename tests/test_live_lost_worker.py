@@ -109,14 +109,17 @@ def test_the_dashboard_and_job_list_show_attention_and_targets_at_1280_and_800(
     from offload.jobs import control
     from offload.models import Library, MediaItem
 
-    server = asgi_server()
+    # A worker is presumed lost after three beats and its job taken over after four: with a
+    # 2-minute stale age, a beat 100 s old stays "lost" (not yet re-queued) for 20 s however
+    # slowly the page comes up, here and in the server.
+    stale = 120
+    settings.OFFLOAD_JOB_STALE_SECONDS = stale
+    server = asgi_server(OFFLOAD_JOB_STALE_SECONDS=str(stale))
     films = Library.objects.create(name="Films", path=str(library_root / "films"), owner=alice)
     feature = MediaItem.objects.create(library=films, relative_path="long.feature.mkv", title="Long Feature")
     running, _ = jobs.enqueue("media.probe", target=feature, user=alice)
     control.pick_up(running.pk)
-    Job.objects.filter(pk=running.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.OFFLOAD_JOB_STALE_SECONDS - 1)
-    )
+    Job.objects.filter(pk=running.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=stale - 20))
     control.pause("media.thumbnail")
     jobs.enqueue("media.thumbnail", target=feature, user=alice)
     log_in(browser, server.url, "staff", "staff-password")

@@ -27,10 +27,16 @@ def gone(pid: int) -> bool:
 @pytest.fixture
 def sup(tmp_path):
     (tmp_path / "log").mkdir()
+    # A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # an ignored signal stays ignored in children, which could then never trap it. run_supervised
+    # installs its handlers before any child starts (so children get the default); here, without
+    # it, the test process does the same for the duration.
+    kept_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
     kept = supervisor.Supervisor(tmp_path / "log", tmp_path)
     yield kept
     kept.stopping = True
     kept.stop_all()
+    signal.signal(signal.SIGINT, kept_sigint)
 
 
 @pytest.fixture
