@@ -8,6 +8,9 @@ from django.template.response import TemplateResponse
 from offload.admin import readable
 from offload.models import Job
 
+# Jobs a confirmation page lists by name; the count says how many more there are.
+PREVIEW_ROWS = 20
+
 
 def confirmation(
     modeladmin,

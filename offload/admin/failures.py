@@ -20,6 +20,7 @@ from django.utils.html import format_html_join
 from offload import actions
 from offload.admin import readable
 from offload.admin.badges import job_link
+from offload.admin.confirm import PREVIEW_ROWS
 from offload.admin.snapshot_cache import forget_snapshot
 from offload.jobs import IdempotencyKeyReused, JobConflict, classify, fingerprint
 from offload.models import Job, JobStatus
@@ -42,8 +43,6 @@ RETRY_LIMIT = 500
 SAMPLE = 5
 # The newest failures read for each group's example and sample ids.
 SAMPLE_SCAN = 1000
-# Jobs a confirmation page names; the count says how many more.
-PREVIEW_ROWS = 20
 # Failed jobs stored before their group was (an upgrade, a row written by hand) are classified
 # this many at a time, once.
 CLASSIFY_BATCH = 2000

@@ -30,7 +30,7 @@ from offload.admin.badges import (
     status_badge,
     waiting_note,
 )
-from offload.admin.confirm import confirmation
+from offload.admin.confirm import PREVIEW_ROWS, confirmation
 from offload.admin.event_log import JobEventAdmin
 from offload.admin.filters import FinishedWithinFilter, RegisteredKindFilter
 from offload.admin.formatting import duration, run_seconds, wait_seconds, when
@@ -48,8 +48,6 @@ from offload.models import (
     QueueControl,
 )
 
-# Rows a bulk confirmation page lists by name; the count says how many more there are.
-PREVIEW_ROWS = 20
 RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
 CANCELLABLE = (JobStatus.QUEUED, JobStatus.RUNNING)
 
