@@ -25,6 +25,7 @@ class OffloadConfig(AppConfig):
             job_event_committed,
             listen_for_event_numbers,
             note_schedule_start,
+            on_task_starting,
             on_worker_spawned,
             record_schedule_run,
             register,
@@ -62,6 +63,8 @@ class OffloadConfig(AppConfig):
         post_spawn.connect(on_worker_spawned, dispatch_uid="offload.jobs.runner.heartbeat")
         # A schedule's last run, which django-q2 does not keep (no task results are stored).
         pre_execute.connect(note_schedule_start, dispatch_uid="offload.jobs.schedules.note_start")
+        # The task a job's finish acknowledges in its own statement (offload/jobs/delivery.py).
+        pre_execute.connect(on_task_starting, dispatch_uid="offload.jobs.delivery")
         post_execute_in_worker.connect(record_schedule_run, dispatch_uid="offload.jobs.schedules.record_run")
         request_finished.connect(logs.clear, dispatch_uid="offload.logs.clear")
         registry.warn_if_not_multiprocess()

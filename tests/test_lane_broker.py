@@ -2,13 +2,16 @@
 
 import threading
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from offload import jobs
-from offload.jobs.lanes import broker_for, lane_queue
+from offload.jobs import lanes
+from offload.jobs.lanes import LaneORMBroker, broker_for, lane_queue
 from offload.models import JobPriority
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,3 +56,55 @@ def test_takers_racing_for_the_same_rows_never_share_one(alice):
     for thread in threads:
         thread.join()
     assert sorted(taken) == sorted(queued)
+
+
+def idle_broker(monkeypatch, clock: list[float]) -> LaneORMBroker:
+    """A lane's broker polling an empty queue without its pause, on a clock the test moves."""
+    monkeypatch.setattr(lanes, "monotonic", lambda: clock[0])
+    broker = LaneORMBroker(lane_queue("default"))
+    monkeypatch.setattr(broker, "wait_for_work", lambda seconds: False)
+    return broker
+
+
+def test_polls_health_check_their_connection_once_a_second_not_each_time(monkeypatch):
+    clock = [1000.0]
+    broker = idle_broker(monkeypatch, clock)
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(clock[0]) or usable())
+    for _ in range(20):
+        assert broker.dequeue() is None
+    clock[0] += lanes.CHECK_INTERVAL
+    for _ in range(20):
+        assert broker.dequeue() is None
+    assert checks == [1000.0, 1000.0 + lanes.CHECK_INTERVAL]
+
+
+def test_a_poll_on_a_connection_the_database_dropped_takes_its_row_on_a_new_one(alice, monkeypatch):
+    broker = idle_broker(monkeypatch, [1000.0])
+    assert broker.dequeue() is None
+    job, _ = jobs.enqueue("system.noop", user=alice)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    params = connection.get_connection_params()
+    dsn = {key: params[key] for key in ("dbname", "user", "password", "host", "port") if params.get(key)}
+    with psycopg.connect(**dsn, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    assert taken_job_ids(broker.dequeue()) == [job.pk]
+
+
+def test_an_acknowledge_is_one_statement_outside_any_transaction(alice, monkeypatch):
+    jobs.enqueue("system.noop", user=alice)
+    broker = broker_for(lane_queue("default"))
+    ((ack_id, _),) = broker.dequeue()
+    transactions = []
+    set_autocommit = connection.set_autocommit
+    monkeypatch.setattr(
+        connection, "set_autocommit", lambda on, **kw: transactions.append(on) or set_autocommit(on, **kw)
+    )
+    with CaptureQueriesContext(connection) as sent:
+        broker.acknowledge(ack_id)
+    assert [query["sql"].split()[0] for query in sent] == ["DELETE"]
+    assert transactions == []
+    assert not OrmQ.objects.filter(pk=ack_id).exists()

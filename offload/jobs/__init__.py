@@ -42,6 +42,7 @@ directly:
 from offload.jobs import accept, attempts, control, kinds, overview, payload, quiet, rollups, waiting
 from offload.jobs.cancel_flags import cancel_flagged
 from offload.jobs.control import holds_changed, max_concurrency
+from offload.jobs.delivery import on_task_starting
 from offload.jobs.errors import (
     IdempotencyKeyReused,
     JobCancelled,
@@ -148,6 +149,7 @@ __all__ = [
     "mark_cancelled",
     "max_concurrency",
     "note_schedule_start",
+    "on_task_starting",
     "on_worker_spawned",
     "overview",
     "params_hash",

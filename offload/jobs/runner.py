@@ -12,7 +12,7 @@ from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import cancel_flags, control, liveness, reaper
+from offload.jobs import cancel_flags, control, delivery, liveness, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -159,18 +159,19 @@ def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
 def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
-    job, why_not = control.pick_up(job_id)
-    if job is None:
-        return why_not
-    run = JobRun(job)
-    beat = _heartbeat_thread()
-    beat.watch(run)
-    try:
-        # Every line logged while the job runs names it (LOG_FORMAT=json: job_id, job_kind).
-        with logs.bound(job_id=job.pk, job_kind=job.kind):
-            return _run_handler(job, run)
-    finally:
-        beat.watch(None)
+    with delivery.running():
+        job, why_not = control.pick_up(job_id)
+        if job is None:
+            return why_not
+        run = JobRun(job)
+        beat = _heartbeat_thread()
+        beat.watch(run)
+        try:
+            # Every line logged while the job runs names it (LOG_FORMAT=json: job_id, job_kind).
+            with logs.bound(job_id=job.pk, job_kind=job.kind):
+                return _run_handler(job, run)
+        finally:
+            beat.watch(None)
 
 
 def target_models() -> dict[str, type[models.Model]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection
 
-from offload.jobs import attempts
+from offload.jobs import attempts, delivery
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload, payload_sql
 from offload.models import Job, JobEvent, JobStatus
@@ -124,8 +124,12 @@ def start_attempt(job_id: int, unless: str, changes: dict[str, Any], stale: date
 
 def finish(job: Job, status: str, changes: dict[str, Any], now: datetime, error: str | None) -> Job | None:
     """The attempt's final status, unless a success has next stages to queue with it or a receiver of
-    job_event_recorded would write for it (both the transactional way): the row, or None."""
-    return change_with_event(
+    job_event_recorded would write for it (both the transactional way): the row, or None.
+
+    The task being run is acknowledged in the same statement (offload/jobs/delivery.py).
+    """
+    also = [attempts.close_open_sql(status, now, error=error), delivery.acknowledge_sql()]
+    done = change_with_event(
         job.pk,
         where=(
             """j.status = %s AND j.attempts = %s AND (%s <> %s OR j."then" = '[]'::jsonb)"""
@@ -134,8 +138,11 @@ def finish(job: Job, status: str, changes: dict[str, Any], now: datetime, error:
         where_params=[JobStatus.RUNNING, job.attempts, status, JobStatus.SUCCEEDED],
         changes=changes,
         event=status,
-        also=attempts.close_open_sql(status, now, error=error),
+        also=(",".join(sql for sql, _ in also if sql), [param for _, params in also for param in params]),
     )
+    if done is not None:
+        delivery.acknowledged()
+    return done
 
 
 def progress(job: Job, changes: dict[str, Any]) -> Job | None:

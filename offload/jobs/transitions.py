@@ -19,7 +19,7 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from offload.jobs import attempts, fingerprints, idempotency, pipeline, statements
+from offload.jobs import attempts, delivery, fingerprints, idempotency, pipeline, statements
 from offload.jobs.events import record_event
 from offload.jobs.identity import new_job, params_hash, target_of
 from offload.jobs.kinds import get_kind
@@ -216,6 +216,7 @@ def _finish(job: Job, status: str, *, result=None, error: str | None = None) -> 
             return False
         _take(job, changes, done)
         attempts.close_open(job.pk, status, now, error=error)
+        delivery.acknowledge_in_transaction()
         record_event(job, status, nobody_joined=not done.has_members)
         if status == JobStatus.SUCCEEDED:
             for kind in job.then:  # the pipeline: each stage that needed this one, queued with the same commit

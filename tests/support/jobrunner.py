@@ -2,6 +2,7 @@
 
 import pydoc
 
+from django_q.signals import pre_execute
 from django_q.signing import SignedPackage
 
 from offload.jobs.lanes import broker_for, job_lanes, lane_queue
@@ -18,11 +19,25 @@ def run_next(lane: str | None = None) -> bool:
         if not batch:
             continue
         for ack_id, payload in batch:
-            task = SignedPackage.loads(payload)
-            pydoc.locate(task["func"])(*task["args"], **task["kwargs"])
-            broker.acknowledge(ack_id)
+            deliver(broker, ack_id, payload)
         return True
     return False
+
+
+def deliver(broker, ack_id: int, payload: str):
+    """One task as django-q2 runs it: the worker's pre_execute and call, then the monitor's acknowledge.
+
+    The monitor acknowledges only a task that still carries its ack_id once the worker is done
+    (django_q/monitor.py); a job's finish takes it (offload/jobs/delivery.py).
+    """
+    task = SignedPackage.loads(payload)
+    task["ack_id"] = ack_id
+    func = pydoc.locate(task["func"])
+    pre_execute.send(sender="django_q", func=func, task=task)
+    result = func(*task["args"], **task["kwargs"])
+    if task.pop("ack_id", None):
+        broker.acknowledge(ack_id)
+    return result
 
 
 def drain(max_tasks: int = 1000) -> int:
