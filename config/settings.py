@@ -426,10 +426,6 @@ _LANE_CLUSTERS = {
         "poll": env_float("OFFLOAD_NOTIFY_Q_POLL", 0.05),
     },
 }
-# With the ORM broker the notify lane also wakes on the NOTIFY each delivery's task sends at
-# commit, instead of waiting for its next poll (offload/alerts/queueing.py).
-if OFFLOAD_Q_BROKER == "orm":
-    _LANE_CLUSTERS["notify"]["broker_class"] = "offload.alerts.queueing.NotifyLaneBroker"
 # lane → its cluster's name (its queue), the default lane first.
 OFFLOAD_LANES = {
     "default": Q_CLUSTER["name"],

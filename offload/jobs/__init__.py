@@ -22,7 +22,9 @@ directly:
   forms the transitions take;
 - `waiting`: why a queued job waits (`waiting_reason`) and whether a running job's worker is lost;
 - `queue`: the django-q2 side, writing the task of a job's next attempt to its kind's lane;
-- `lanes`: the lanes, their queues (people's first) and the brokers their clusters run;
+- `lanes`: the lanes, their queues (people's first), the brokers their clusters run and the
+  wake-up a committed task sends its lane;
+- `delivery`: the task a worker is running, which the job's finish acknowledges;
 - `quiet`: a cluster an operator quieted finishes what it holds and takes nothing new;
 - `control`: operators' holds per kind (pause, resume, concurrency caps), applied at pick-up, and the
   `holds_changed` signal sent once one commits;

@@ -42,7 +42,7 @@ from offload.jobs import waiting
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.identity import new_job
-from offload.jobs.lanes import queue_of
+from offload.jobs.lanes import WAKE_SQL, queue_of, wake_channel
 from offload.jobs.payload import job_payload
 from offload.jobs.queue import task_package
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
@@ -158,7 +158,7 @@ event AS (
 task AS (
     INSERT INTO {quote(OrmQ._meta.db_table)} (key, payload, lock)
     SELECT {typed(OrmQ, "key")}, {typed(OrmQ, "payload")}, {typed(OrmQ, "lock")} FROM job
-    RETURNING id
+    RETURNING id, {WAKE_SQL.replace("%s", "%s::text")}
 ),
 hold AS (
     -- The kind's hold, for the answer's waiting_reason (offload/jobs/waiting.py) without a second round trip.
@@ -189,6 +189,7 @@ UNION ALL SELECT 'twin', NULL, row_to_json(twin)::text, NULL, (SELECT row_to_jso
         "queue",
         "task",
         "now",
+        "wake",
         "running",
         "kind",
         "want_spare",
@@ -299,6 +300,7 @@ def accept(
             "event_payload": JobEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
             "now": now,
             "queue": queue_of(job),
+            "wake": wake_channel(queue_of(job)),
             "task": task_package(job.task_id, job.pk, job),
             "want_spare": True,
             "running": str(JobStatus.RUNNING),

@@ -12,12 +12,18 @@ asked for through the API starts as soon as a worker of its lane is free, howeve
 scan-queued probes wait. The Redis broker (OFFLOAD_Q_BROKER=redis) keeps one list per lane,
 in plain queue order.
 
+Woken at commit. A poll of an empty queue is followed by a pause (the lane's `poll`). With
+PostgreSQL, a queue row due now is written together with a NOTIFY on its lane's channel
+(`WAKE_SQL`); PostgreSQL delivers it when the transaction commits, and the lane's broker,
+LISTENing through the pause, takes the task at once. A missed wake-up costs one poll, no more.
+
 Which lane a cluster serves. Every lane shares django-q2's stat list (its key comes from the
 site's `name`), and a stat does not say which lane it belongs to. The brokers save, beside
 each stat and with the same short expiry, the lane of the cluster that saved it, so workers
 can be counted per lane and a dead lane beside a live one shows as 0.
 """
 
+import select
 from datetime import datetime, timedelta
 from time import monotonic, sleep
 
@@ -31,6 +37,7 @@ from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.status import Stat
+from psycopg import sql
 
 from offload.jobs import quiet
 from offload.jobs.kinds import all_kinds, get_kind
@@ -48,6 +55,16 @@ def people_key(list_key: str) -> str:
     return list_key + PEOPLE_SUFFIX
 
 
+def wake_channel(queue: str) -> str:
+    """The PostgreSQL channel a lane's cluster listens on between polls; one per lane, for both its queues."""
+    return f"offload_wake:{queue.removesuffix(PEOPLE_SUFFIX)}"
+
+
+# The wake-up as an expression, for a statement that writes a queue row (its one parameter: the channel).
+# PostgreSQL delivers it when the transaction commits, never for a rollback, and folds repeats.
+WAKE_SQL = "pg_notify(%s, '')"
+
+
 class LaneBroker(ORM):
     """The ORM broker over a lane's two queues; it can also write a row due later (`not_before`)."""
 
@@ -62,7 +79,18 @@ class LaneBroker(ORM):
     def enqueue(self, task) -> int:
         # A row born with its lock in the future is a delayed task: no poll takes it before.
         lock = self.not_before or timezone.now()
-        return self.get_connection().create(key=self.list_key or Conf.CLUSTER_NAME, payload=task, lock=lock).pk
+        key = self.list_key or Conf.CLUSTER_NAME
+        connection = connections[Conf.ORM]
+        if connection.vendor != "postgresql" or self.not_before is not None:
+            return self.get_connection().create(key=key, payload=task, lock=lock).pk
+        self.get_connection()
+        with connection.cursor() as cursor:
+            # The row and its lane's wake-up in one statement: the NOTIFY is delivered at commit.
+            cursor.execute(
+                f"INSERT INTO {_TABLE} (key, payload, lock) VALUES (%s, %s, %s) RETURNING id, {WAKE_SQL}",  # noqa: S608
+                [key, task, lock, wake_channel(key)],
+            )
+            return cursor.fetchone()[0]
 
     def dequeue(self):
         if quiet.this_cluster_is_quiet():
@@ -105,10 +133,25 @@ class LaneBroker(ORM):
     def fail(self, task_id: int) -> None:
         self.acknowledge(task_id)
 
+    _listening_on = None
+
     def wait_for_work(self, seconds: float) -> bool:
-        """The pause after an empty poll; a lane told of new work may end it early (answer True then)."""
-        sleep(seconds)
-        return False
+        """The pause after an empty poll, ended early (answer True) by a task committed to this lane."""
+        connection = connections[Conf.ORM]
+        if connection.vendor != "postgresql" or connection.in_atomic_block:
+            sleep(seconds)
+            return False
+        connection.ensure_connection()
+        raw = connection.connection
+        # A new database connection (Django closes old ones) listens afresh.
+        if self._listening_on is not raw:
+            raw.execute(sql.SQL("LISTEN {}").format(sql.Identifier(wake_channel(self.list_key))))
+            self._listening_on = raw
+        # Wait for the socket rather than in psycopg's notifies(): the spine's notify handler on every
+        # connection (offload/jobs/events.py) would make that unreliable. The next poll's query
+        # reads the notification (the handlers pass over it).
+        readable, _, _ = select.select([raw.fileno()], [], [], seconds)
+        return bool(readable)
 
     def _take_due(self, backlog: str, people: str) -> list[tuple[int, str]]:
         """The first due rows, people's first, locked until their retry time: one statement.
