@@ -26,6 +26,24 @@ FIELD_ERRORS = {
 }
 
 
+def _character_class(codes: list[int]) -> str:
+    """The code points as the body of a regex class, runs joined: "\\u0009-\\u000d\\u0020"."""
+    runs: list[list[int]] = []
+    for code in codes:
+        if runs and code == runs[-1][1] + 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+
+
+# What str.strip() removes, so what DRF trims before it refuses a blank, spelled out. An OpenAPI
+# pattern is an ECMA-262 regex, whose \s is not Python's: it leaves out U+001C–U+001F and U+0085
+# and takes in U+FEFF. No whitespace lies beyond the Basic Multilingual Plane.
+TRIMMED = _character_class([code for code in range(0x10000) if chr(code).isspace()])
+NOT_BLANK_PATTERN = f"^[^\\x00]*[^\\x00{TRIMMED}][^\\x00]*$"
+
+
 class OffloadAutoSchema(AutoSchema):
     """AutoSchema plus 400, 401, 403, 404 and 429 on the operations that can answer them."""
 
@@ -37,7 +55,7 @@ class OffloadAutoSchema(AutoSchema):
             plain_text = schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
             if isinstance(field, serializers.CharField) and plain_text:
                 refuses_blank = not field.allow_blank and field.trim_whitespace
-                schema["pattern"] = "^[^\\x00]*[^\\s\\x00][^\\x00]*$" if refuses_blank else "^[^\\x00]*$"
+                schema["pattern"] = NOT_BLANK_PATTERN if refuses_blank else "^[^\\x00]*$"
             if isinstance(field, serializers.ListField) and not field.allow_empty:
                 schema.setdefault("minItems", 1)
         return schema
