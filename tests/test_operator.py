@@ -93,6 +93,9 @@ def deployed(database: tuple[str, str], start: Callable[[Host], None]) -> Iterat
         raise
     finally:
         served.teardown()
+    # Stopped means stopped: no process of this host outlives it (a process manager's children included).
+    wait_for(lambda: not served.survivors(), timeout=10, what="every process of the host to end",
+             logs=lambda: "\n".join(served.survivors()))  # fmt: skip
 
 
 @pytest.fixture

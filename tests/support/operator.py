@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from tests.support.cluster import BASE_DIR
 from tests.support.services import free_port
 
@@ -71,6 +73,26 @@ def heredoc(command_start: str) -> str:
 def env_file(text: str) -> dict[str, str]:
     """systemd's EnvironmentFile=: NAME=value lines; comments and blank lines skipped."""
     return dict(line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the process, its group and every descendant, wherever they went.
+
+    A process manager (honcho) starts each of its children in a session of its own: killing
+    its group alone leaves them running, orphaned, after the test.
+    """
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    proc.wait(10)
 
 
 @dataclass
@@ -231,8 +253,7 @@ class Host:
     def stop(self, name: str) -> None:
         for running, proc in self.processes:
             if running == name and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+                kill_tree(proc)
 
     def log(self, name: str) -> str:
         path = self.log_dir / f"{name}.log"
@@ -241,10 +262,17 @@ class Host:
     def logs(self) -> str:
         return "\n".join(f"--- {name} ---\n{self.log(name)}" for name, _ in self.processes)
 
+    def survivors(self) -> list[str]:
+        """Command lines of running processes started from this host's virtualenv or root."""
+        marks = (str(self.venv), str(self.root))
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if any(mark in cmdline for mark in marks):
+                found.append(cmdline)
+        return found
+
     def teardown(self) -> None:
         for _, proc in reversed(self.processes):
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            kill_tree(proc)
         shutil.rmtree(self.root, ignore_errors=True)
