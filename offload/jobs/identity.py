@@ -14,12 +14,19 @@ from django.db import models
 from django.utils import timezone
 
 from offload.jobs.queue import new_task_id
-from offload.models import Job
+from offload.models import ACTIVE_STATUSES, Job
 
 
 def params_hash(params: dict[str, Any]) -> str:
     canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
+    """The active job with this identity, if any: the one the unique index keeps a second from joining."""
+    return Job.objects.filter(
+        kind=kind, target_type=target_type, target_id=target_id, params_hash=phash, status__in=ACTIVE_STATUSES
+    ).first()
 
 
 def target_of(obj: models.Model | tuple[str, int] | None) -> tuple[str, int]:

@@ -10,8 +10,8 @@ from django.utils import timezone
 from offload.jobs import cancel_flags
 from offload.jobs.errors import JobConflict
 from offload.jobs.events import record_event
+from offload.jobs.identity import active_twin
 from offload.jobs.queue import push
-from offload.jobs.transitions import _active_twin
 from offload.models import Job, JobPriority, JobStatus
 
 
@@ -61,7 +61,7 @@ def retry(job: Job, user) -> Job:
                     queued_at=timezone.now(), **_FRESH_RUN
                 )
         except IntegrityError:
-            twin = _active_twin(job.kind, job.target_type, job.target_id, job.params_hash)
+            twin = active_twin(job.kind, job.target_type, job.target_id, job.params_hash)
             raise JobConflict(f"An identical job is already active (job {twin.pk if twin else '?'}).") from None
         job.refresh_from_db()
         if not again:

@@ -21,19 +21,11 @@ from django.utils import timezone
 
 from offload.jobs import attempts, delivery, fingerprints, idempotency, pipeline, statements
 from offload.jobs.events import record_event
-from offload.jobs.identity import new_job, params_hash, target_of
+from offload.jobs.identity import active_twin, new_job, params_hash, target_of
 from offload.jobs.kinds import get_kind
 from offload.jobs.queue import push
 from offload.lib import outputs
-from offload.models import ACTIVE_STATUSES, AttemptOutcome, Job, JobAttempt, JobPriority, JobStatus
-
-
-def _active_twin(kind: str, target_type: str, target_id: int, phash: str) -> Job | None:
-    """The active job with this identity, if any (a person's retry names it too, offload/jobs/requests.py)."""
-    return Job.objects.filter(
-        kind=kind, target_type=target_type, target_id=target_id, params_hash=phash, status__in=ACTIVE_STATUSES
-    ).first()
-
+from offload.models import AttemptOutcome, Job, JobAttempt, JobPriority, JobStatus
 
 # A create that collides with a job which then vanishes from sight is tried again this often.
 CREATE_ATTEMPTS = 3
@@ -71,7 +63,7 @@ def enqueue(
             if job is not None:
                 break
             # Lost a race: to an identical active job, or to the same Idempotency-Key.
-            existing = (key and idempotency.replay(user, key, request)) or _active_twin(*request)
+            existing = (key and idempotency.replay(user, key, request)) or active_twin(*request)
             if existing is None:
                 # The job we collided with finished (or its key expired) before we could
                 # read it: nothing is in the way any more, so create ours.

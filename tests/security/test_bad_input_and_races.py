@@ -79,7 +79,7 @@ def test_a_duplicate_that_finishes_between_the_failed_insert_and_the_lookup_is_n
     from offload.jobs import transitions
 
     twin, _ = jobs.enqueue("media.probe", target=hostile_item, user=alice)
-    real_twin = transitions._active_twin
+    real_twin = transitions.active_twin
     calls = []
 
     def twin_finishes_meanwhile(*request):
@@ -90,6 +90,6 @@ def test_a_duplicate_that_finishes_between_the_failed_insert_and_the_lookup_is_n
             return None
         return real_twin(*request)
 
-    monkeypatch.setattr(transitions, "_active_twin", twin_finishes_meanwhile)
+    monkeypatch.setattr(transitions, "active_twin", twin_finishes_meanwhile)
     job, created = jobs.enqueue("media.probe", target=hostile_item, user=alice)
     assert created and job.pk != twin.pk
