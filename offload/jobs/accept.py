@@ -158,7 +158,7 @@ event AS (
 task AS (
     INSERT INTO {quote(OrmQ._meta.db_table)} (key, payload, lock)
     SELECT {typed(OrmQ, "key")}, {typed(OrmQ, "payload")}, {typed(OrmQ, "lock")} FROM job
-    RETURNING id, {WAKE_SQL.replace("%s", "%s::text")}
+    RETURNING id, {WAKE_SQL}
 ),
 hold AS (
     -- The kind's hold, for the answer's waiting_reason (offload/jobs/waiting.py) without a second round trip.
@@ -289,6 +289,7 @@ def accept(
         for field in Job._meta.concrete_fields:
             field.pre_save(job, add=True)
         payload = job_payload(job)
+        queue = queue_of(job)
         values: dict[str, Any] = {
             "user": user.pk,
             "target_id": target_id,
@@ -299,8 +300,8 @@ def accept(
             "event": str(JobStatus.QUEUED),
             "event_payload": JobEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
             "now": now,
-            "queue": queue_of(job),
-            "wake": wake_channel(queue_of(job)),
+            "queue": queue,
+            "wake": wake_channel(queue),
             "task": task_package(job.task_id, job.pk, job),
             "want_spare": True,
             "running": str(JobStatus.RUNNING),

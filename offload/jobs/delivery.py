@@ -20,11 +20,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django_q.models import OrmQ
 
+from offload.jobs.lanes import DELETE_TASK_SQL
 from offload.jobs.queue import EXECUTE
-
-QUEUE_TABLE = OrmQ._meta.db_table
 
 _local = threading.local()
 
@@ -58,8 +56,7 @@ def acknowledge_sql(alias: str = "changed") -> tuple[str, list[Any]]:
     row = queue_row()
     if row is None:
         return "", []
-    sql = f"acked AS (DELETE FROM {QUEUE_TABLE} WHERE id = %s AND EXISTS (SELECT 1 FROM {alias}))"  # noqa: S608
-    return sql, [row]
+    return f"acked AS ({DELETE_TASK_SQL} AND EXISTS (SELECT 1 FROM {alias}))", [row]  # noqa: S608 (no value in it)
 
 
 def acknowledge_in_transaction() -> None:
@@ -68,7 +65,7 @@ def acknowledge_in_transaction() -> None:
     if row is None:
         return
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {QUEUE_TABLE} WHERE id = %s", [row])  # noqa: S608 (a table name from the model)
+        cursor.execute(DELETE_TASK_SQL, [row])
     task = _local.task
     transaction.on_commit(lambda: _acknowledged(task))
 

@@ -44,6 +44,8 @@ from offload.jobs.kinds import all_kinds, get_kind
 from offload.models import Job, JobPriority
 
 _TABLE = OrmQ._meta.db_table
+# A task's queue row gone: its acknowledge, whoever sends it (the broker, or the finish, offload/jobs/delivery.py).
+DELETE_TASK_SQL = f"DELETE FROM {_TABLE} WHERE id = %s"  # noqa: S608 (a table name from the model)
 
 PEOPLE_SUFFIX = ":people"
 # How often a polling broker lets Django close a stale connection (and health-check it).
@@ -62,7 +64,7 @@ def wake_channel(queue: str) -> str:
 
 # The wake-up as an expression, for a statement that writes a queue row (its one parameter: the channel).
 # PostgreSQL delivers it when the transaction commits, never for a rollback, and folds repeats.
-WAKE_SQL = "pg_notify(%s, '')"
+WAKE_SQL = "pg_notify(%s::text, '')"
 
 
 class LaneBroker(ORM):
@@ -128,7 +130,7 @@ class LaneBroker(ORM):
         # One statement: django-q2's delete() wraps it in a transaction of its own (BEGIN, DELETE, COMMIT).
         self.get_connection()
         with connections[Conf.ORM].cursor() as cursor:
-            cursor.execute(f"DELETE FROM {_TABLE} WHERE id = %s", [task_id])  # noqa: S608 (from the model)
+            cursor.execute(DELETE_TASK_SQL, [task_id])
 
     def fail(self, task_id: int) -> None:
         self.acknowledge(task_id)
