@@ -4,7 +4,7 @@ import ast
 import re
 
 from tests.support.cluster import BASE_DIR
-from tests.support.imports import cycles, import_graph
+from tests.support.imports import cycles, import_graph, parsed
 
 # Who may not import whom. A module under the first prefix never imports one under any of the others.
 WEB_FACING = ("offload.api", "offload.web", "offload.admin", "offload.notifications")
@@ -114,7 +114,7 @@ def test_search_uses_only_offloads_public_parts():
 
 def spine_public_names() -> set[str]:
     """What `offload/jobs/__init__.py` lists in `__all__`: the spine's public API."""
-    tree = ast.parse((BASE_DIR / "offload" / "jobs" / "__init__.py").read_text())
+    tree = parsed(BASE_DIR / "offload" / "jobs" / "__init__.py")
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             return set(ast.literal_eval(node.value))
@@ -131,7 +131,7 @@ def test_the_spine_is_reached_only_through_its_package():
             relative = path.relative_to(BASE_DIR)
             if relative.parts[:2] == ("offload", "jobs") or "migrations" in relative.parts:
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parsed(path)):
                 if isinstance(node, ast.Import):
                     wrong += [(str(relative), a.name) for a in node.names if a.name.startswith("offload.jobs.")]
                 elif isinstance(node, ast.ImportFrom) and node.module and under(node.module, "offload.jobs"):

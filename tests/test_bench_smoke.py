@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.imports import parsed
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 
@@ -62,7 +64,7 @@ def runnable_scripts() -> list[str]:
     """The bench scripts a developer runs: those with a `__main__` block."""
     found = []
     for path in sorted(BENCH.glob("*.py")):
-        tree = ast.parse(path.read_text())
+        tree = parsed(path)
         for node in tree.body:
             if isinstance(node, ast.If) and "__main__" in ast.unparse(node.test):
                 found.append(path.name)

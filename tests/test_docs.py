@@ -5,6 +5,8 @@ import re
 import sys
 from pathlib import Path
 
+from tests.support.imports import parsed
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
@@ -13,7 +15,7 @@ HOW_IT_WORKS = (ROOT / "docs" / "how-it-works.md").read_text()
 
 def variables_the_settings_read() -> set[str]:
     """Every environment variable config/settings.py reads: env_*("NAME", …) and os.environ.get("NAME")."""
-    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
+    tree = parsed(ROOT / "config" / "settings.py")
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:

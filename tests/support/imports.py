@@ -22,10 +22,26 @@ def project_modules() -> dict[str, Path]:
     return found
 
 
+def parsed(path: Path) -> ast.Module:
+    """The file's syntax tree.
+
+    CPython 3.11 keeps the AST constructor's recursion depth per interpreter, not per thread:
+    an ast.parse in another thread at the same moment (Python 3.11's traceback formatting parses
+    each line it underlines, so a background thread logging an exception does) makes this one
+    raise SystemError "AST constructor recursion depth mismatch" for a file that parses. Parsing
+    again gives the tree; a file that does not parse still raises SyntaxError.
+    """
+    source = path.read_text()
+    try:
+        return ast.parse(source, filename=str(path))
+    except SystemError:
+        return ast.parse(source, filename=str(path))
+
+
 def imports_of(path: Path, modules: dict[str, Path], package: str) -> set[str]:
     """The project modules this file imports, by any form of import, wherever it stands."""
     targets: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(parsed(path)):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
