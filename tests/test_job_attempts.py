@@ -10,11 +10,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from offload import jobs
-from offload.jobs import control, kinds, reaper, transitions
+from offload.jobs import control, kinds, reaper, runner, transitions
 from offload.jobs.runner import JobRun
 from offload.models import Job, JobEvent, JobStatus
 from tests.support import kinds_for_tests
 from tests.support.jobrunner import drain
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,6 +118,33 @@ def test_a_fresh_running_job_is_not_taken_for_lost(alice):
     control.pick_up(job.pk)
     assert reaper.requeue_lost_jobs() == []
     assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+
+def run_until_beaten_twice(job, target, run):
+    """Hold the attempt until the process's heartbeat thread has beaten for it twice."""
+    beats = set()
+
+    def beaten_twice() -> bool:
+        beats.add(Job.objects.values_list("heartbeat_at", flat=True).get(pk=job.pk))
+        return len(beats) >= 3
+
+    wait_for(beaten_twice, 30, "two heartbeats", interval=0.05)
+    return {"beats": len(beats) - 1}
+
+
+def test_a_job_run_outside_a_cluster_beats_for_itself_and_takes_over_no_other_job(alice, settings):
+    # A process that runs a job in passing (a test, a benchmark) is not one of the cluster's workers:
+    # it keeps its own job alive, and leaves other workers' lost jobs to the workers and the reaper.
+    settings.OFFLOAD_JOB_STALE_SECONDS = 2
+    lost, _ = jobs.enqueue("system.noop", user=alice)
+    control.pick_up(lost.pk)
+    go_stale(lost, settings)
+    with kinds_for_tests.registered(kinds.JobKind("test.beaten", run_until_beaten_twice, internal=True)):
+        job, _ = jobs.enqueue("test.beaten", user=alice)
+        assert runner.execute(job.pk) == "succeeded"
+    assert Job.objects.get(pk=job.pk).result == {"beats": 2}
+    # The heartbeat thread finished a whole round (the beat and whatever follows it) before its second beat.
+    assert Job.objects.get(pk=lost.pk).status == JobStatus.RUNNING
 
 
 @pytest.mark.parametrize("form", FORMS)

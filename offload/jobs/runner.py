@@ -109,10 +109,11 @@ class _Heartbeat(threading.Thread):
     reporting progress; the reaper and redelivered tasks judge liveness by this beat.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, reaps: bool) -> None:
         super().__init__(name="offload-heartbeat", daemon=True)
         self._run: JobRun | None = None
         self._lock = threading.Lock()
+        self._reaps = reaps
 
     def watch(self, run: JobRun | None) -> None:
         with self._lock:
@@ -128,7 +129,8 @@ class _Heartbeat(threading.Thread):
                     run.cancel_event.set()
                 # Any live worker takes over a dead one's job within a beat of it going stale:
                 # the reaper's schedule runs only once a minute.
-                reaper.requeue_lost_jobs()
+                if self._reaps:
+                    reaper.requeue_lost_jobs()
             except Exception:
                 log.exception("heartbeat%s failed", f" for job {run.job.pk}" if run else "")
             finally:
@@ -141,11 +143,14 @@ _heartbeat: _Heartbeat | None = None
 _heartbeat_pid: int | None = None
 
 
-def _heartbeat_thread() -> _Heartbeat:
+def _heartbeat_thread(worker: bool = False) -> _Heartbeat:
     global _heartbeat, _heartbeat_pid
     # A forked worker does not inherit its parent's threads: start one per process.
     if _heartbeat is None or _heartbeat_pid != os.getpid():
-        _heartbeat = _Heartbeat()
+        # Only a cluster's worker takes over other workers' lost jobs. A process that runs a
+        # job in passing (a test, a benchmark's loop) beats for it and nothing else: a reaper
+        # left running there would keep writing to its database after the job is done.
+        _heartbeat = _Heartbeat(reaps=worker)
         _heartbeat.start()
         _heartbeat_pid = os.getpid()
     return _heartbeat
@@ -153,7 +158,7 @@ def _heartbeat_thread() -> _Heartbeat:
 
 def on_worker_spawned(sender, proc_name: str = "", **kwargs) -> None:
     """django-q2's post_spawn: the worker's heartbeat thread starts now, not at its first job."""
-    _heartbeat_thread()
+    _heartbeat_thread(worker=True)
 
 
 def execute(job_id: int) -> str:
