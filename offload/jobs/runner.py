@@ -7,7 +7,7 @@ import time
 import traceback
 
 from django.apps import apps
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
@@ -165,7 +165,15 @@ def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
     with delivery.running():
-        job, why_not = control.pick_up(job_id)
+        spared = delivery.spare_health_check()
+        try:
+            job, why_not = control.pick_up(job_id)
+        except (InterfaceError, OperationalError):
+            if not spared:
+                raise
+            # The connection died since its last check (a database restart): once more on a new one.
+            connection.close()
+            job, why_not = control.pick_up(job_id)
         if job is None:
             return why_not
         run = JobRun(job)
