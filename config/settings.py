@@ -341,7 +341,8 @@ OFFLOAD_JOB_MAX_ATTEMPTS = env_int("OFFLOAD_JOB_MAX_ATTEMPTS", 3, minimum=1)
 # A job that finds its kind's concurrency cap full goes back to the queue for this long.
 OFFLOAD_QUEUE_CAP_WAIT_SECONDS = env_float("OFFLOAD_QUEUE_CAP_WAIT_SECONDS", 2.0)
 OFFLOAD_IDEMPOTENCY_TTL_SECONDS = env_int("OFFLOAD_IDEMPOTENCY_TTL_SECONDS", 24 * 3600, minimum=1)
-# The accept path's statement is prepared once per connection (PostgreSQL plans it once). Turn
+# The accept path's statement and the worker's transitions are prepared once per connection
+# (PostgreSQL plans each once: offload/jobs/prepared.py). Turn
 # off behind a pooler that cannot keep prepared statements (PgBouncer before 1.21 in
 # transaction mode; see docs/scaling.md).
 OFFLOAD_DB_PREPARED_STATEMENTS = env_bool("OFFLOAD_DB_PREPARED_STATEMENTS", True)

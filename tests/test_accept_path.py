@@ -50,6 +50,15 @@ def test_an_accepted_probe_is_one_round_trip_to_postgresql(alice_api, alices_ite
     assert response["Location"] == f"/api/v1/jobs/{job.pk}/"
 
 
+def test_the_accept_statement_is_prepared_once_per_connection(alice_api, alices_item, other_item):
+    for item in (alices_item, other_item):
+        assert alice_api.post(f"/api/v1/media/{item.pk}/probe/").status_code == 202
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%replay AS%"])
+        # Parsed by PostgreSQL for the session's first request, used as it is by the later ones.
+        assert cursor.fetchone()[0] == 1
+
+
 def test_the_answer_is_built_from_what_the_statement_wrote(alice_api, alices_item):
     body = alice_api.post(f"/api/v1/media/{alices_item.pk}/probe/").json()
     assert body == alice_api.get(body["url"]).json()

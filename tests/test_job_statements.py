@@ -78,6 +78,34 @@ def test_claim_progress_and_finish_are_one_round_trip_each(alice):
     assert events[3].payload == python_payload(job)
 
 
+def prepared_transitions() -> set[str]:
+    """The job transitions this session holds prepared (PostgreSQL parsed them once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%%WITH changed AS%%'")
+        return {statement for (statement,) in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_the_workers_statements_are_prepared_once_per_connection_not_once_per_job(alice, settings, prepare):
+    settings.OFFLOAD_DB_PREPARED_STATEMENTS = prepare
+    connection.close()  # a session of its own, with nothing prepared yet
+    first = [jobs.enqueue("system.noop", params={"n": n}, user=alice)[0] for n in range(2)]
+    for job in first:
+        assert execute(job.pk) == "succeeded"
+    after_two = prepared_transitions()
+    for job in [jobs.enqueue("system.noop", params={"n": n}, user=alice)[0] for n in range(2, 8)]:
+        assert execute(job.pk) == "succeeded"
+    # Behind a pooler that cannot keep them (OFFLOAD_DB_PREPARED_STATEMENTS=0), nothing is prepared.
+    if not prepare:
+        assert prepared_transitions() == after_two == set()
+        return
+    # The claim and the finish, each prepared by the first job and used as they are by the next seven.
+    assert len(after_two) == 2
+    claim, finish = sorted(after_two, key=lambda sql: "closed_succeeded" in sql)
+    assert "opened AS" in claim and "closed_succeeded" in finish
+    assert prepared_transitions() == after_two
+
+
 def test_a_task_delivered_twice_runs_the_job_once(alice):
     job, _ = jobs.enqueue("system.noop", user=alice)
     assert execute(job.pk) == "succeeded"

@@ -31,19 +31,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.models import OrmQ
 
-from offload.jobs import waiting
+from offload.jobs import prepared, waiting
 from offload.jobs.errors import IdempotencyKeyReused
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.identity import new_job
 from offload.jobs.lanes import WAKE_SQL, queue_of, wake_channel
 from offload.jobs.payload import job_payload
+from offload.jobs.prepared import job_from_json
 from offload.jobs.queue import task_package
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
@@ -204,25 +204,6 @@ def _statement(target_type: str, staff: bool, visible_to: TargetsFor) -> _Statem
     return found
 
 
-class _PreparedCursor(psycopg.Cursor):
-    """Server-side binding, every statement prepared: PostgreSQL parses and plans the accept statement once."""
-
-    def execute(self, query, params=None, **kwargs):
-        kwargs.setdefault("prepare", True)
-        return super().execute(query, params, **kwargs)
-
-
-def _cursor():
-    """A cursor for the accept path: Django's wrapper (query capture, execute wrappers) around a preparing one."""
-    if not settings.OFFLOAD_DB_PREPARED_STATEMENTS:
-        return connection.cursor()
-    # As connection.cursor() does, around a cursor of our own class (_prepare_cursor is
-    # Django's wrapping step; Django's own cursors bind on the client and never prepare).
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    return connection._prepare_cursor(_PreparedCursor(connection.connection))
-
-
 def _take_id(cursor) -> int:
     """A job id from this process's spares, or a fresh one from the sequence (a round trip)."""
     global _spare_pid
@@ -256,12 +237,6 @@ def _row_json(job: Job) -> str:
     return json.dumps(row)
 
 
-def _job_from_json(text: str) -> Job:
-    row = json.loads(text)
-    values = [f.to_python(row[f.column]) if row[f.column] is not None else None for f in Job._meta.concrete_fields]
-    return Job.from_db(connection.alias, [f.attname for f in Job._meta.concrete_fields], values)
-
-
 def accept(
     user,
     kind: str,
@@ -284,7 +259,7 @@ def accept(
     job = new_job(kind, (target_type, target_id), params, params_hash, user, key, [], JobPriority.PERSON)
     now = job.created_at
     statement = _statement(target_type, bool(user.is_staff), visible_to)
-    with _cursor() as cursor:
+    with prepared.cursor() as cursor:
         job.pk = _take_id(cursor)
         for field in Job._meta.concrete_fields:
             field.pre_save(job, add=True)
@@ -319,7 +294,7 @@ def accept(
     if outcome != "created":
         _give_back(job.pk)
         if outcome == "twin":
-            return Accepted(_with_holds(_job_from_json(row), holds), created=False, twin=True)
+            return Accepted(_with_holds(job_from_json(row), holds), created=False, twin=True)
         replayed = _replayed(job, row)
         if replayed is not None:
             _with_holds(replayed.job, holds)
@@ -345,7 +320,7 @@ def _with_holds(job: Job, holds: "waiting.Holds") -> Job:
 
 def _replayed(asked: Job, row: str) -> Accepted | None:
     """The job an earlier request with this Idempotency-Key made; None when the key has expired."""
-    earlier = _job_from_json(row)
+    earlier = job_from_json(row)
     if earlier.created_at < timezone.now() - timedelta(seconds=settings.OFFLOAD_IDEMPOTENCY_TTL_SECONDS):
         return None  # the general path frees the key
     request = (asked.kind, asked.target_type, asked.target_id, asked.params_hash)

@@ -18,9 +18,10 @@ from typing import Any
 
 from django.db import connection
 
-from offload.jobs import attempts, delivery
+from offload.jobs import attempts, delivery, prepared
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload, payload_sql
+from offload.jobs.prepared import job_from_json
 from offload.models import Job, JobEvent, JobStatus
 
 JOB_TABLE = Job._meta.db_table
@@ -82,22 +83,25 @@ event AS (
     SELECT j.id, j.requested_by_id, %s, {payload_sql("j")}, now() FROM changed j WHERE {event_when}
     RETURNING id, created_at
 ){"," + also_sql if also_sql else ""}
-SELECT changed.*, event.id AS offload_event_id, event.created_at AS offload_event_at
+SELECT row_to_json(changed)::text, event.id, event.created_at
 FROM changed LEFT JOIN event ON TRUE
 """  # noqa: S608 (identifiers from the models; every value is a parameter)
-    rows = list(Job.objects.raw(sql, [*set_params, job_id, *where_params, event, *also_params]))
-    if not rows:
+    with prepared.cursor() as cursor:
+        cursor.execute(sql, [*set_params, job_id, *where_params, event, *also_params])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    job = rows[0]
-    if job.offload_event_id is not None:
+    changed, event_id, event_at = row
+    job = job_from_json(changed)
+    if event_id is not None:
         record = JobEvent(
-            pk=job.offload_event_id,
+            pk=event_id,
             seq=None,
             job=job,
             user_id=job.requested_by_id,
             event=event,
             payload=job_payload(job),
-            created_at=job.offload_event_at,
+            created_at=event_at,
         )
         record._state.adding = False
         announce_at_commit(record, nobody_joined=not job.has_members)
