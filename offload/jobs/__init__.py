@@ -17,7 +17,8 @@ directly:
 - `pipeline`: a request meeting its active twin: a pipeline's later stages join it, a person's
   request promotes it;
 - `statements`: the worker's claim, progress and finish as one statement each;
-- `prepared`: the cursor that prepares those statements and the accept's once per connection;
+- `prepared`: the cursor that prepares those statements and the accept's once per connection, on a
+  connection health-checked at most once a second;
 - `cancel_flags`: the Redis flags that tell a running job's worker to stop;
 - `attempts`: each attempt's history row (times, host/pid, outcome, error, log tail), in both
   forms the transitions take;

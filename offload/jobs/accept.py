@@ -259,33 +259,37 @@ def accept(
     job = new_job(kind, (target_type, target_id), params, params_hash, user, key, [], JobPriority.PERSON)
     now = job.created_at
     statement = _statement(target_type, bool(user.is_staff), visible_to)
-    with prepared.cursor() as cursor:
-        job.pk = _take_id(cursor)
-        for field in Job._meta.concrete_fields:
-            field.pre_save(job, add=True)
-        payload = job_payload(job)
-        queue = queue_of(job)
-        values: dict[str, Any] = {
-            "user": user.pk,
-            "target_id": target_id,
-            "key": key,
-            "kind": kind,
-            "target_type": target_type,
-            "params_hash": params_hash,
-            "event": str(JobStatus.QUEUED),
-            "event_payload": JobEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
-            "now": now,
-            "queue": queue,
-            "wake": wake_channel(queue),
-            "task": task_package(job.task_id, job.pk, job),
-            "want_spare": True,
-            "running": str(JobStatus.RUNNING),
-        }
-        for status in ACTIVE_STATUSES:
-            values[f"active:{status}"] = str(status)
-        values["job"] = _row_json(job)
-        cursor.execute(statement.sql, statement.params(values))
-        rows = cursor.fetchall()
+
+    def run() -> tuple[list[tuple], dict[str, Any]]:
+        with prepared.cursor() as cursor:
+            job.pk = _take_id(cursor)
+            for field in Job._meta.concrete_fields:
+                field.pre_save(job, add=True)
+            payload = job_payload(job)
+            queue = queue_of(job)
+            values: dict[str, Any] = {
+                "user": user.pk,
+                "target_id": target_id,
+                "key": key,
+                "kind": kind,
+                "target_type": target_type,
+                "params_hash": params_hash,
+                "event": str(JobStatus.QUEUED),
+                "event_payload": JobEvent._meta.get_field("payload").get_db_prep_save(payload, connection),
+                "now": now,
+                "queue": queue,
+                "wake": wake_channel(queue),
+                "task": task_package(job.task_id, job.pk, job),
+                "want_spare": True,
+                "running": str(JobStatus.RUNNING),
+            }
+            for status in ACTIVE_STATUSES:
+                values[f"active:{status}"] = str(status)
+            values["job"] = _row_json(job)
+            cursor.execute(statement.sql, statement.params(values))
+            return cursor.fetchall(), payload
+
+    rows, payload = prepared.on_live_connection(run)
     if not rows:
         _give_back(job.pk)
         return None

@@ -16,13 +16,12 @@ deletes nothing and clears nothing.
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from time import monotonic
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
-from offload.jobs.lanes import CHECK_INTERVAL, DELETE_TASK_SQL
+from offload.jobs.lanes import DELETE_TASK_SQL
 from offload.jobs.queue import EXECUTE
 
 _local = threading.local()
@@ -41,26 +40,6 @@ def running() -> Iterator[None]:
         yield
     finally:
         _local.task = None
-
-
-def spare_health_check() -> bool:
-    """Call off the health check django-q2 asked for before this task when one ran within CHECK_INTERVAL.
-
-    django-q2's worker lets Django close stale connections before every task, which with health
-    checks on is a `SELECT 1` before the claim: a round trip per job, as the lanes' polls had.
-    True when the check was called off; the caller then tries its first statement once more
-    on a new connection should this one have died meanwhile.
-    """
-    now = monotonic()
-    if connection.connection is None or connection.health_check_done or now - _checked_at() >= CHECK_INTERVAL:
-        _local.checked_at = now
-        return False
-    connection.health_check_done = True
-    return True
-
-
-def _checked_at() -> float:
-    return getattr(_local, "checked_at", -CHECK_INTERVAL)
 
 
 def queue_row() -> int | None:

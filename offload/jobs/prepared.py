@@ -11,12 +11,20 @@ which a prepared statement's result must not.
 """
 
 import json
+import threading
+from collections.abc import Callable
+from time import monotonic
+from typing import TypeVar
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 
+from offload.jobs.lanes import CHECK_INTERVAL
 from offload.models import Job
+
+T = TypeVar("T")
+_local = threading.local()
 
 _NEVER_BY_COUNT = 2**31 - 1
 
@@ -48,6 +56,39 @@ def cursor():
         # first use, so the count never comes into play.
         raw.prepare_threshold = _NEVER_BY_COUNT
     return connection._prepare_cursor(_PreparedCursor(raw))
+
+
+def on_live_connection(statements: Callable[[], T]) -> T:
+    """statements() on this thread's connection, health-checked at most once a CHECK_INTERVAL.
+
+    Django health-checks a connection before its first query after each request or task (a
+    `SELECT 1`, for django-q2's worker before every task): on the accept path and the
+    worker's claim that was a second round trip. A connection that died since its last check
+    (a database restart) fails at once, before any statement reached a server, and
+    statements() runs once more on a new one.
+    """
+    if not _spare_health_check():
+        return statements()
+    try:
+        return statements()
+    except (InterfaceError, OperationalError):
+        connection.close()
+        return statements()
+
+
+def _spare_health_check() -> bool:
+    """Call off the health check Django asked for when one ran within CHECK_INTERVAL; whether it was."""
+    now = monotonic()
+    if (
+        connection.connection is None
+        or connection.in_atomic_block
+        or connection.health_check_done
+        or now - getattr(_local, "checked_at", -CHECK_INTERVAL) >= CHECK_INTERVAL
+    ):
+        _local.checked_at = now
+        return False
+    connection.health_check_done = True
+    return True
 
 
 def job_from_json(text: str) -> Job:

@@ -7,12 +7,12 @@ import time
 import traceback
 
 from django.apps import apps
-from django.db import InterfaceError, OperationalError, connection, models
+from django.db import connection, models
 from django_q.exceptions import TimeoutException
 from redis.exceptions import RedisError
 
 from offload import logs
-from offload.jobs import cancel_flags, control, delivery, liveness, reaper
+from offload.jobs import cancel_flags, control, delivery, liveness, prepared, reaper
 from offload.jobs import transitions as jobs
 from offload.jobs.errors import JobCancelled, JobDeferred, JobFailed, JobLost, TransientJobError
 from offload.jobs.kinds import get_kind
@@ -165,15 +165,7 @@ def execute(job_id: int) -> str:
     """The django-q2 task for every job kind. Safe to deliver more than once."""
     # A paused kind's job is parked, a capped one put back: neither spends an attempt.
     with delivery.running():
-        spared = delivery.spare_health_check()
-        try:
-            job, why_not = control.pick_up(job_id)
-        except (InterfaceError, OperationalError):
-            if not spared:
-                raise
-            # The connection died since its last check (a database restart): once more on a new one.
-            connection.close()
-            job, why_not = control.pick_up(job_id)
+        job, why_not = prepared.on_live_connection(lambda: control.pick_up(job_id))
         if job is None:
             return why_not
         run = JobRun(job)
