@@ -5,7 +5,6 @@ django-q2 worker)."""
 import multiprocessing
 import threading
 
-import psycopg
 import pytest
 from django.db import close_old_connections, connection
 from django_q.signing import SignedPackage
@@ -15,19 +14,9 @@ from offload import jobs
 from offload.jobs import prepared
 from offload.jobs.lanes import broker_for, lane_queue
 from offload.models import Job, JobStatus, Library, MediaItem
+from tests.support.sessions import end_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def drop(conn) -> None:
-    """The database ends this connection's session, as a restart would."""
-    with conn.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    params = conn.get_connection_params()
-    dsn = {key: params[key] for key in ("dbname", "user", "password", "host", "port") if params.get(key)}
-    with psycopg.connect(**dsn, autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 def on_clock(monkeypatch, clock: list[float]) -> None:
@@ -73,7 +62,7 @@ def test_an_accept_on_a_connection_the_database_dropped_answers_202(alice_api, i
     on_clock(monkeypatch, [1e9])
     assert post_as_served(alice_api, f"/api/v1/media/{items[0].pk}/probe/").status_code == 202
     assert post_as_served(alice_api, f"/api/v1/media/{items[1].pk}/probe/").status_code == 202
-    drop(connection)
+    end_session(connection)
     # Within the check's interval: nothing checks the dead connection before the statement.
     response = post_as_served(alice_api, f"/api/v1/media/{items[2].pk}/probe/")
     assert response.status_code == 202, response.content
@@ -128,7 +117,7 @@ def test_a_task_taken_on_a_connection_the_database_dropped_runs_on_a_new_one(ali
 
     def drop_the_workers_connection(done: dict) -> None:
         if done["args"] == (first.pk,):
-            drop(connection)
+            end_session(connection)
 
     # The second task comes within the check's interval, so nothing checks the dead connection first.
     results = run_worker(tasks, between=drop_the_workers_connection)

@@ -2,7 +2,6 @@
 
 import threading
 
-import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +12,7 @@ from offload import jobs
 from offload.jobs import lanes
 from offload.jobs.lanes import LaneORMBroker, broker_for, lane_queue
 from offload.models import JobPriority
+from tests.support.sessions import end_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,13 +84,7 @@ def test_a_poll_on_a_connection_the_database_dropped_takes_its_row_on_a_new_one(
     broker = idle_broker(monkeypatch, [1000.0])
     assert broker.dequeue() is None
     job, _ = jobs.enqueue("system.noop", user=alice)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        (pid,) = cursor.fetchone()
-    params = connection.get_connection_params()
-    dsn = {key: params[key] for key in ("dbname", "user", "password", "host", "port") if params.get(key)}
-    with psycopg.connect(**dsn, autocommit=True) as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    end_session(connection)
     assert taken_job_ids(broker.dequeue()) == [job.pk]
 
 
