@@ -3,7 +3,6 @@ still good after the database dropped them (the accept path in the web process, 
 django-q2 worker)."""
 
 import multiprocessing
-import threading
 
 import pytest
 from django.db import close_old_connections, connection
@@ -14,24 +13,9 @@ from offload import jobs
 from offload.jobs import prepared
 from offload.jobs.lanes import broker_for, lane_queue
 from offload.models import Job, JobStatus, Library, MediaItem
-from tests.support.sessions import end_session
+from tests.support.sessions import end_session, health_checks, on_check_clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def on_clock(monkeypatch, clock: list[float]) -> None:
-    """The spine's checks read this clock, and this thread has made none on it yet."""
-    monkeypatch.setattr(prepared, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(prepared, "_local", threading.local())
-
-
-def counted_checks(monkeypatch, clock: list[float]) -> list[float]:
-    """The health checks this thread's connection makes, on a clock the test moves."""
-    on_clock(monkeypatch, clock)
-    checks: list[float] = []
-    usable = connection.is_usable
-    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(clock[0]) or usable())
-    return checks
 
 
 @pytest.fixture
@@ -50,7 +34,8 @@ def post_as_served(client, path: str):
 def test_accepts_in_quick_succession_make_one_health_check_a_second(alice_api, items, monkeypatch):
     post_as_served(alice_api, f"/api/v1/media/{items[0].pk}/probe/")  # the connection is open
     clock = [1e9]
-    checks = counted_checks(monkeypatch, clock)
+    on_check_clock(monkeypatch, clock)
+    checks = health_checks(monkeypatch, clock)
     for item in items[1:]:
         assert post_as_served(alice_api, f"/api/v1/media/{item.pk}/probe/").status_code == 202
         clock[0] += prepared.CHECK_INTERVAL / 2
@@ -59,7 +44,7 @@ def test_accepts_in_quick_succession_make_one_health_check_a_second(alice_api, i
 
 
 def test_an_accept_on_a_connection_the_database_dropped_answers_202(alice_api, items, monkeypatch):
-    on_clock(monkeypatch, [1e9])
+    on_check_clock(monkeypatch, [1e9])
     assert post_as_served(alice_api, f"/api/v1/media/{items[0].pk}/probe/").status_code == 202
     assert post_as_served(alice_api, f"/api/v1/media/{items[1].pk}/probe/").status_code == 202
     end_session(connection)
@@ -96,7 +81,8 @@ def test_a_worker_health_checks_its_connection_once_a_second_not_before_every_ta
     queued = [jobs.enqueue("system.noop", params={"n": n}, user=alice)[0] for n in range(4)]
     tasks = taken_tasks(4)
     clock = [1e9]
-    checks = counted_checks(monkeypatch, clock)
+    on_check_clock(monkeypatch, clock)
+    checks = health_checks(monkeypatch, clock)
 
     def a_moment_later(done: dict) -> None:
         clock[0] += prepared.CHECK_INTERVAL / 2
@@ -111,7 +97,7 @@ def test_a_worker_health_checks_its_connection_once_a_second_not_before_every_ta
 
 
 def test_a_task_taken_on_a_connection_the_database_dropped_runs_on_a_new_one(alice, monkeypatch):
-    on_clock(monkeypatch, [1e9])
+    on_check_clock(monkeypatch, [1e9])
     first, second = (jobs.enqueue("system.noop", params={"n": n}, user=alice)[0] for n in range(2))
     tasks = taken_tasks(2)
 

@@ -9,10 +9,10 @@ from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
 from offload import jobs
-from offload.jobs import lanes
+from offload.jobs import prepared
 from offload.jobs.lanes import LaneORMBroker, broker_for, lane_queue
 from offload.models import JobPriority
-from tests.support.sessions import end_session
+from tests.support.sessions import end_session, health_checks, on_check_clock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,7 +60,7 @@ def test_takers_racing_for_the_same_rows_never_share_one(alice):
 
 def idle_broker(monkeypatch, clock: list[float]) -> LaneORMBroker:
     """A lane's broker polling an empty queue without its pause, on a clock the test moves."""
-    monkeypatch.setattr(lanes, "monotonic", lambda: clock[0])
+    on_check_clock(monkeypatch, clock)
     broker = LaneORMBroker(lane_queue("default"))
     monkeypatch.setattr(broker, "wait_for_work", lambda seconds: False)
     return broker
@@ -69,15 +69,13 @@ def idle_broker(monkeypatch, clock: list[float]) -> LaneORMBroker:
 def test_polls_health_check_their_connection_once_a_second_not_each_time(monkeypatch):
     clock = [1000.0]
     broker = idle_broker(monkeypatch, clock)
-    checks = []
-    usable = connection.is_usable
-    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(clock[0]) or usable())
+    checks = health_checks(monkeypatch, clock)
     for _ in range(20):
         assert broker.dequeue() is None
-    clock[0] += lanes.CHECK_INTERVAL
+    clock[0] += prepared.CHECK_INTERVAL
     for _ in range(20):
         assert broker.dequeue() is None
-    assert checks == [1000.0, 1000.0 + lanes.CHECK_INTERVAL]
+    assert checks == [1000.0, 1000.0 + prepared.CHECK_INTERVAL]
 
 
 def test_a_poll_on_a_connection_the_database_dropped_takes_its_row_on_a_new_one(alice, monkeypatch):
@@ -86,6 +84,20 @@ def test_a_poll_on_a_connection_the_database_dropped_takes_its_row_on_a_new_one(
     job, _ = jobs.enqueue("system.noop", user=alice)
     end_session(connection)
     assert taken_job_ids(broker.dequeue()) == [job.pk]
+
+
+def test_acknowledges_health_check_their_connection_once_a_second_not_each_time(alice, monkeypatch):
+    for n in range(3):
+        jobs.enqueue("system.noop", params={"n": n}, user=alice)
+    clock = [1000.0]
+    broker = idle_broker(monkeypatch, clock)
+    taken = [broker.dequeue()[0][0] for _ in range(3)]
+    checks = health_checks(monkeypatch, clock)
+    clock[0] += prepared.CHECK_INTERVAL
+    for ack_id in taken:
+        broker.acknowledge(ack_id)
+    assert checks == [1000.0 + prepared.CHECK_INTERVAL]
+    assert not OrmQ.objects.filter(pk__in=taken).exists()
 
 
 def test_an_acknowledge_is_one_statement_outside_any_transaction(alice, monkeypatch):

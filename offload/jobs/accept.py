@@ -43,7 +43,6 @@ from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.identity import new_job
 from offload.jobs.lanes import WAKE_SQL, queue_of, wake_channel
 from offload.jobs.payload import job_payload
-from offload.jobs.prepared import job_from_json
 from offload.jobs.queue import task_package
 from offload.models import ACTIVE_STATUSES, Job, JobEvent, JobPriority, JobStatus, QueueControl
 
@@ -298,7 +297,7 @@ def accept(
     if outcome != "created":
         _give_back(job.pk)
         if outcome == "twin":
-            return Accepted(_with_holds(job_from_json(row), holds), created=False, twin=True)
+            return Accepted(_with_holds(prepared.job_from_json(row), holds), created=False, twin=True)
         replayed = _replayed(job, row)
         if replayed is not None:
             _with_holds(replayed.job, holds)
@@ -324,7 +323,7 @@ def _with_holds(job: Job, holds: "waiting.Holds") -> Job:
 
 def _replayed(asked: Job, row: str) -> Accepted | None:
     """The job an earlier request with this Idempotency-Key made; None when the key has expired."""
-    earlier = job_from_json(row)
+    earlier = prepared.job_from_json(row)
     if earlier.created_at < timezone.now() - timedelta(seconds=settings.OFFLOAD_IDEMPOTENCY_TTL_SECONDS):
         return None  # the general path frees the key
     request = (asked.kind, asked.target_type, asked.target_id, asked.params_hash)

@@ -25,10 +25,10 @@ can be counted per lane and a dead lane beside a live one shows as 0.
 
 import select
 from datetime import datetime, timedelta
-from time import monotonic, sleep
+from time import sleep
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import connections
 from django.db.models import Case, IntegerField, Value, When
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
@@ -39,7 +39,7 @@ from django_q.models import OrmQ
 from django_q.status import Stat
 from psycopg import sql
 
-from offload.jobs import quiet
+from offload.jobs import prepared, quiet
 from offload.jobs.kinds import all_kinds, get_kind
 from offload.models import Job, JobPriority
 
@@ -48,8 +48,6 @@ _TABLE = OrmQ._meta.db_table
 DELETE_TASK_SQL = f"DELETE FROM {_TABLE} WHERE id = %s"  # noqa: S608 (a table name from the model)
 
 PEOPLE_SUFFIX = ":people"
-# How often a polling broker lets Django close a stale connection (and health-check it).
-CHECK_INTERVAL = 1.0
 
 
 def people_key(list_key: str) -> str:
@@ -73,7 +71,6 @@ class LaneBroker(ORM):
     def __init__(self, list_key: str | None = None, not_before: datetime | None = None) -> None:
         super().__init__(list_key=list_key)
         self.not_before = not_before
-        self._checked_at = -CHECK_INTERVAL
 
     def _keys(self) -> tuple[str, str]:
         return self.list_key, people_key(self.list_key)
@@ -99,14 +96,12 @@ class LaneBroker(ORM):
             sleep(Conf.POLL)  # quieted by an operator: its workers finish what they hold
             return None
         backlog, people = self._keys()
-        self._check_connection()
+        # django-q2's step before each use (stale connections closed), its health check made
+        # at most once a second: before every poll, it was a round trip per job taken and 20
+        # a second from an idle lane.
+        self.get_connection()
         if connections[Conf.ORM].vendor == "postgresql":
-            try:
-                taken = self._take_due(backlog, people)
-            except (InterfaceError, OperationalError):
-                # A connection that died between checks (a database restart): one more try on a new one.
-                connections[Conf.ORM].close()
-                taken = self._take_due(backlog, people)
+            taken = prepared.on_live_connection(lambda: self._take_due(backlog, people))
         else:
             taken = self._take_due_one_by_one(backlog, people)
         if taken:
@@ -115,20 +110,12 @@ class LaneBroker(ORM):
         self.wait_for_work(Conf.POLL)
         return None
 
-    def _check_connection(self) -> None:
-        """django-q2's step before each use (stale connections closed), at most once a CHECK_INTERVAL.
-
-        Each check costs the health check's `SELECT 1` before the next statement: on every poll,
-        that was a round trip per job taken and 20 a second from an idle lane.
-        """
-        now = monotonic()
-        if now - self._checked_at >= CHECK_INTERVAL:
-            self._checked_at = now
-            self.get_connection()
-
     def acknowledge(self, task_id: int) -> None:
         # One statement: django-q2's delete() wraps it in a transaction of its own (BEGIN, DELETE, COMMIT).
         self.get_connection()
+        prepared.on_live_connection(lambda: self._delete(task_id))
+
+    def _delete(self, task_id: int) -> None:
         with connections[Conf.ORM].cursor() as cursor:
             cursor.execute(DELETE_TASK_SQL, [task_id])
 

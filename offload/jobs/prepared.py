@@ -8,6 +8,10 @@ what PostgreSQL cannot infer (a NULL or a string selected into an INSERT).
 
 Rows come back as one JSON value (`row_to_json`): its shape never changes with the table's,
 which a prepared statement's result must not.
+
+The spine's busiest connections (the accept, a worker's claim, a lane's polls and
+acknowledges) run their statements through `on_live_connection`: health-checked at most once
+a second rather than before every request, task or poll.
 """
 
 import json
@@ -20,10 +24,11 @@ import psycopg
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from offload.jobs.lanes import CHECK_INTERVAL
 from offload.models import Job
 
 T = TypeVar("T")
+# How often a connection the spine keeps using is health-checked (Django's SELECT 1).
+CHECK_INTERVAL = 1.0
 _local = threading.local()
 
 _NEVER_BY_COUNT = 2**31 - 1

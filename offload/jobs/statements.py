@@ -21,7 +21,6 @@ from django.db import connection
 from offload.jobs import attempts, delivery, prepared
 from offload.jobs.events import announce_at_commit, wanted_in_transaction_sql
 from offload.jobs.payload import job_payload, payload_sql
-from offload.jobs.prepared import job_from_json
 from offload.models import Job, JobEvent, JobStatus
 
 JOB_TABLE = Job._meta.db_table
@@ -92,7 +91,7 @@ FROM changed LEFT JOIN event ON TRUE
     if row is None:
         return None
     changed, event_id, event_at = row
-    job = job_from_json(changed)
+    job = prepared.job_from_json(changed)
     if event_id is not None:
         record = JobEvent(
             pk=event_id,

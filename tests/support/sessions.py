@@ -1,6 +1,26 @@
-"""Ending a Django connection's PostgreSQL session from outside, as a database restart would."""
+"""A Django connection's PostgreSQL session: ended from outside, as a database restart would, and
+the clock its health checks are spaced by (offload/jobs/prepared.py)."""
+
+import threading
 
 import psycopg
+from django.db import connection
+
+from offload.jobs import prepared
+
+
+def on_check_clock(monkeypatch, clock: list[float]) -> None:
+    """The spine's health checks read this clock, and this thread has made none on it yet."""
+    monkeypatch.setattr(prepared, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(prepared, "_local", threading.local())
+
+
+def health_checks(monkeypatch, clock: list[float]) -> list[float]:
+    """The times on `clock` at which this thread's connection is health-checked from now on."""
+    checks: list[float] = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(clock[0]) or usable())
+    return checks
 
 
 def end_session(conn) -> None:
